@@ -1,0 +1,17 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .finish_reason import FinishReason
+from .generate_request import GenerateRequest
+from .generate_response import GenerateResponse
+from .health import Health
+from .health_status import HealthStatus
+from .problem import Problem
+
+__all__ = (
+    "FinishReason",
+    "GenerateRequest",
+    "GenerateResponse",
+    "Health",
+    "HealthStatus",
+    "Problem",
+)

@@ -1,0 +1,97 @@
+"""The `lambdallm` command: start one tier, the whole stack, the demo or the benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lambdallm import settings
+
+
+def _local_cloud(args: argparse.Namespace) -> int:
+    from lambdallm.local_cloud.server import serve
+
+    return serve(settings.load(settings.CloudSettings, "local-cloud", args.config))
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from lambdallm.proxy.server import serve
+
+    return serve(settings.load(settings.ProxySettings, "proxy", args.config))
+
+
+def _rest(args: argparse.Namespace) -> int:
+    from lambdallm.rest.app import serve
+
+    return serve(settings.load(settings.RestSettings, "rest", args.config))
+
+
+def _up(args: argparse.Namespace) -> int:
+    from lambdallm.stack import up
+
+    return up(engine=args.engine)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lambdallm.stack import demo
+
+    return demo(engine=args.engine, max_tokens=args.max_tokens)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lambdallm.bench import run
+
+    return run(quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `lambdallm`, one subcommand per entry point."""
+    parser = argparse.ArgumentParser(prog="lambdallm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, run: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        return sub
+
+    for name, run, help in (
+        ("local-cloud", _local_cloud, "start the local API Gateway + Lambda and the local Bedrock endpoint"),
+        ("proxy", _proxy, "start the gRPC proxy"),
+        ("rest", _rest, "start the REST tier"),
+    ):
+        add(name, run, help).add_argument("--config", type=Path, help="TOML file (default config/<tier>.toml)")
+    for name, run, help in (
+        ("up", _up, "start the local cloud, the proxy and the REST tier together; Ctrl-C stops all"),
+        ("demo", _demo, "bring the stack up, run `bedrest passive` through it, and stop it"),
+    ):
+        sub = add(name, run, help)
+        sub.add_argument("--engine", choices=("gemma", "instant"), default=None, help="local Bedrock model")
+        if name == "demo":
+            sub.add_argument("--max-tokens", type=int, default=None, help="per prompt (default: bedrest's)")
+    add("bench", _bench, "measure the chain against its references; writes bench/results/").add_argument(
+        "--quick", action="store_true", help="a tiny configuration that only checks the bench works"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `lambdallm` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except settings.SettingsError as exc:
+        print(f"lambdallm {args.command}: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("lambdallm."):
+            raise
+        print(f"lambdallm {args.command}: not built yet ({exc.name} is missing)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

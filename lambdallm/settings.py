@@ -1,0 +1,124 @@
+"""Typed settings for each tier: defaults, then the tier's TOML file, then environment variables.
+
+A value of the wrong type or out of range stops the tier at start with a `SettingsError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+CONFIG_DIR = Path("config")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing, malformed or out of range; the message names the key."""
+
+
+def _bounded(low: float | None = None, high: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    return {"low": low, "high": high, "choices": choices}
+
+
+@dataclass(frozen=True)
+class CloudSettings:
+    """The local cloud: API Gateway in front of the Lambda handler, and a Bedrock Runtime endpoint."""
+
+    host: str = "127.0.0.1"
+    apigw_port: int = field(default=3000, metadata=_bounded(0, 65535))
+    bedrock_port: int = field(default=4000, metadata=_bounded(0, 65535))
+    # "gemma" serves the real model; "instant" a deterministic echo model for contract and load tests.
+    engine: str = field(default="gemma", metadata=_bounded(choices=("gemma", "instant")))
+    model_id: str = "amazon.titan-text-premier-v1:0"
+    threads: int = field(default=2, metadata=_bounded(1, 256))
+    context_tokens: int = field(default=4096, metadata=_bounded(256, 32768))
+    queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
+    lambda_timeout_s: float = field(default=120.0, metadata=_bounded(1, 900))
+    log_prompts: bool = False
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """The gRPC proxy: where it listens and the backend it forwards to."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=50051, metadata=_bounded(0, 65535))
+    backend_url: str = "http://127.0.0.1:3000"
+    backend_timeout_s: float = field(default=120.0, metadata=_bounded(0.1, 3600))
+    connect_timeout_s: float = field(default=2.0, metadata=_bounded(0.01, 60))
+    max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
+    grace_s: float = field(default=10.0, metadata=_bounded(0, 600))
+
+
+@dataclass(frozen=True)
+class RestSettings:
+    """The REST tier: where it listens and the gRPC proxy behind it."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata=_bounded(0, 65535))
+    grpc_target: str = "127.0.0.1:50051"
+    deadline_s: float = field(default=120.0, metadata=_bounded(0.1, 3600))
+    ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
+    max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
+
+
+def load(cls: type[T], tier: str, path: Path | None = None, environ: dict[str, str] | None = None) -> T:
+    """Build `cls` from defaults, `config/<tier>.toml` (or `path`) and `LAMBDALLM_<TIER>_<KEY>` variables."""
+    environ = dict(os.environ) if environ is None else environ
+    prefix = f"LAMBDALLM_{tier.upper().replace('-', '_')}_"
+    path = path or Path(environ.get(f"{prefix}CONFIG", CONFIG_DIR / f"{tier}.toml"))
+    raw: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from exc
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            raise SettingsError(f"{path}: unknown key {key!r} (known: {', '.join(fields)})")
+    values = {key: _coerce(f"{path}: {key}", fields[key], value) for key, value in raw.items()}
+    for name, spec in fields.items():
+        if (text := environ.get(prefix + name.upper())) is not None:
+            values[name] = _coerce(prefix + name.upper(), spec, text)
+    return cls(**values)
+
+
+def _coerce(key: str, spec: dataclasses.Field[Any], value: Any) -> Any:
+    kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
+    try:
+        if kind == "bool":
+            value = _to_bool(value)
+        elif kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            value = int(value)
+        elif kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            value = float(value)
+        elif not isinstance(value, str) or not value:
+            raise ValueError(value)
+    except ValueError:
+        raise SettingsError(f"{key}: expected a non-empty {kind}, got {value!r}") from None
+    low, high, choices = (spec.metadata.get(k) for k in ("low", "high", "choices"))
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise SettingsError(f"{key}: {value!r} is outside {low}..{high}")
+    if choices and value not in choices:
+        raise SettingsError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
