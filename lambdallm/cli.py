@@ -11,21 +11,24 @@ from lambdallm import settings
 
 
 def _local_cloud(args: argparse.Namespace) -> int:
+    config = settings.load(settings.CloudSettings, "local-cloud", args.config)
     from lambdallm.local_cloud.server import serve
 
-    return serve(settings.load(settings.CloudSettings, "local-cloud", args.config))
+    return serve(config)
 
 
 def _proxy(args: argparse.Namespace) -> int:
+    config = settings.load(settings.ProxySettings, "proxy", args.config)
     from lambdallm.proxy.server import serve
 
-    return serve(settings.load(settings.ProxySettings, "proxy", args.config))
+    return serve(config)
 
 
 def _rest(args: argparse.Namespace) -> int:
+    config = settings.load(settings.RestSettings, "rest", args.config)
     from lambdallm.rest.app import serve
 
-    return serve(settings.load(settings.RestSettings, "rest", args.config))
+    return serve(config)
 
 
 def _up(args: argparse.Namespace) -> int:

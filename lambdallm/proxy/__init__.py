@@ -1,0 +1,1 @@
+"""The gRPC proxy: llm.v1.LlmService in front of the LLM backend's HTTP API."""

@@ -1,0 +1,105 @@
+"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from lambdallm.proxy.errors import bad_backend_answer, from_backend_status, map_backend_errors
+from lambdallm.settings import ProxySettings
+
+FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A backend answer that matches the contract's BackendResponse."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+    request_id: str
+
+
+def parse_completion(body: bytes) -> Completion:
+    """Check a 200 body against the contract; raise an INTERNAL ProxyError when it does not match."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise bad_backend_answer("body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise bad_backend_answer("body is not an object")
+    for key in ("text", "model", "finish_reason", "request_id"):
+        if not isinstance(data.get(key), str):
+            raise bad_backend_answer(f"{key} is missing or not a string")
+    for key in ("input_tokens", "output_tokens"):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _INT32_MAX:
+            raise bad_backend_answer(f"{key} is missing or not a count")
+    if data["finish_reason"] not in FINISH_REASONS:
+        raise bad_backend_answer(f"finish_reason {data['finish_reason']!r} is unknown")
+    return Completion(**{key: data[key] for key in Completion.__dataclass_fields__})
+
+
+class Backend:
+    """One pooled aiohttp session per process: open with `async with`, closed when the block ends."""
+
+    def __init__(self, settings: ProxySettings) -> None:
+        self._settings = settings
+        self._url = settings.backend_url.rstrip("/") + "/query"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The open session; using the backend outside its `async with` block is a bug."""
+        if self._session is None:
+            raise RuntimeError("Backend is not open")
+        return self._session
+
+    def _timeout(self, budget_s: float | None) -> aiohttp.ClientTimeout:
+        total = (
+            self._settings.backend_timeout_s if budget_s is None else min(budget_s, self._settings.backend_timeout_s)
+        )
+        return aiohttp.ClientTimeout(total=max(total, 0.001), connect=self._settings.connect_timeout_s)
+
+    async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
+        """POST the payload to the backend within `budget_s` seconds; raise ProxyError on any failure."""
+        headers = {"X-Request-ID": request_id}
+        with map_backend_errors():
+            async with self.session.post(
+                self._url, json=payload, headers=headers, timeout=self._timeout(budget_s)
+            ) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
+                return parse_completion(body)
+
+    async def reachable(self) -> bool:
+        """A cheap probe: an empty query, which the backend rejects (400) without running the model."""
+        try:
+            async with self.session.post(
+                self._url, json={}, headers={"X-Request-ID": "health-probe"}, timeout=self._timeout(2.0)
+            ) as response:
+                await response.read()
+                return response.status < 500
+        except (aiohttp.ClientError, TimeoutError):
+            return False

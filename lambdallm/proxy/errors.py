@@ -1,0 +1,75 @@
+"""The proxy's one boundary table: backend HTTP answers and client errors -> gRPC status codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import grpc
+
+# Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL.
+_STATUS_CODES: dict[int, grpc.StatusCode] = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    502: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+# Transport failures, most specific first: a connect timeout means the backend is unreachable,
+# any other timeout means it did not answer in time.
+_EXCEPTION_CODES: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] = (
+    (aiohttp.ConnectionTimeoutError, grpc.StatusCode.UNAVAILABLE, "backend connect timed out"),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "backend did not answer in time"),
+    (aiohttp.ClientConnectionError, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),
+    (aiohttp.ClientError, grpc.StatusCode.INTERNAL, "backend request failed"),
+)
+
+
+class ProxyError(Exception):
+    """A failure the proxy reports to its caller as a gRPC status with details."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, retry_after: str | None = None) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+        self.retry_after = retry_after
+
+
+def from_backend_status(status: int, body: bytes, retry_after: str | None = None) -> ProxyError:
+    """The ProxyError for a non-200 backend answer; details are the problem's `detail` when present."""
+    code = _STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
+    detail = f"backend answered HTTP {status}"
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict) and isinstance(problem.get("detail"), str) and problem["detail"]:
+        detail = problem["detail"]
+    return ProxyError(code, detail, retry_after if code is grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+
+
+def invalid_argument(field: str, why: str) -> ProxyError:
+    """An INVALID_ARGUMENT error naming the offending request field."""
+    return ProxyError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {why}")
+
+
+def bad_backend_answer(why: str) -> ProxyError:
+    """An INTERNAL error for a 200 answer that breaks the backend contract."""
+    return ProxyError(grpc.StatusCode.INTERNAL, f"backend answer breaks the contract: {why}")
+
+
+@contextmanager
+def map_backend_errors() -> Iterator[None]:
+    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError."""
+    try:
+        yield
+    except ProxyError:
+        raise
+    except Exception as exc:
+        for kind, code, text in _EXCEPTION_CODES:
+            if isinstance(exc, kind):
+                raise ProxyError(code, f"{text}: {exc}" if str(exc) else text) from exc
+        raise

@@ -1,0 +1,66 @@
+"""The proxy's grpc.aio server: create it, serve it until SIGTERM/SIGINT, stop it gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from generated.llm.v1 import llm_pb2_grpc
+from lambdallm import logs
+from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
+from lambdallm.settings import ProxySettings
+
+log = logging.getLogger("lambdallm.proxy")
+
+
+def create_server(
+    settings: ProxySettings, backend: Backend, health: BackendHealth | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection."""
+    server = grpc.aio.server()
+    llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)
+    health = health or BackendHealth(backend)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = (
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    return server, port
+
+
+async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set, then let in-flight calls finish for settings.grace_s seconds."""
+    async with Backend(settings) as backend:
+        health = BackendHealth(backend)
+        server, port = create_server(settings, backend, health)
+        await server.start()
+        log.info("proxy listening", extra={"port": port, "backend_url": settings.backend_url})
+        await stop.wait()
+        log.info("proxy stopping", extra={"grace_s": settings.grace_s})
+        await health.enter_graceful_shutdown()
+        await server.stop(settings.grace_s)
+    log.info("proxy stopped")
+
+
+def serve(settings: ProxySettings) -> int:
+    """Entry point of `lambdallm proxy`: JSON logs, serve until SIGTERM or SIGINT, exit 0."""
+    logs.configure("proxy")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run(settings, stop)
+
+    asyncio.run(main())
+    return 0

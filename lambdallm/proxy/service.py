@@ -1,0 +1,111 @@
+"""The servicers: llm.v1.LlmService over the backend, and health checking that reflects the backend."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1.health import aio as health_aio
+
+from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm import logs
+from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.errors import ProxyError, invalid_argument
+
+SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
+log = logging.getLogger("lambdallm.proxy")
+
+
+def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
+    """Validate a request with the public contract's bounds and build the backend's JSON body."""
+    if not 1 <= len(request.prompt) <= 32000:
+        raise invalid_argument("prompt", "must be 1..32000 characters")
+    if not 1 <= request.max_tokens <= 3072:
+        raise invalid_argument("max_tokens", "must be between 1 and 3072")
+    payload: dict[str, Any] = {"prompt": request.prompt, "max_tokens": request.max_tokens}
+    for name in ("temperature", "top_p"):
+        if request.HasField(name):
+            value = getattr(request, name)
+            if not 0.0 <= value <= 1.0:
+                raise invalid_argument(name, "must be between 0 and 1")
+            payload[name] = round(value, 6)  # float32 on the wire: 0.7 arrives as 0.699999988
+    if len(request.stop_sequences) > 4:
+        raise invalid_argument("stop_sequences", "at most 4 items")
+    for stop in request.stop_sequences:
+        if not 1 <= len(stop) <= 100:
+            raise invalid_argument("stop_sequences", "each item must be 1..100 characters")
+    if request.stop_sequences:
+        payload["stop_sequences"] = list(request.stop_sequences)
+    return payload
+
+
+def request_id_of(context: grpc.aio.ServicerContext) -> str:
+    """The caller's `x-request-id` metadata, or a new id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str) and value:
+            return value[:128]
+    return uuid.uuid4().hex
+
+
+class LlmService(llm_pb2_grpc.LlmServiceServicer):
+    """Forwards each GenerateText call to the backend within the caller's deadline."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def GenerateText(
+        self, request: llm_pb2.LlmQueryRequest, context: grpc.aio.ServicerContext
+    ) -> llm_pb2.LlmQueryResponse:
+        """One prompt in, one completion out; failures become the status the backend's answer maps to."""
+        request_id = request_id_of(context)
+        logs.request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            completion = await self._backend.generate(to_backend_payload(request), request_id, context.time_remaining())
+        except ProxyError as exc:
+            log.warning(
+                "generate_text failed",
+                extra={"code": exc.code.name, "details": exc.details, "ms": _ms_since(started)},
+            )
+            if exc.retry_after:
+                context.set_trailing_metadata((("retry-after", exc.retry_after),))
+            await context.abort(exc.code, exc.details)
+        log.info(
+            "generate_text ok",
+            extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens},
+        )
+        return llm_pb2.LlmQueryResponse(
+            text=completion.text,
+            model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            finish_reason=completion.finish_reason,
+            request_id=request_id,
+        )
+
+
+class BackendHealth(health_aio.HealthServicer):
+    """grpc.health.v1 whose answer for the server and LlmService is SERVING only while the backend answers."""
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__()
+        self._backend = backend
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        """Probe the backend, record the result, then answer as the stock servicer does."""
+        if request.service in ("", SERVICE_NAME):
+            serving = await self._backend.reachable()
+            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self.set("", status)
+            await self.set(SERVICE_NAME, status)
+        return await super().Check(request, context)  # type: ignore[no-any-return]
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,33 @@
+"""Whole chains of real processes on free loopback ports: the local cloud, the gRPC proxy, the REST tier."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from lambdallm.stack import Ports, Stack
+
+
+def _stack(engine: str, **env: str) -> Iterator[Stack]:
+    log = io.StringIO()  # the tiers' output, shown only when the chain fails to start
+    stack = Stack(Ports.free(), engine=engine, log=log, extra_env=env)
+    try:
+        with stack:
+            yield stack
+    except Exception:
+        print(log.getvalue())
+        raise
+
+
+@pytest.fixture(scope="session")
+def gemma_chain() -> Iterator[Stack]:
+    """The whole chain with the real model behind the local Bedrock endpoint."""
+    yield from _stack("gemma")
+
+
+@pytest.fixture(scope="session")
+def instant_chain() -> Iterator[Stack]:
+    """The whole chain with the deterministic instant model (contract tests)."""
+    yield from _stack("instant")

@@ -1,0 +1,118 @@
+"""Real generations and real failures through client -> REST -> gRPC -> API Gateway -> Lambda -> Bedrock."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from generated.llm_client import Client
+from generated.llm_client.api.llm import generate_text
+from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse
+from lambdallm.stack import Ports, Stack, free_port
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.mark.model
+def test_a_real_generation_crosses_every_tier(gemma_chain: Stack) -> None:
+    client = Client(base_url=gemma_chain.rest_url, raise_on_unexpected_status=True)
+    request = GenerateRequest(prompt="The capital of France is", max_tokens=6, temperature=0.0)
+
+    answer = generate_text.sync_detailed(client=client, body=request, x_request_id="e2e-real-1")
+
+    assert answer.status_code == 200
+    body = answer.parsed
+    assert isinstance(body, GenerateResponse)
+    assert body.text.strip()
+    assert 1 <= body.output_tokens <= 6
+    assert body.input_tokens >= 3
+    assert body.model == "amazon.titan-text-premier-v1:0"
+    assert body.request_id == "e2e-real-1"
+    assert answer.headers["X-Request-ID"] == "e2e-real-1"
+
+
+@pytest.mark.model
+def test_max_tokens_is_a_hard_limit_reported_as_length(gemma_chain: Stack) -> None:
+    client = Client(base_url=gemma_chain.rest_url)
+    request = GenerateRequest(prompt="Count with me: one, two, three,", max_tokens=2, temperature=0.0)
+
+    body = generate_text.sync(client=client, body=request)
+
+    assert isinstance(body, GenerateResponse)
+    assert body.output_tokens == 2
+    assert body.finish_reason == FinishReason.LENGTH
+
+
+@pytest.mark.model
+def test_a_request_id_is_generated_when_the_caller_sends_none(gemma_chain: Stack) -> None:
+    answer = httpx.post(f"{gemma_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
+
+    assert answer.status_code == 200
+    assert answer.json()["request_id"] == answer.headers["X-Request-ID"] != ""
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "Hi", "max_tokens": 0}, "max_tokens"),
+        ({"prompt": "Hi", "max_tokens": 4000}, "max_tokens"),
+        ({"prompt": "", "max_tokens": 5}, "prompt"),
+        ({"max_tokens": 5}, "prompt"),
+        ({"prompt": "Hi", "max_tokens": 5, "temperature": 1.5}, "temperature"),
+        ({"prompt": "Hi", "max_tokens": 5, "mood": "happy"}, "mood"),
+    ],
+)
+def test_bad_input_is_a_problem_that_names_the_field(instant_chain: Stack, body: dict[str, object], field: str) -> None:
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+
+    assert answer.status_code == 400
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert field in answer.json()["detail"]
+
+
+@pytest.fixture
+def chain_without_backend() -> Iterator[Stack]:
+    """A REST tier and proxy whose backend URL points at a port nothing listens on."""
+    stack = Stack(
+        Ports.free(),
+        engine="instant",
+        log=io.StringIO(),
+        extra_env={"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{free_port()}"},
+    )
+    try:
+        stack.start()
+        stack.wait_ready(path="/health", timeout=60)
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_backend_down_is_a_503_and_the_chain_is_not_ready(chain_without_backend: Stack) -> None:
+    answer = httpx.post(f"{chain_without_backend.rest_url}/query", json={"prompt": "Hi", "max_tokens": 3})
+    ready = httpx.get(f"{chain_without_backend.rest_url}/ready")
+
+    assert answer.status_code == 503
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["detail"]
+    assert ready.status_code == 503
+
+
+@pytest.fixture
+def impatient_chain() -> Iterator[Stack]:
+    """The real chain with a REST deadline far shorter than a long generation."""
+    deadline = {"LAMBDALLM_REST_DEADLINE_S": "1.0"}
+    with Stack(Ports.free(), engine="gemma", log=io.StringIO(), extra_env=deadline) as stack:
+        yield stack
+
+
+@pytest.mark.model
+def test_a_slow_backend_is_a_504_not_a_hang(impatient_chain: Stack) -> None:
+    body = {"prompt": "Count from one to one thousand: one, two, three,", "max_tokens": 600, "temperature": 0}
+
+    answer = httpx.post(f"{impatient_chain.rest_url}/query", json=body, timeout=30)
+
+    assert answer.status_code == 504
+    assert answer.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,46 @@
+"""Schemathesis fuzzes the live contracts: the REST tier over the whole chain, and the backend's API Gateway."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambdallm.stack import Stack
+
+pytestmark = [pytest.mark.e2e]
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "unsupported_method",
+    ]
+)
+
+
+def _schemathesis(spec: Path, url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        Path(sys.executable).with_name("schemathesis").as_posix(), "run", str(spec), "--url", url,
+        "--checks", CHECKS, "--max-examples", "40", "--seed", "20261125",
+        "--request-timeout", "20", "--output-sanitize", "false", "--no-color",
+        "--report", "junit", "--report-dir", str(tmp_path),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+def test_the_rest_contract_holds_over_the_whole_chain(instant_chain: Stack, tmp_path: Path) -> None:
+    result = _schemathesis(SPECS / "openapi.yaml", instant_chain.rest_url, tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+def test_the_backend_contract_holds_at_the_local_api_gateway(instant_chain: Stack, tmp_path: Path) -> None:
+    result = _schemathesis(SPECS / "backend.yaml", f"http://127.0.0.1:{instant_chain.ports.apigw}", tmp_path)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

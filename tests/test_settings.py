@@ -1,0 +1,68 @@
+"""Settings: defaults, file, environment; a bad value stops a tier at start naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lambdallm.settings import CloudSettings, ProxySettings, RestSettings, SettingsError, load
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    proxy = load(ProxySettings, "proxy", tmp_path / "absent.toml", environ={})
+
+    assert proxy.port == 50051
+    assert proxy.backend_url == "http://127.0.0.1:3000"
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rest.toml"
+    path.write_text('port = 9000\ngrpc_target = "127.0.0.1:6000"\n')
+
+    rest = load(RestSettings, "rest", path, environ={"LAMBDALLM_REST_PORT": "9100"})
+
+    assert (rest.port, rest.grpc_target) == (9100, "127.0.0.1:6000")
+
+
+def test_the_shipped_config_files_hold_the_defaults() -> None:
+    root = Path(__file__).resolve().parents[1] / "config"
+    for cls, tier in ((CloudSettings, "local-cloud"), (ProxySettings, "proxy"), (RestSettings, "rest")):
+        assert load(cls, tier, root / f"{tier}.toml", environ={}) == cls()
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "key"),
+    [
+        ("", {"LAMBDALLM_PROXY_PORT": "fifty"}, "LAMBDALLM_PROXY_PORT"),
+        ("", {"LAMBDALLM_PROXY_PORT": "70000"}, "LAMBDALLM_PROXY_PORT"),
+        ("port = 1.5\n", {}, "port"),
+        ("colour = 'red'\n", {}, "colour"),
+        ("grace_s = -1\n", {}, "grace_s"),
+        ("port = \n", {}, "TOML"),
+    ],
+)
+def test_a_bad_value_names_its_key(tmp_path: Path, text: str, environ: dict[str, str], key: str) -> None:
+    path = tmp_path / "proxy.toml"
+    path.write_text(text)
+
+    with pytest.raises(SettingsError, match=key):
+        load(ProxySettings, "proxy", path, environ=environ)
+
+
+def test_a_choice_outside_the_list_is_refused() -> None:
+    with pytest.raises(SettingsError, match="LAMBDALLM_LOCAL_CLOUD_ENGINE"):
+        load(CloudSettings, "local-cloud", Path("/nonexistent"), environ={"LAMBDALLM_LOCAL_CLOUD_ENGINE": "gpt"})
+
+
+def test_a_tier_with_a_bad_setting_stops_at_start_with_the_key(tmp_path: Path) -> None:
+    env = {"LAMBDALLM_REST_DEADLINE_S": "soon", "PATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "lambdallm", "rest"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+
+    assert result.returncode == 2
+    assert "LAMBDALLM_REST_DEADLINE_S" in result.stderr
+    assert "Traceback" not in result.stderr
