@@ -1,0 +1,136 @@
+"""GenerateText over real gRPC against the fake backend: success, error mapping, deadlines, validation."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from generated.llm.v1 import llm_pb2
+from tests.fakes.backend import Reply, completion, problem
+
+
+def query(**fields):
+    return llm_pb2.LlmQueryRequest(**({"prompt": "Hi there", "max_tokens": 10} | fields))
+
+
+async def test_success_forwards_fields_and_request_id(stub, proxy):
+    reply = await stub.GenerateText(
+        query(temperature=0.7, top_p=0.9, stop_sequences=["\n"]), metadata=(("x-request-id", "rid-1"),)
+    )
+    assert reply.text == "echo: Hi there"
+    assert (reply.input_tokens, reply.output_tokens, reply.finish_reason) == (2, 2, "stop")
+    assert reply.request_id == "rid-1"
+    headers, body = proxy.fake.requests[-1]
+    assert headers["X-Request-ID"] == "rid-1"
+    assert body == {"prompt": "Hi there", "max_tokens": 10, "temperature": 0.7, "top_p": 0.9, "stop_sequences": ["\n"]}
+
+
+async def test_request_id_generated_when_absent(stub, proxy):
+    reply = await stub.GenerateText(query())
+    assert len(reply.request_id) == 32
+    assert proxy.fake.requests[-1][0]["X-Request-ID"] == reply.request_id
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, grpc.StatusCode.INVALID_ARGUMENT),
+        (429, grpc.StatusCode.RESOURCE_EXHAUSTED),
+        (502, grpc.StatusCode.UNAVAILABLE),
+        (503, grpc.StatusCode.UNAVAILABLE),
+        (504, grpc.StatusCode.DEADLINE_EXCEEDED),
+        (500, grpc.StatusCode.INTERNAL),
+    ],
+)
+async def test_backend_problem_maps_to_status_with_detail(stub, proxy, status, code):
+    proxy.fake.replies.append(problem(status, f"backend says {status}"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == code
+    assert caught.value.details() == f"backend says {status}"
+
+
+async def test_retry_after_is_passed_on(stub, proxy):
+    reply = problem(429, "busy")
+    reply.headers = {"Retry-After": "7"}
+    proxy.fake.replies.append(reply)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert ("retry-after", "7") in tuple(caught.value.trailing_metadata())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(raw=b"not json"),
+        Reply(body={"text": "hi"}),
+        Reply(body=completion("x", finish_reason="weird")),
+        Reply(body=completion("x", output_tokens=-1)),
+        Reply(body=completion("x", text=None)),
+    ],
+)
+async def test_contract_breaking_200_is_internal(stub, proxy, reply):
+    proxy.fake.replies.append(reply)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "contract" in caught.value.details()
+
+
+async def test_empty_text_with_finish_reason_is_ok(stub, proxy):
+    proxy.fake.replies.append(Reply(body=completion("x", text="", output_tokens=0, finish_reason="content_filter")))
+    reply = await stub.GenerateText(query())
+    assert (reply.text, reply.finish_reason) == ("", "content_filter")
+
+
+async def test_dropped_connection_is_unavailable(stub, proxy):
+    proxy.fake.replies.append(Reply(drop=True))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_backend_down_is_unavailable(stub, proxy):
+    await proxy.fake.stop()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_caller_deadline_cancels_backend_request(stub, proxy):
+    proxy.fake.replies.append(Reply(delay_s=30))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query(), timeout=0.3)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.wait_for(proxy.fake.cancelled.wait(), 5)
+
+
+async def test_caller_cancellation_cancels_backend_request(stub, proxy):
+    proxy.fake.replies.append(Reply(delay_s=30))
+    call = stub.GenerateText(query())
+    while not proxy.fake.requests:
+        await asyncio.sleep(0.01)
+    call.cancel()
+    await asyncio.wait_for(proxy.fake.cancelled.wait(), 5)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x" * 32001}, "prompt"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"max_tokens": 3073}, "max_tokens"),
+        ({"temperature": 1.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"stop_sequences": ["a"] * 5}, "stop_sequences"),
+        ({"stop_sequences": [""]}, "stop_sequences"),
+        ({"stop_sequences": ["x" * 101]}, "stop_sequences"),
+    ],
+)
+async def test_validation_names_the_field(stub, proxy, fields, field):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query(**fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith(f"{field}:")
+    assert proxy.fake.requests == []
