@@ -1,0 +1,102 @@
+"""The Bedrock boundary: Titan Text request and answer formats, and the one table of Bedrock failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
+
+from llm_lambda.errors import BackendError
+from llm_lambda.request import QueryRequest
+
+FINISH_REASONS = {
+    "FINISH": "stop",
+    "FINISHED": "stop",
+    "STOP_CRITERIA_MET": "stop",
+    "LENGTH": "length",
+    "CONTENT_FILTERED": "content_filter",
+}
+
+# Bedrock error code -> (status for our caller, what we tell them). The caller never sees our IAM trouble as
+# its own 403: AccessDenied is the backend's misconfiguration, a bad gateway.
+CLIENT_ERRORS: dict[str, tuple[int, str | None]] = {
+    "ValidationException": (400, None),
+    "ThrottlingException": (429, "the model is busy; retry later"),
+    "ServiceQuotaExceededException": (429, "the model's quota is exhausted; retry later"),
+    "ModelTimeoutException": (504, "the model took too long to answer"),
+    "AccessDeniedException": (502, "the backend is not allowed to invoke the model"),
+    "ServiceUnavailableException": (503, "the model service is unavailable; retry later"),
+    "ModelNotReadyException": (503, "the model is not ready yet; retry later"),
+}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What the model produced, with its token counts and our finish reason."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str
+
+
+def titan_body(request: QueryRequest) -> dict[str, Any]:
+    """The Titan Text InvokeModel body for `request`; unset options keep Bedrock's defaults."""
+    config: dict[str, Any] = {"maxTokenCount": request.max_tokens}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop_sequences:
+        config["stopSequences"] = list(request.stop_sequences)
+    return {"inputText": request.prompt, "textGenerationConfig": config}
+
+
+def parse_titan(payload: bytes) -> Generation:
+    """Read a Titan Text answer; anything malformed is a 502, never an empty success."""
+    try:
+        answer = json.loads(payload)
+        result = answer["results"][0]
+        text, reason = result["outputText"], result["completionReason"]
+        input_tokens, output_tokens = answer["inputTextTokenCount"], result["tokenCount"]
+        if not isinstance(text, str) or reason not in FINISH_REASONS:
+            raise ValueError(f"outputText {type(text).__name__}, completionReason {reason!r}")
+        if not all(isinstance(n, int) and n >= 0 for n in (input_tokens, output_tokens)):
+            raise ValueError("token counts are not non-negative integers")
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise BackendError(502, "the model returned a malformed answer") from exc
+    return Generation(text, input_tokens, output_tokens, FINISH_REASONS[reason])
+
+
+@contextmanager
+def map_bedrock_exceptions() -> Iterator[None]:
+    """Translate botocore failures inside the block into `BackendError`s, by one table."""
+    try:
+        yield
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        status, detail = CLIENT_ERRORS.get(error.get("Code", ""), (502, "the model call failed"))
+        raise BackendError(status, detail or f"the model rejected the request: {error.get('Message')}") from exc
+    except ReadTimeoutError as exc:
+        raise BackendError(504, "the model took too long to answer") from exc
+    except (ConnectionError, ConnectionClosedError) as exc:
+        raise BackendError(503, "the model service cannot be reached; retry later") from exc
+    except Exception as exc:
+        raise BackendError(502, "the model call failed") from exc
+
+
+def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:
+    """Call Bedrock InvokeModel with the Titan body and read its answer."""
+    with map_bedrock_exceptions():
+        response = client.invoke_model(
+            modelId=model_id,
+            body=json.dumps(titan_body(request)),
+            contentType="application/json",
+            accept="application/json",
+        )
+        payload = response["body"].read()
+    return parse_titan(payload)

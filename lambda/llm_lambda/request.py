@@ -1,0 +1,85 @@
+"""Parse an API Gateway proxy event's body into a `QueryRequest`, to the bounds of specs/backend.yaml."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from llm_lambda.errors import BackendError
+
+MAX_PROMPT_CHARS = 32000
+MAX_TOKENS = 3072
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 100
+FIELDS = ("prompt", "max_tokens", "temperature", "top_p", "stop_sequences")
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """One validated generation request (the BackendRequest schema)."""
+
+    prompt: str
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    stop_sequences: tuple[str, ...] = ()
+
+
+def parse_event(event: dict[str, Any]) -> QueryRequest:
+    """Decode and validate the event's JSON body; a `BackendError` 400 names the offending field."""
+    body = event.get("body")
+    if not body:
+        raise BackendError(400, "the request body is empty; expected a JSON object")
+    try:
+        if event.get("isBase64Encoded"):
+            body = base64.b64decode(body, validate=True)
+        data = json.loads(body)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BackendError(400, f"the request body is not valid JSON: {exc}") from exc
+    return parse_body(data)
+
+
+def parse_body(data: Any) -> QueryRequest:
+    """Validate a decoded JSON body into a `QueryRequest`."""
+    if not isinstance(data, dict):
+        raise BackendError(400, "the request body must be a JSON object")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise BackendError(400, f"{unknown[0]}: unknown field (allowed: {', '.join(FIELDS)})")
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
+        raise BackendError(400, f"prompt: required, a string of 1 to {MAX_PROMPT_CHARS} characters")
+    max_tokens = data.get("max_tokens")
+    if not _is_int(max_tokens) or not 1 <= max_tokens <= MAX_TOKENS:
+        raise BackendError(400, f"max_tokens: required, an integer from 1 to {MAX_TOKENS}")
+    stops = data.get("stop_sequences", [])
+    if not isinstance(stops, list) or len(stops) > MAX_STOP_SEQUENCES:
+        raise BackendError(400, f"stop_sequences: a list of at most {MAX_STOP_SEQUENCES} strings")
+    if not all(isinstance(s, str) and 1 <= len(s) <= MAX_STOP_CHARS for s in stops):
+        raise BackendError(400, f"stop_sequences: each a string of 1 to {MAX_STOP_CHARS} characters")
+    return QueryRequest(
+        prompt=prompt,
+        max_tokens=int(max_tokens),
+        temperature=_unit("temperature", data) if "temperature" in data else None,
+        top_p=_unit("top_p", data) if "top_p" in data else None,
+        stop_sequences=tuple(stops),
+    )
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+def _unit(name: str, data: dict[str, Any]) -> float:
+    value = data[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BackendError(400, f"{name}: a number from 0 to 1")
+    if not 0 <= value <= 1:
+        raise BackendError(400, f"{name}: {value} is outside 0..1")
+    return float(value)
