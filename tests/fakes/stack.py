@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,12 @@ from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from tests.fakes.backend import FakeBackend
+
+with warnings.catch_warnings():
+    # connexion 3.3's own imports warn (starlette.testclient wants httpx2, jsonschema.RefResolver is
+    # deprecated); pytest would turn these third-party import warnings into errors in every REST test.
+    warnings.simplefilter("ignore")
+    import connexion  # noqa: F401
 
 
 @dataclass
@@ -45,3 +52,27 @@ async def running_proxy(fake: FakeBackend, **overrides: object) -> AsyncIterator
             yield RunningProxy(f"127.0.0.1:{port}", fake, server)
         finally:
             await server.stop(None)
+
+
+@asynccontextmanager
+async def running_rest(grpc_target: str, **overrides: object) -> AsyncIterator[str]:
+    """The REST tier (create_app under uvicorn) on a free port; yields its base URL."""
+    import asyncio
+
+    from lambdallm.rest.app import uvicorn_server
+    from lambdallm.settings import RestSettings
+
+    settings = RestSettings(port=0, grpc_target=grpc_target, **overrides)  # type: ignore[arg-type]
+    server = uvicorn_server(settings)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

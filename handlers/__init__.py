@@ -1,0 +1,1 @@
+"""Thin Connexion handlers bound to specs/openapi.yaml's operations."""

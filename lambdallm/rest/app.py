@@ -1,0 +1,91 @@
+"""The REST tier's Connexion app: spec-routed handlers, one gRPC channel per process, problem+json errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import connexion
+import grpc
+import uvicorn
+from connexion.exceptions import ProblemException
+from connexion.middleware import MiddlewarePosition
+from connexion.resolver import Resolver
+from grpc_health.v1 import health_pb2_grpc
+from starlette.exceptions import HTTPException
+
+from generated.llm.v1 import llm_pb2_grpc
+from lambdallm import logs
+from lambdallm.rest import problems
+from lambdallm.rest.middleware import RequestContext
+from lambdallm.settings import RestSettings
+
+SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
+
+
+class SnakeCaseResolver(Resolver):
+    """Routes camelCase operationIds (generateText) to snake_case functions (generate_text)."""
+
+    def resolve_function_from_operation_id(self, operation_id: str) -> Any:
+        module, _, name = operation_id.rpartition(".")
+        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+        return super().resolve_function_from_operation_id(f"{module}.{snake}" if module else snake)
+
+
+def lifespan_for(settings: RestSettings) -> Any:
+    """A lifespan that opens the one gRPC channel of the process and exposes stubs as request state."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+            yield {
+                "settings": settings,
+                "llm": llm_pb2_grpc.LlmServiceStub(channel),
+                "health": health_pb2_grpc.HealthStub(channel),
+            }
+
+    return lifespan
+
+
+def create_app(settings: RestSettings) -> connexion.AsyncApp:
+    """The ASGI app serving specs/openapi.yaml with request and response validation, Swagger UI at /ui."""
+    app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings))
+    app.add_api(
+        SPEC,
+        resolver=SnakeCaseResolver(),
+        strict_validation=True,
+        validate_responses=True,
+    )
+    app.add_middleware(
+        RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes
+    )
+    app.add_error_handler(ProblemException, problems.on_problem)
+    app.add_error_handler(HTTPException, problems.on_problem)
+    app.add_error_handler(UnicodeDecodeError, problems.on_undecodable_body)
+    app.add_error_handler(Exception, problems.on_unexpected)
+    return app
+
+
+def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None) -> uvicorn.Server:
+    """A uvicorn server for the app on settings.host:port, logging through our JSON handlers."""
+    config = uvicorn.Config(
+        app or create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def serve(settings: RestSettings) -> int:
+    """Entry point of `lambdallm rest`: JSON logs, serve until SIGTERM or SIGINT."""
+    logs.configure("rest")
+    server = uvicorn_server(settings)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,50 @@
+"""The REST tier's domain: generate text and check readiness through the gRPC proxy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from connexion.exceptions import ProblemException
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm.rest.problems import map_grpc_errors
+
+SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
+
+
+async def generate_text(
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+) -> dict[str, Any]:
+    """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
+    request = llm_pb2.LlmQueryRequest(
+        prompt=body["prompt"],
+        max_tokens=body["max_tokens"],
+        temperature=body.get("temperature"),
+        top_p=body.get("top_p"),
+        stop_sequences=body.get("stop_sequences", []),
+    )
+    with map_grpc_errors():
+        reply = await stub.GenerateText(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
+    return {
+        "text": reply.text,
+        "model": reply.model,
+        "input_tokens": reply.input_tokens,
+        "output_tokens": reply.output_tokens,
+        "finish_reason": reply.finish_reason,
+        "request_id": request_id,
+    }
+
+
+async def check_ready(health: health_pb2_grpc.HealthStub, timeout_s: float) -> None:
+    """Raise a 503 problem unless the proxy says LlmService is SERVING (it probes the backend to say so)."""
+    try:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout_s)
+    except grpc.aio.AioRpcError as exc:
+        detail = f"gRPC proxy unreachable: {exc.code().name} {exc.details() or ''}".strip()
+        raise ProblemException(status=503, title="Service Unavailable", detail=detail) from exc
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        detail = f"gRPC proxy reports {status}: the LLM backend is unreachable"
+        raise ProblemException(status=503, title="Service Unavailable", detail=detail)

@@ -1,0 +1,69 @@
+"""ASGI middleware around the whole app: request id for headers and logs, body size limit, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lambdallm import logs
+from lambdallm.rest.problems import PROBLEM_JSON, problem_response
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = logging.getLogger("lambdallm.rest.access")
+
+
+class RequestContext:
+    """Sets the request id (sent or generated) for logs and the response header; enforces max_body_bytes."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        sent = headers.get(REQUEST_ID_HEADER, "")
+        token = logs.request_id.set(sent if _VALID_ID.match(sent) else uuid.uuid4().hex)
+        started, status = time.perf_counter(), 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = logs.request_id.get()
+            await send(message)
+
+        try:
+            # Connexion reads a body only when Content-Length says there is one, so this check suffices.
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                detail = f"request body exceeds {self.max_body_bytes} bytes"
+                response = problem_response(413, "Content Too Large", detail)
+                await self._send_problem(response.body, 413, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            logs.request_id.reset(token)
+
+    @staticmethod
+    async def _send_problem(body: bytes, status: int, send: Send) -> None:
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,98 @@
+"""The REST tier's one boundary table: gRPC status -> HTTP problem+json, and the app's error handlers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import grpc
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from lambdallm import logs
+
+PROBLEM_JSON = "application/problem+json"
+DEFAULT_RETRY_AFTER_S = "1"
+log = logging.getLogger("lambdallm.rest")
+
+# From the "HTTP Mapping" of google/rpc/code.proto, narrowed to what a gateway should say:
+# a failure behind this tier that is not one of these is a bad gateway, not our own 500.
+_HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "Bad Request"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "Too Many Requests"),
+    grpc.StatusCode.UNAVAILABLE: (503, "Service Unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Gateway Timeout"),
+}
+_BAD_GATEWAY = (502, "Bad Gateway")
+
+
+def problem_response(
+    status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None
+) -> ConnexionResponse:
+    """An RFC 9457 problem document carrying the request id."""
+    body = {"type": "about:blank", "title": title, "status": status, "request_id": logs.request_id.get()}
+    if detail:
+        body["detail"] = detail
+    return ConnexionResponse(
+        status_code=status,
+        mimetype=PROBLEM_JSON,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        headers=headers or {},
+    )
+
+
+def problem_for_status(exc: grpc.aio.AioRpcError) -> ProblemException:
+    """The ProblemException for a failed gRPC call; `detail` is the status details."""
+    status, title = _HTTP_STATUS.get(exc.code(), _BAD_GATEWAY)
+    headers: dict[str, str] = {}
+    if status == 429:
+        trailing = dict(exc.trailing_metadata() or ())
+        headers["Retry-After"] = str(trailing.get("retry-after", DEFAULT_RETRY_AFTER_S))
+    detail = exc.details() or f"the gRPC proxy answered {exc.code().name}"
+    return ProblemException(status=status, title=title, detail=detail, headers=headers)
+
+
+@contextmanager
+def map_grpc_errors() -> Iterator[None]:
+    """Translate a failed gRPC call inside the block into a ProblemException."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise problem_for_status(exc) from exc
+
+
+async def on_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Render Connexion's and Starlette's HTTP errors (validation, 404, 405, 413 ...) as our problems."""
+    assert isinstance(exc, HTTPException)
+    title = getattr(exc, "title", None) or _title(exc.status_code)
+    detail = exc.detail if isinstance(exc, ProblemException) else None
+    detail = detail or (exc.detail if isinstance(exc.detail, str) and exc.detail != title else None)
+    (log.warning if exc.status_code < 500 else log.error)(
+        "problem", extra={"status": exc.status_code, "detail": detail}
+    )
+    return problem_response(exc.status_code, title, detail, dict(exc.headers or {}))
+
+
+async def on_undecodable_body(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """A JSON body that is not UTF-8: Connexion raises UnicodeDecodeError, which is the client's fault."""
+    log.warning("body is not UTF-8", extra={"status": 400})
+    return problem_response(400, "Bad Request", "request body is not valid UTF-8 JSON")
+
+
+async def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Anything else: log the traceback, answer a problem without it."""
+    log.error("unexpected error", exc_info=exc)
+    return problem_response(500, "Internal Server Error", "unexpected error; the logs have this request id")
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,30 @@
+"""Fixtures: fake backend -> real proxy -> REST tier over real HTTP, and an HTTP client for it."""
+
+import httpx
+import pytest
+
+from tests.fakes.stack import fake_backend, running_proxy, running_rest
+
+
+@pytest.fixture
+async def fake():
+    async with fake_backend() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def proxy(fake):
+    async with running_proxy(fake) as running:
+        yield running
+
+
+@pytest.fixture
+async def rest(proxy):
+    async with running_rest(proxy.target, max_body_bytes=2048) as url:
+        yield url
+
+
+@pytest.fixture
+async def http(rest):
+    async with httpx.AsyncClient(base_url=rest, timeout=10) as client:
+        yield client
