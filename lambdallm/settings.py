@@ -66,10 +66,19 @@ class RestSettings:
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
 
 
-def load(cls: type[T], tier: str, path: Path | None = None, environ: dict[str, str] | None = None) -> T:
-    """Build `cls` from defaults, `config/<tier>.toml` (or `path`) and `LAMBDALLM_<TIER>_<KEY>` variables."""
+def load(
+    cls: type[T],
+    tier: str,
+    path: Path | None = None,
+    environ: dict[str, str] | None = None,
+    env_prefix: str | None = None,
+) -> T:
+    """Build `cls` from defaults, `config/<tier>.toml` (or `path`) and `LAMBDALLM_<TIER>_<KEY>` variables.
+
+    `env_prefix` replaces `LAMBDALLM_<TIER>_` (the `bedrest` client reads `BEDREST_<KEY>`).
+    """
     environ = dict(os.environ) if environ is None else environ
-    prefix = f"LAMBDALLM_{tier.upper().replace('-', '_')}_"
+    prefix = env_prefix or f"LAMBDALLM_{tier.upper().replace('-', '_')}_"
     path = path or Path(environ.get(f"{prefix}CONFIG", CONFIG_DIR / f"{tier}.toml"))
     raw: dict[str, Any] = {}
     if path.is_file():
