@@ -1,0 +1,1 @@
+"""BedREST: the command-line client of λλM's REST API, built on the generated client."""

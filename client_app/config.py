@@ -1,0 +1,47 @@
+"""BedREST's settings: defaults, then a TOML file, then BEDREST_<KEY> variables, then command-line flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lambdallm.settings import SettingsError, load
+
+DEFAULT_CONFIG = Path("~/.config/bedrest.toml")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where the REST tier is and what to ask it."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=8080, metadata={"low": 1, "high": 65535})
+    max_tokens: int = field(default=100, metadata={"low": 1, "high": 3072})
+    # Above the REST tier's own 120 s deadline, so its 504 arrives before we give up.
+    timeout_s: float = field(default=130.0, metadata={"low": 0.1, "high": 3600})
+
+    @property
+    def base_url(self) -> str:
+        """The REST tier's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+
+def config_path(flag: Path | None, environ: dict[str, str] | None = None) -> Path:
+    """--config, else BEDREST_CONFIG, else ~/.config/bedrest.toml (which may not exist)."""
+    environ = dict(os.environ) if environ is None else environ
+    if flag is not None:
+        if not flag.is_file():
+            raise SettingsError(f"{flag}: no such config file")
+        return flag
+    return Path(environ.get("BEDREST_CONFIG", DEFAULT_CONFIG)).expanduser()
+
+
+def load_settings(
+    flag_config: Path | None = None, environ: dict[str, str] | None = None, **flags: Any
+) -> ClientSettings:
+    """The client's settings; flags that are not None win over everything else."""
+    path = config_path(flag_config, environ)
+    settings = load(ClientSettings, "bedrest", path, environ, env_prefix="BEDREST_")
+    return replace(settings, **{key: value for key, value in flags.items() if value is not None})

@@ -1,0 +1,53 @@
+"""Fixtures: the whole chain in the test's loop (fake backend, proxy, REST tier) and a `bedrest` runner."""
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.stack import fake_backend, running_proxy, running_rest
+
+BEDREST = Path(sys.executable).with_name("bedrest")
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+async def fake():
+    async with fake_backend() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def rest_url(fake):
+    async with running_proxy(fake) as proxy, running_rest(proxy.target) as url:
+        yield url
+
+
+@pytest.fixture
+def bedrest(tmp_path):
+    """Run `bedrest` as a subprocess with a clean config environment."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BEDREST_")}
+    env |= {"HOME": str(tmp_path), "BEDREST_CONFIG": str(tmp_path / "absent.toml")}
+
+    async def run(*args, stdin=b"", **extra_env):
+        process = await asyncio.create_subprocess_exec(
+            BEDREST,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env | extra_env,
+        )
+        out, err = await asyncio.wait_for(process.communicate(stdin), 30)
+        return Finished(process.returncode, out.decode(), err.decode())
+
+    return run
