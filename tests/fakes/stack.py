@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
 
+import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from tests.fakes.backend import FakeBackend
-
-with warnings.catch_warnings():
-    # connexion 3.3's own imports warn (starlette.testclient wants httpx2, jsonschema.RefResolver is
-    # deprecated); pytest would turn these third-party import warnings into errors in every REST test.
-    warnings.simplefilter("ignore")
-    import connexion  # noqa: F401
 
 
 @dataclass
