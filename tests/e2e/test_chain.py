@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -116,3 +119,19 @@ def test_a_slow_backend_is_a_504_not_a_hang(impatient_chain: Stack) -> None:
 
     assert answer.status_code == 504
     assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+PASSIVE_PROMPTS = ["Hi", "Who are you?", "Tell me a story", "What do you think of cloud computing", "I hate you"]
+
+
+@pytest.mark.model
+def test_bedrest_passive_prints_five_real_generations(gemma_chain: Stack) -> None:
+    bedrest = Path(sys.executable).with_name("bedrest")
+    command = [str(bedrest), "--port", str(gemma_chain.ports.rest), "--max-tokens", "3", "passive"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    assert result.returncode == 0, result.stderr
+    positions = [result.stdout.find(prompt) for prompt in PASSIVE_PROMPTS]
+    assert -1 not in positions and positions == sorted(positions), result.stdout
+    assert result.stdout.count("output tokens") == 5
