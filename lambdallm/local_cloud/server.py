@@ -1,0 +1,177 @@
+"""Run the local cloud: the local Bedrock endpoint and the local API Gateway in one process and event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from lambdallm import logs
+from lambdallm.local_cloud.apigateway import ApiGateway
+from lambdallm.local_cloud.bedrock import ModelHost, create_bedrock_app
+from lambdallm.local_cloud.engines import Engine, create_engine
+from lambdallm.local_cloud.scheduler import Scheduler
+from lambdallm.settings import CloudSettings
+
+logger = logging.getLogger("lambdallm.local_cloud")
+
+
+@dataclass(frozen=True)
+class LocalCloud:
+    """A running local cloud: where each server listens."""
+
+    settings: CloudSettings
+    apigw_port: int
+    bedrock_port: int
+
+    @property
+    def apigw_url(self) -> str:
+        """The backend URL (the gRPC proxy's `backend_url`)."""
+        return f"http://{self.settings.host}:{self.apigw_port}"
+
+    @property
+    def bedrock_url(self) -> str:
+        """The Bedrock Runtime endpoint URL (boto3's `endpoint_url`)."""
+        return f"http://{self.settings.host}:{self.bedrock_port}"
+
+
+class _Server(uvicorn.Server):
+    # Two servers share one loop; the caller owns the signals.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, str]:
+    """What the Lambda runtime would see: the SDK pointed at the local Bedrock, with dummy credentials."""
+    return {
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "QueryFunction",
+        "BEDROCK_MODEL_ID": settings.model_id,
+        "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s),
+        "LOG_PROMPTS": str(settings.log_prompts).lower(),
+    }
+
+
+def load_handler(environment: dict[str, str]) -> Any:
+    """Set `environment` and (re)import the handler module, as a cold start would: its client reads it."""
+    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        os.environ.pop(key, None)
+    os.environ.update(environment)
+    module = sys.modules.get("llm_lambda.handler")
+    module = importlib.reload(module) if module else importlib.import_module("llm_lambda.handler")
+    return module.lambda_handler
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
+
+
+def _server(app: Any) -> _Server:
+    return _Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5))
+
+
+@contextlib.asynccontextmanager
+async def start_local_cloud(settings: CloudSettings, engine: Engine | None = None) -> AsyncIterator[LocalCloud]:
+    """Start both servers (port 0 picks a free port), load the model, and stop everything on exit.
+
+    `engine` replaces the one `settings.engine` names (tests pass their own). Both ports accept connections
+    before the model loads; the Bedrock endpoint's GET /ping answers 200 once it has.
+    """
+    bedrock_sock, apigw_sock = (
+        _listen(settings.host, settings.bedrock_port),
+        _listen(settings.host, settings.apigw_port),
+    )
+    cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
+    host = ModelHost(settings.model_id)
+    saved = dict(os.environ)
+    gateway = ApiGateway(load_handler(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
+    servers = [_server(create_bedrock_app(host)), _server(gateway)]
+    tasks = [asyncio.create_task(s.serve([sock])) for s, sock in zip(servers, (bedrock_sock, apigw_sock), strict=True)]
+    logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
+    logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
+    try:
+        loaded = engine or await asyncio.to_thread(create_engine, settings)
+        host.scheduler = Scheduler(loaded, settings.queue_size)
+        host.loaded.set()
+        logger.info("model loaded", extra={"engine": type(loaded).__name__, "model_id": settings.model_id})
+        yield cloud
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sock in (bedrock_sock, apigw_sock):
+            sock.close()
+        if host.scheduler:
+            host.scheduler.close()
+        gateway.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def running_local_cloud(settings: CloudSettings, engine: Engine | None = None) -> Iterator[LocalCloud]:
+    """`start_local_cloud` on its own event loop in a background thread, for synchronous callers and fixtures."""
+    ready = threading.Event()
+    result: dict[str, Any] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        result["stop"] = (asyncio.get_running_loop(), stop)
+        try:
+            async with start_local_cloud(settings, engine) as cloud:
+                result["cloud"] = cloud
+                ready.set()
+                await stop.wait()
+        except BaseException as exc:
+            result["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="local-cloud", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in result:
+        thread.join()
+        raise RuntimeError("the local cloud did not start") from result["error"]
+    try:
+        yield result["cloud"]
+    finally:
+        loop, stop = result["stop"]
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+
+
+def serve(settings: CloudSettings) -> int:
+    """Run the local cloud until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    logs.configure("local-cloud")
+    return asyncio.run(_serve(settings))
+
+
+async def _serve(settings: CloudSettings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with start_local_cloud(settings):
+        await stop.wait()
+        logger.info("stopping")
+    return 0

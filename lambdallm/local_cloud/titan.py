@@ -1,0 +1,111 @@
+"""The local Bedrock's boundary: Titan Text requests and answers, and Bedrock-shaped errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from lambdallm.local_cloud.engines import Completion, GenerationRequest
+
+# Titan text models and their largest maxTokenCount.
+TITAN_MAX_TOKENS = {
+    "amazon.titan-text-premier-v1:0": 3072,
+    "amazon.titan-text-express-v1": 8192,
+    "amazon.titan-text-lite-v1": 4096,
+}
+CONFIG_KEYS = ("maxTokenCount", "temperature", "topP", "stopSequences")
+
+
+@dataclass
+class BedrockError(Exception):
+    """An error as Bedrock Runtime reports it: status, `x-amzn-errortype` name and a message."""
+
+    status: int
+    name: str
+    message: str
+
+    def to_response(self, request_id: str) -> JSONResponse:
+        """The HTTP answer boto3 turns into the named exception."""
+        headers = {"x-amzn-errortype": f"{self.name}:", "x-amzn-RequestId": request_id}
+        return JSONResponse({"message": self.message}, self.status, headers=headers)
+
+
+def validation(message: str) -> BedrockError:
+    """A ValidationException worded like Bedrock's."""
+    return BedrockError(400, "ValidationException", f"Malformed input request: {message}, please reformat your input")
+
+
+def resolve_model(model_id: str, served: str) -> str:
+    """The served model for a (possibly ARN-form) model id, or ResourceNotFoundException."""
+    name = model_id.rsplit("foundation-model/", 1)[-1]
+    if name != served and name not in TITAN_MAX_TOKENS:
+        raise BedrockError(404, "ResourceNotFoundException", f"Could not resolve the foundation model from {model_id}")
+    return name
+
+
+def parse_request(body: bytes, model: str) -> GenerationRequest:
+    """Validate a Titan Text body to the documented bounds; any problem is a ValidationException."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise validation(f"the body is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise validation("#: expected type: JSONObject")
+    if extra := sorted(set(data) - {"inputText", "textGenerationConfig"}):
+        raise validation(f"#: extraneous key [{extra[0]}] is not permitted")
+    prompt = data.get("inputText")
+    if not isinstance(prompt, str) or not prompt:
+        raise validation("#/inputText: expected a non-empty string")
+    config = data.get("textGenerationConfig", {})
+    if not isinstance(config, dict):
+        raise validation("#/textGenerationConfig: expected type: JSONObject")
+    if extra := sorted(set(config) - set(CONFIG_KEYS)):
+        raise validation(f"#/textGenerationConfig: extraneous key [{extra[0]}] is not permitted")
+    limit = TITAN_MAX_TOKENS.get(model, 3072)
+    max_tokens = config.get("maxTokenCount", 512)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= limit:
+        raise validation(f"#/textGenerationConfig/maxTokenCount: expected an integer from 1 to {limit}")
+    stops = config.get("stopSequences", [])
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise validation("#/textGenerationConfig/stopSequences: expected an array of non-empty strings")
+    return GenerationRequest(
+        prompt=prompt,
+        max_tokens=max_tokens,
+        temperature=_unit(config, "temperature", 0.7),
+        top_p=_unit(config, "topP", 0.9),
+        stop_sequences=tuple(stops),
+    )
+
+
+def _unit(config: dict[str, Any], key: str, default: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise validation(f"#/textGenerationConfig/{key}: expected a number")
+    if not 0 <= value <= 1:
+        raise validation(f"#/textGenerationConfig/{key}: {value} is not within 0 and 1")
+    return float(value)
+
+
+def answer(completion: Completion) -> dict[str, Any]:
+    """The InvokeModel answer body for a completion."""
+    result = {
+        "tokenCount": completion.output_tokens,
+        "outputText": completion.text,
+        "completionReason": completion.reason,
+    }
+    return {"inputTextTokenCount": completion.input_tokens, "results": [result]}
+
+
+def stream_chunk(text: str, tokens: int, input_tokens: int | None, reason: str | None) -> dict[str, Any]:
+    """One InvokeModelWithResponseStream chunk body (before base64)."""
+    return {
+        "outputText": text,
+        "index": 0,
+        "totalOutputTextTokenCount": tokens,
+        "completionReason": reason,
+        "inputTextTokenCount": input_tokens,
+    }
