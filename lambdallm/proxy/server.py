@@ -24,7 +24,7 @@ def create_server(
 ) -> tuple[grpc.aio.Server, int]:
     """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection."""
     server = grpc.aio.server()
-    llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)
+    llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = (

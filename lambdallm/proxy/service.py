@@ -88,7 +88,7 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
         )
 
 
-class BackendHealth(health_aio.HealthServicer):
+class BackendHealth(health_aio.HealthServicer):  # type: ignore[misc]
     """grpc.health.v1 whose answer for the server and LlmService is SERVING only while the backend answers."""
 
     def __init__(self, backend: Backend) -> None:
@@ -104,7 +104,7 @@ class BackendHealth(health_aio.HealthServicer):
             status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
             await self.set("", status)
             await self.set(SERVICE_NAME, status)
-        return await super().Check(request, context)  # type: ignore[no-any-return]
+        return await super().Check(request, context)  # type: ignore[no-any-return,unused-ignore]
 
 
 def _ms_since(started: float) -> float:

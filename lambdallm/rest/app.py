@@ -26,7 +26,7 @@ from lambdallm.settings import RestSettings
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
 
 
-class SnakeCaseResolver(Resolver):
+class SnakeCaseResolver(Resolver):  # type: ignore[misc]
     """Routes camelCase operationIds (generateText) to snake_case functions (generate_text)."""
 
     def resolve_function_from_operation_id(self, operation_id: str) -> Any:
@@ -43,7 +43,7 @@ def lifespan_for(settings: RestSettings) -> Any:
         async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
             yield {
                 "settings": settings,
-                "llm": llm_pb2_grpc.LlmServiceStub(channel),
+                "llm": llm_pb2_grpc.LlmServiceStub(channel),  # type: ignore[no-untyped-call]
                 "health": health_pb2_grpc.HealthStub(channel),
             }
 
