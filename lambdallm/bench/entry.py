@@ -1,0 +1,45 @@
+"""The four ways into a running stack, each with the request body its protocol takes."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+from lambdallm import settings
+from lambdallm.bench.grpc_load import locust_grpc
+from lambdallm.bench.loadgen import LoadResult, wrk
+from lambdallm.stack import Stack
+
+ENTRY_POINTS = ("bedrock", "apigw", "grpc", "rest")
+
+
+def query_body(prompt: str, max_tokens: int) -> dict[str, Any]:
+    """The body of REST /query and of the backend's /query (the same contract), at temperature 0."""
+    return {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0}
+
+
+def load(stack: Stack, entry: str, prompt: str, max_tokens: int, connections: int, duration_s: float) -> LoadResult:
+    """Load `entry` of `stack` with one fixed request from `connections` clients for `duration_s` seconds."""
+    body = query_body(prompt, max_tokens)
+    ports = stack.ports
+    timeout = 300.0  # queued generations of the real model wait their turn
+    if entry == "grpc":
+        return locust_grpc(f"127.0.0.1:{ports.grpc}", body, connections, duration_s)
+    if entry == "bedrock":
+        model_id = settings.load(settings.CloudSettings, "local-cloud").model_id
+        titan = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0.0}}
+        url = f"http://127.0.0.1:{ports.bedrock}/model/{model_id}/invoke"
+        return wrk(url, titan, connections, duration_s, timeout)
+    port = ports.apigw if entry == "apigw" else ports.rest
+    return wrk(f"http://127.0.0.1:{port}/query", body, connections, duration_s, timeout)
+
+
+def drain(stack: Stack, timeout_s: float = 600.0) -> None:
+    """Wait until generations still queued from a finished load run are done (a 1-token request queues behind)."""
+    data = json.dumps(query_body("Hello", 1)).encode()
+    request = urllib.request.Request(
+        f"{stack.rest_url}/query", data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+        answer.read()

@@ -1,0 +1,38 @@
+"""How long and how often the bench measures: the full plan of `make bench`, and a tiny one for the smoke test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Durations, repetitions and token counts of one bench run."""
+
+    repetitions: int = 3
+    overhead_s: float = 5.0  # each entry point, concurrency 1, instant engine
+    overhead_tokens: int = 16
+    load_s: float = 10.0  # the REST tier at 64 connections
+    load_connections: int = 64
+    generation_tokens: int = 128
+    generation_window_s: float = 20.0  # the real model at 1 and at 8 clients
+    clients: int = 8
+    # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
+    queue_size: int = 64
+
+    @property
+    def steps(self) -> int:
+        """Progress-bar steps: two stack starts, the load runs, the direct generations, the memory reading."""
+        return 2 + self.repetitions * (4 + 1) + self.repetitions * 3 + 1
+
+
+FULL = Plan()
+QUICK = Plan(
+    repetitions=1,
+    overhead_s=1.0,
+    load_s=1.0,
+    load_connections=8,
+    generation_tokens=8,
+    generation_window_s=2.0,
+    clients=2,
+)

@@ -1,0 +1,53 @@
+"""Figures of the chain with the instant engine: each hop's latency at one client, and the REST tier under load."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lambdallm.bench.entry import ENTRY_POINTS, drain, load
+from lambdallm.bench.loadgen import LoadResult
+from lambdallm.bench.plan import Plan
+from lambdallm.bench.stats import Spread
+from lambdallm.stack import Stack
+
+PROMPT = "Tell me a story about a lighthouse keeper."
+
+
+@dataclass
+class PlumbingFigures:
+    """Latency per entry point at concurrency 1, and requests/s and errors of the REST tier at many connections."""
+
+    runs: dict[str, list[LoadResult]] = field(default_factory=lambda: {e: [] for e in ENTRY_POINTS})
+    loaded: list[LoadResult] = field(default_factory=list)
+
+    def overhead_ms(self) -> dict[str, dict[str, Spread]]:
+        """{entry: {p50, p99}}, each a spread over the repetitions."""
+        return {
+            entry: {
+                "p50": Spread.of([r.p50_ms for r in runs]),
+                "p99": Spread.of([r.p99_ms for r in runs]),
+            }
+            for entry, runs in self.runs.items()
+        }
+
+    def percentiles_ms(self) -> dict[str, dict[str, float]]:
+        """{entry: {percentile: ms}}, the median over repetitions of each percentile (for the plot)."""
+        return {
+            entry: {pct: statistics.median(r.percentiles_ms[pct] for r in runs) for pct in runs[0].percentiles_ms}
+            for entry, runs in self.runs.items()
+        }
+
+
+def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> PlumbingFigures:
+    """Interleave the entry points within each repetition, so that noise falls on all of them alike."""
+    figures = PlumbingFigures()
+    drain(stack)  # warms every tier: imports, connections, first-call paths
+    for rep in range(plan.repetitions):
+        for entry in ENTRY_POINTS:
+            step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
+            figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+        step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
+        figures.loaded.append(load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s))
+    return figures

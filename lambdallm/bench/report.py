@@ -1,0 +1,79 @@
+"""The bench's results as one JSON document, a short markdown table, and (plot.py) a PNG beside them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from lambdallm.bench.generation import GenerationFigures
+from lambdallm.bench.plumbing import PlumbingFigures
+from lambdallm.bench.stats import Spread
+
+
+def build(
+    plumbing: PlumbingFigures,
+    generation: GenerationFigures,
+    rss_mb: dict[str, float],
+    rss_mb_instant: dict[str, float],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """The keys of latest.json; every repeated figure as {median, min, max, n}."""
+    return {
+        "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
+        "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
+        "e2e_vs_direct": generation.e2e_vs_direct().as_dict(),
+        "overhead_ms": {
+            entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
+        },
+        "rest_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
+        "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
+        "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
+        "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
+        "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
+        "e2e_output_tokens_per_request": Spread.of([r.tokens / r.ok for r in generation.single if r.ok]).as_dict(1),
+        "rss_mb": {k: round(v, 1) for k, v in rss_mb.items()},
+        "rss_mb_instant": {k: round(v, 1) for k, v in rss_mb_instant.items()},
+        "latency_percentiles_ms": plumbing.percentiles_ms(),
+        "meta": meta,
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """A short table of the headline figures: median (min-max)."""
+
+    def cell(spread: dict[str, float], unit: str = "") -> str:
+        return f"{spread['median']:g}{unit} ({spread['min']:g}-{spread['max']:g})"
+
+    reps = results["meta"]["repetitions"]
+    rows = [
+        ("direct model, tokens/s (reference)", cell(results["direct_tokens_per_s"])),
+        ("whole chain, tokens/s (one client)", cell(results["e2e_tokens_per_s"])),
+        ("whole chain / direct", cell(results["e2e_vs_direct"])),
+        ("8 clients / 1 client, total tokens/s", cell(results["aggregate_vs_single_c8"])),
+    ]
+    for entry, name in (("bedrock", "Bedrock"), ("apigw", "API Gateway"), ("grpc", "gRPC proxy"), ("rest", "REST")):
+        spreads = results["overhead_ms"][entry]
+        rows.append(
+            (f"enter at {name}, instant model: p50 / p99", f"{cell(spreads['p50'])} / {cell(spreads['p99'])} ms")
+        )
+    rows += [
+        ("REST, 64 connections: requests/s", cell(results["rest_rps_c64"])),
+        ("REST, 64 connections: failed requests", cell(results["rest_errors_c64"])),
+        ("RSS after the run, MB: rest / proxy / cloud", " / ".join(f"{v:g}" for v in results["rss_mb"].values())),
+    ]
+    lines = [f"| figure (median of {reps}, min-max) | value |", "| --- | --- |"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Write latest.json, latest.md and latest.png into `out_dir`; the paths written."""
+    from lambdallm.bench.plot import plot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "latest.json", out_dir / "latest.md", out_dir / "latest.png"]
+    paths[0].write_text(json.dumps(results, indent=2) + "\n")
+    paths[1].write_text(markdown(results))
+    plot(results, paths[2])
+    return paths
