@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -36,10 +38,19 @@ def load(stack: Stack, entry: str, prompt: str, max_tokens: int, connections: in
 
 
 def drain(stack: Stack, timeout_s: float = 600.0) -> None:
-    """Wait until generations still queued from a finished load run are done (a 1-token request queues behind)."""
+    """Wait until the model answers and nothing is queued before us (a 1-token request queues behind the rest)."""
     data = json.dumps(query_body("Hello", 1)).encode()
     request = urllib.request.Request(
         f"{stack.rest_url}/query", data=data, headers={"Content-Type": "application/json"}, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-        answer.read()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                answer.read()
+                return
+        except urllib.error.HTTPError as exc:
+            # /ready can answer before the model has loaded; the chain then says 503 (or 429 while full).
+            if exc.code not in (429, 503) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
