@@ -54,13 +54,17 @@ class Scheduler:
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            # Still queued: wrap_future cancelled it and the thread skips it. Generating: stop at the next token.
+            # Still queued: wrap_future cancelled it, the thread skips it and its place is free now.
+            # Generating: it stops at its next token and frees its place when it returns.
             cancelled.set()
+            if future.cancelled():
+                self._release(cancelled)
             raise
 
     def _release(self, cancelled: threading.Event) -> None:
-        self._admitted -= 1
-        self._running.discard(cancelled)
+        if cancelled in self._running:
+            self._running.discard(cancelled)
+            self._admitted -= 1
 
     def close(self) -> None:
         """Stop running generations, drop queued ones and let the thread end."""

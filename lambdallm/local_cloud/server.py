@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
+import importlib.util
 import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -69,12 +68,18 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
 
 
 def load_handler(environment: dict[str, str]) -> Any:
-    """Set `environment` and (re)import the handler module, as a cold start would: its client reads it."""
+    """Set `environment`, then load a fresh copy of the handler module, as a cold start would.
+
+    The copy has its own globals (and boto3 client), so two local clouds in one process stay apart.
+    """
     for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
         os.environ.pop(key, None)
     os.environ.update(environment)
-    module = sys.modules.get("llm_lambda.handler")
-    module = importlib.reload(module) if module else importlib.import_module("llm_lambda.handler")
+    spec = importlib.util.find_spec("llm_lambda.handler")
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError("llm_lambda.handler", name="llm_lambda.handler")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module.lambda_handler
 
 

@@ -1,0 +1,77 @@
+"""Fixtures for the local cloud: clouds on free loopback ports (the Gemma one once per session), boto3 clients."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from lambdallm.local_cloud.engines import Completion, Emit, GenerationRequest, InstantEngine
+from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from lambdallm.settings import CloudSettings
+
+MODEL_ID = "amazon.titan-text-premier-v1:0"
+
+
+class GatedEngine(InstantEngine):
+    """The instant echo, but blocking (queued like Gemma) and held until `gate` opens; records what ran."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.prompts: list[str] = []
+
+    def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
+        self.prompts.append(request.prompt)
+        self.started.set()
+        self.gate.wait(timeout=30)
+        return super().generate(request, emit, cancelled)
+
+
+def settings(**overrides: Any) -> CloudSettings:
+    """Local cloud settings on free loopback ports."""
+    return CloudSettings(**{"host": "127.0.0.1", "apigw_port": 0, "bedrock_port": 0, **overrides})
+
+
+def bedrock_client(cloud: LocalCloud) -> Any:
+    """A plain boto3 bedrock-runtime client on the local endpoint, without retries (tests see each answer)."""
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=cloud.bedrock_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
+    )
+
+
+@pytest.fixture(scope="session")
+def gemma_cloud() -> Iterator[LocalCloud]:
+    """The real model, loaded once per session (context kept small so an over-long prompt is cheap)."""
+    pytest.importorskip("llama_cpp")
+    with running_local_cloud(settings(engine="gemma", context_tokens=512, queue_size=4)) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="session")
+def instant_cloud() -> Iterator[LocalCloud]:
+    """The deterministic echo engine behind both servers."""
+    with running_local_cloud(settings(engine="instant")) as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def gated() -> Iterator[tuple[LocalCloud, GatedEngine]]:
+    """A cloud whose model waits for the test: one generating, one waiting at most."""
+    engine = GatedEngine()
+    with running_local_cloud(settings(queue_size=1), engine=engine) as cloud:
+        try:
+            yield cloud, engine
+        finally:
+            engine.gate.set()

@@ -1,0 +1,57 @@
+"""The model queue: one at a time in arrival order, refused when full, dropped when the caller leaves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lambdallm.local_cloud.engines import GenerationRequest
+from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
+from tests.local_cloud.conftest import GatedEngine
+
+
+async def until(condition: object) -> None:
+    while not condition():  # type: ignore[operator]
+        await asyncio.sleep(0.005)
+
+
+async def test_requests_run_in_arrival_order_and_overflow_is_refused() -> None:
+    engine = GatedEngine()
+    scheduler = Scheduler(engine, queue_size=2)
+    try:
+        first = asyncio.create_task(scheduler.generate(GenerationRequest("first")))
+        await asyncio.wait_for(until(engine.started.is_set), 10)
+        queued = [asyncio.create_task(scheduler.generate(GenerationRequest(p))) for p in ("second", "third")]
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded):
+            await scheduler.generate(GenerationRequest("fourth"))
+        engine.gate.set()
+        results = await asyncio.gather(first, *queued)
+        assert [r.text for r in results] == ["first", "second", "third"]
+        assert engine.prompts == ["first", "second", "third"]
+    finally:
+        engine.gate.set()
+        scheduler.close()
+
+
+async def test_a_request_cancelled_while_queued_never_reaches_the_model() -> None:
+    engine = GatedEngine()
+    scheduler = Scheduler(engine, queue_size=1)
+    try:
+        first = asyncio.create_task(scheduler.generate(GenerationRequest("first")))
+        await asyncio.wait_for(until(engine.started.is_set), 10)
+        gone = asyncio.create_task(scheduler.generate(GenerationRequest("gone")))
+        await asyncio.sleep(0)
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        # Its place in the queue is free again at once.
+        third = asyncio.create_task(scheduler.generate(GenerationRequest("third")))
+        engine.gate.set()
+        assert (await first).text == "first"
+        assert (await third).text == "third"
+        assert engine.prompts == ["first", "third"]
+    finally:
+        engine.gate.set()
+        scheduler.close()
