@@ -12,6 +12,7 @@ from lambdallm.stack import Stack
 
 pytestmark = [pytest.mark.e2e]
 SPECS = Path(__file__).resolve().parents[2] / "specs"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -28,7 +29,8 @@ CHECKS = ",".join(
 
 def _schemathesis(spec: Path, url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     command = [
-        Path(sys.executable).with_name("schemathesis").as_posix(), "run", str(spec), "--url", url,
+        Path(sys.executable).with_name("schemathesis").as_posix(), "--config-file", str(CONFIG),
+        "run", str(spec), "--url", url,
         "--checks", CHECKS, "--max-examples", "40", "--seed", "20261125",
         "--request-timeout", "20", "--output-sanitize", "false", "--no-color",
         "--report", "junit", "--report-dir", str(tmp_path),
