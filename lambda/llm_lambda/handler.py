@@ -47,7 +47,7 @@ def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         request = parse_event(event)
-        prompt = {"prompt": request.prompt} if LOG_PROMPTS else {}
+        prompt: dict[str, Any] = {"prompt": request.prompt} if LOG_PROMPTS else {}
         logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": len(request.prompt)} | prompt)
         generation = invoke(bedrock, MODEL_ID, request)
     except BackendError as exc:

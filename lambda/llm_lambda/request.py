@@ -53,7 +53,7 @@ def parse_body(data: Any) -> QueryRequest:
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
         raise BackendError(400, f"prompt: required, a string of 1 to {MAX_PROMPT_CHARS} characters")
-    max_tokens = data.get("max_tokens")
+    max_tokens: Any = data.get("max_tokens")
     if not _is_int(max_tokens) or not 1 <= max_tokens <= MAX_TOKENS:
         raise BackendError(400, f"max_tokens: required, an integer from 1 to {MAX_TOKENS}")
     stops = data.get("stop_sequences", [])

@@ -115,7 +115,7 @@ async def start_local_cloud(settings: CloudSettings, engine: Engine | None = Non
     logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
     logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
     try:
-        loaded = engine or await asyncio.to_thread(create_engine, settings)
+        loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings)
         host.scheduler = Scheduler(loaded, settings.queue_size)
         host.loaded.set()
         logger.info("model loaded", extra={"engine": type(loaded).__name__, "model_id": settings.model_id})
