@@ -1,0 +1,43 @@
+"""The bench in its tiny configuration still runs end to end and writes every key and file (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lambdallm.bench import run
+from lambdallm.bench.plan import QUICK
+
+pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+KEYS = (
+    "direct_tokens_per_s",
+    "e2e_tokens_per_s",
+    "e2e_vs_direct",
+    "overhead_ms",
+    "rest_rps_c64",
+    "rest_errors_c64",
+    "aggregate_vs_single_c8",
+    "rss_mb",
+)
+
+
+def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(quick=True, out_dir=tmp_path) == 0
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert set(KEYS) <= set(results)
+    for key in ("direct_tokens_per_s", "e2e_tokens_per_s", "e2e_vs_direct", "rest_rps_c64", "aggregate_vs_single_c8"):
+        assert set(results[key]) >= {"median", "min", "max"}
+        assert results[key]["n"] == QUICK.repetitions
+    assert set(results["overhead_ms"]) == {"bedrock", "apigw", "grpc", "rest"}
+    assert all(set(spreads) == {"p50", "p99"} for spreads in results["overhead_ms"].values())
+    assert set(results["rss_mb"]) == {"rest", "proxy", "cloud"}
+    assert results["e2e_output_tokens_per_request"]["median"] > 0  # the chain really generated
+
+    table = (tmp_path / "latest.md").read_text()
+    assert "| figure" in table
+    assert table in capsys.readouterr().out
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
