@@ -83,11 +83,10 @@ def load_handler(environment: dict[str, str]) -> Any:
     return module.lambda_handler
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.listen(1024)
     return sock
 
 
@@ -99,26 +98,27 @@ def _server(app: Any) -> _Server:
 async def start_local_cloud(settings: CloudSettings, engine: Engine | None = None) -> AsyncIterator[LocalCloud]:
     """Start both servers (port 0 picks a free port), load the model, and stop everything on exit.
 
-    `engine` replaces the one `settings.engine` names (tests pass their own). Both ports accept connections
-    before the model loads; the Bedrock endpoint's GET /ping answers 200 once it has.
+    `engine` replaces the one `settings.engine` names (tests pass their own). The Bedrock endpoint accepts
+    connections at once (its GET /ping answers 200 once the model is loaded); the API Gateway only once the
+    model is loaded, so that a backend that answers is a backend that can generate (the chain's readiness).
     """
-    bedrock_sock, apigw_sock = (
-        _listen(settings.host, settings.bedrock_port),
-        _listen(settings.host, settings.apigw_port),
-    )
+    bedrock_sock, apigw_sock = _bind(settings.host, settings.bedrock_port), _bind(settings.host, settings.apigw_port)
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
     host = ModelHost(settings.model_id)
     saved = dict(os.environ)
     gateway = ApiGateway(load_handler(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
     servers = [_server(create_bedrock_app(host)), _server(gateway)]
-    tasks = [asyncio.create_task(s.serve([sock])) for s, sock in zip(servers, (bedrock_sock, apigw_sock), strict=True)]
-    logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
+    bedrock_sock.listen(1024)
+    tasks = [asyncio.create_task(servers[0].serve([bedrock_sock]))]
     logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
     try:
         loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings)
         host.scheduler = Scheduler(loaded, settings.queue_size)
         host.loaded.set()
         logger.info("model loaded", extra={"engine": type(loaded).__name__, "model_id": settings.model_id})
+        apigw_sock.listen(1024)
+        tasks.append(asyncio.create_task(servers[1].serve([apigw_sock])))
+        logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
         yield cloud
     finally:
         for server in servers:
