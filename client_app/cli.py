@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="REST tier port (default 8080, env BEDREST_PORT)")
     parser.add_argument("--max-tokens", type=int, help="per generation (default 100, env BEDREST_MAX_TOKENS)")
     parser.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per request (default 130)")
+    parser.add_argument(
+        "--raw", action="store_const", const=False, dest="chat", help="send prompts as they are, not as chat turns"
+    )
     parser.add_argument("--config", type=Path, help="TOML file (default $BEDREST_CONFIG or ~/.config/bedrest.toml)")
     return parser
 
@@ -30,7 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(
-            args.config, host=args.host, port=args.port, max_tokens=args.max_tokens, timeout_s=args.timeout_s
+            args.config,
+            host=args.host,
+            port=args.port,
+            max_tokens=args.max_tokens,
+            timeout_s=args.timeout_s,
+            chat=args.chat,
         )
     except SettingsError as exc:
         print(f"bedrest: bad configuration: {exc}", file=sys.stderr)
@@ -38,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with make_client(settings.base_url, settings.timeout_s) as client:
             if args.mode == "passive":
-                return run_passive(client, settings.max_tokens)
-            return run_active(client, settings.max_tokens)
+                return run_passive(client, settings.max_tokens, chat=settings.chat)
+            return run_active(client, settings.max_tokens, chat=settings.chat)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -21,6 +21,8 @@ class ClientSettings:
     max_tokens: int = field(default=100, metadata={"low": 1, "high": 3072})
     # Above the REST tier's own 120 s deadline, so its 504 arrives before we give up.
     timeout_s: float = field(default=130.0, metadata={"low": 0.1, "high": 3600})
+    # Send each line as a chat turn ("User: ...\nBot:", stopping at the next "User:"); false sends it raw.
+    chat: bool = True
 
     @property
     def base_url(self) -> str:

@@ -50,13 +50,17 @@ def make_client(base_url: str, timeout_s: float) -> Client:
     return Client(base_url=base_url, timeout=httpx.Timeout(timeout_s), raise_on_unexpected_status=True)
 
 
-def generate(client: Client, prompt: str, max_tokens: int) -> GenerateResponse:
-    """One generation; raise ClientError with the status and problem detail on any failure."""
+def chat_request(line: str, max_tokens: int) -> GenerateRequest:
+    """A conversational turn in the `User: ...\nBot:` form Titan models are tuned for; it ends at the next turn."""
+    return GenerateRequest(prompt=f"User: {line}\nBot:", max_tokens=max_tokens, stop_sequences=["User:"])
+
+
+def generate(client: Client, prompt: str, max_tokens: int, chat: bool = True) -> GenerateResponse:
+    """One generation (a chat turn unless `chat` is false); raise ClientError on any failure."""
     url = str(client.get_httpx_client().base_url).rstrip("/")
+    body = chat_request(prompt, max_tokens) if chat else GenerateRequest(prompt=prompt, max_tokens=max_tokens)
     with map_client_errors(url):
-        response = generate_text.sync_detailed(
-            client=client, body=GenerateRequest(prompt=prompt, max_tokens=max_tokens)
-        )
+        response = generate_text.sync_detailed(client=client, body=body)
     if isinstance(response.parsed, GenerateResponse):
         return response.parsed
     if isinstance(response.parsed, Problem):

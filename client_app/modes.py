@@ -55,13 +55,15 @@ def spinner(out: TextIO, text: str = "generating") -> Iterator[None]:
         out.flush()
 
 
-def run_passive(client: Client, max_tokens: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_passive(
+    client: Client, max_tokens: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr, chat: bool = True
+) -> int:
     """Send the five fixed prompts in order, printing each answer under its prompt; stop at the first error."""
     for prompt in PASSIVE_PROMPTS:
         print(f">>> {prompt}", file=out, flush=True)
         try:
             with spinner(out):
-                answer = generate(client, prompt, max_tokens)
+                answer = generate(client, prompt, max_tokens, chat)
         except ClientError as exc:
             return report(exc, err)
         print(format_answer(answer), file=out, flush=True)
@@ -74,6 +76,7 @@ def run_active(
     read_line: Callable[[str], str] | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    chat: bool = True,
 ) -> int:
     """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0."""
     if read_line is None:
@@ -96,7 +99,7 @@ def run_active(
             continue
         try:
             with spinner(out):
-                answer = generate(client, line, max_tokens)
+                answer = generate(client, line, max_tokens, chat)
         except ClientError as exc:
             status = report(exc, err)
             continue

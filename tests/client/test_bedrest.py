@@ -14,11 +14,19 @@ async def test_passive_prints_five_answers_in_order(bedrest, rest_url, fake):
     port = str(urlsplit(rest_url).port)
     done = await bedrest("passive", "--port", port, "--max-tokens", "7")
     assert done.returncode == 0, done.stderr
-    positions = [done.stdout.index(f">>> {prompt}\necho: {prompt}\n") for prompt in PASSIVE_PROMPTS]
+    positions = [done.stdout.index(f">>> {prompt}\necho: User: {prompt}\nBot:\n") for prompt in PASSIVE_PROMPTS]
     assert positions == sorted(positions)
     assert done.stdout.count("output tokens") == 5
-    assert [body["prompt"] for _, body in fake.requests] == list(PASSIVE_PROMPTS)
+    assert [body["prompt"] for _, body in fake.requests] == [f"User: {p}\nBot:" for p in PASSIVE_PROMPTS]
+    assert all(body["stop_sequences"] == ["User:"] for _, body in fake.requests)
     assert {body["max_tokens"] for _, body in fake.requests} == {7}
+
+
+async def test_raw_sends_the_prompts_as_they_are(bedrest, rest_url, fake):
+    done = await bedrest("passive", "--port", str(urlsplit(rest_url).port), "--raw")
+    assert done.returncode == 0, done.stderr
+    assert [body["prompt"] for _, body in fake.requests] == list(PASSIVE_PROMPTS)
+    assert all("stop_sequences" not in body for _, body in fake.requests)
 
 
 async def test_port_from_environment(bedrest, rest_url):
@@ -62,7 +70,7 @@ async def test_active_loop_until_quit(rest_url):
     with make_client(rest_url, 10) as client:
         status = await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), out, err)
     assert status == 0, err.getvalue()
-    assert "echo: Hi" in out.getvalue() and "echo: Tell me a story" in out.getvalue()
+    assert "echo: User: Hi" in out.getvalue() and "echo: User: Tell me a story" in out.getvalue()
     assert "never sent" not in out.getvalue()
 
 
@@ -81,4 +89,4 @@ async def test_active_reports_errors_and_continues_until_eof(rest_url, fake):
         status = await asyncio.to_thread(run_active, client, 5, read_line, out, err)
     assert status == 1
     assert err.getvalue() == "bedrest: HTTP 429 Too Many Requests: busy\n"
-    assert "echo: Hi again" in out.getvalue()
+    assert "echo: User: Hi again" in out.getvalue()
