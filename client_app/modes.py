@@ -20,7 +20,7 @@ QUIT = "quit"
 def format_answer(answer: GenerateResponse) -> str:
     """The generated text, then its token counts and why it ended."""
     counts = f"[{answer.input_tokens} input tokens, {answer.output_tokens} output tokens, {answer.finish_reason}]"
-    return f"{answer.text.strip()}\n{counts}\n"
+    return f"{answer.text.strip() or '(no text)'}\n{counts}\n"
 
 
 def report(error: ClientError, err: TextIO) -> int:
