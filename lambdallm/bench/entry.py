@@ -21,8 +21,19 @@ def query_body(prompt: str, max_tokens: int) -> dict[str, Any]:
     return {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0}
 
 
-def load(stack: Stack, entry: str, prompt: str, max_tokens: int, connections: int, duration_s: float) -> LoadResult:
-    """Load `entry` of `stack` with one fixed request from `connections` clients for `duration_s` seconds."""
+def load(
+    stack: Stack,
+    entry: str,
+    prompt: str,
+    max_tokens: int,
+    connections: int,
+    duration_s: float,
+    requests_per_connection: int | None = None,
+) -> LoadResult:
+    """Load `entry` of `stack` with one fixed request from `connections` clients for `duration_s` seconds.
+
+    With `requests_per_connection` (HTTP entry points), a fixed batch instead, ended as soon as it is answered.
+    """
     body = query_body(prompt, max_tokens)
     ports = stack.ports
     timeout = 300.0  # queued generations of the real model wait their turn
@@ -32,9 +43,10 @@ def load(stack: Stack, entry: str, prompt: str, max_tokens: int, connections: in
         model_id = settings.load(settings.CloudSettings, "local-cloud").model_id
         titan = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0.0}}
         url = f"http://127.0.0.1:{ports.bedrock}/model/{model_id}/invoke"
-        return wrk(url, titan, connections, duration_s, timeout)
+        return wrk(url, titan, connections, duration_s, timeout, requests_per_connection)
     port = ports.apigw if entry == "apigw" else ports.rest
-    return wrk(f"http://127.0.0.1:{port}/query", body, connections, duration_s, timeout)
+    url = f"http://127.0.0.1:{port}/query"
+    return wrk(url, body, connections, duration_s, timeout, requests_per_connection)
 
 
 def drain(stack: Stack, timeout_s: float = 600.0) -> None:

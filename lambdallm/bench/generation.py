@@ -15,7 +15,7 @@ from lambdallm.stack import Stack
 
 @dataclass
 class GenerationFigures:
-    """Per repetition: one direct generation, the chain at one client, the chain at `plan.clients` clients."""
+    """Per repetition: one direct generation, a batch from one client, a batch from `plan.clients` clients at once."""
 
     direct: list[Generation] = field(default_factory=list)
     single: list[LoadResult] = field(default_factory=list)
@@ -35,16 +35,16 @@ class GenerationFigures:
         )
 
     def aggregate_vs_single(self) -> Spread:
-        """Total tokens/s of many clients over one client's, both over the same window length."""
+        """Total tokens/s of the many-client batch over the one-client batch's (each: tokens / its wall time)."""
         return Spread.of(
             [m.tokens_per_s / s.tokens_per_s for m, s in zip(self.many, self.single, strict=True) if s.tokens]
         )
 
 
 def measure_generation(stack: Stack, plan: Plan, step: Callable[[str], None]) -> GenerationFigures:
-    """Alternate the direct model and the chain in every repetition; drain the chain's queue before each."""
+    """Alternate the direct model and the chain in every repetition; batches leave nothing queued behind them."""
     figures = GenerationFigures()
-    tokens, window = plan.generation_tokens, plan.generation_window_s
+    tokens, cap = plan.generation_tokens, plan.generation_cap_s
     model = DirectModel()
     try:
         model.generate(PROMPT, 8)  # first-call costs (allocation, caches) are not part of the reference
@@ -54,10 +54,10 @@ def measure_generation(stack: Stack, plan: Plan, step: Callable[[str], None]) ->
             step(f"direct model {tokens} tokens {of}")
             figures.direct.append(model.generate(PROMPT, tokens))
             step(f"chain, 1 client {of}")
-            figures.single.append(load(stack, "rest", PROMPT, tokens, 1, window))
+            figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
             drain(stack)
             step(f"chain, {plan.clients} clients {of}")
-            figures.many.append(load(stack, "rest", PROMPT, tokens, plan.clients, window))
+            figures.many.append(load(stack, "rest", PROMPT, tokens, plan.clients, cap, 1))
             drain(stack)
     finally:
         model.close()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SCRIPT = Path(__file__).with_name("post.lua")
 MARKER = "WRK_JSON "
+THREAD_DONE = "WRK_THREAD_DONE"
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9)  # as post.lua prints them
 
 
@@ -48,9 +51,21 @@ class LoadResult:
         return (self.tokens / self.ok) / (self.mean_ms / 1000) if self.ok else 0.0
 
 
-def wrk(url: str, body: dict[str, Any], connections: int, duration_s: float, timeout_s: float = 30.0) -> LoadResult:
-    """POST `body` to `url` from `connections` keep-alive connections for `duration_s` seconds."""
-    threads = min(connections, 2)  # the machine has two cores, shared with the servers under test
+def wrk(
+    url: str,
+    body: dict[str, Any],
+    connections: int,
+    duration_s: float,
+    timeout_s: float = 30.0,
+    requests_per_connection: int | None = None,
+) -> LoadResult:
+    """POST `body` to `url` from `connections` keep-alive connections for `duration_s` seconds.
+
+    With `requests_per_connection`, send exactly `connections * requests_per_connection` requests and stop when
+    all are answered (`duration_s` is then only a cap).
+    """
+    threads = 2 if connections % 2 == 0 else 1  # two cores, shared with the servers; budgets split evenly
+    budget = [] if requests_per_connection is None else [str(requests_per_connection * connections // threads)]
     with tempfile.NamedTemporaryFile("w", suffix=".json") as body_file:
         json.dump(body, body_file)
         body_file.flush()
@@ -64,9 +79,29 @@ def wrk(url: str, body: dict[str, Any], connections: int, duration_s: float, tim
             url,
             "--",
             body_file.name,
+            *budget,
         ]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + timeout_s + 30)
-    return parse(result.stdout, command=" ".join(command), stderr=result.stderr, returncode=result.returncode)
+        stdout, stderr, returncode = _run(command, threads if budget else 0, duration_s + timeout_s + 30)
+    return parse(stdout, command=" ".join(command), stderr=stderr, returncode=returncode)
+
+
+def _run(command: list[str], threads_to_finish: int, cap_s: float) -> tuple[str, str, int]:
+    """Run wrk; once `threads_to_finish` threads say their batch is answered, interrupt it (it then reports)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(cap_s, process.kill)
+    timer.start()
+    try:
+        assert process.stdout is not None
+        lines, finished = [], 0
+        for line in process.stdout:
+            lines.append(line)
+            finished += line.startswith(THREAD_DONE)
+            if threads_to_finish and finished == threads_to_finish:
+                process.send_signal(signal.SIGINT)  # wrk's handler ends its sleep, joins threads, runs done()
+        stderr = process.stderr.read() if process.stderr else ""
+        return "".join(lines), stderr, process.wait()
+    finally:
+        timer.cancel()
 
 
 def parse(stdout: str, command: str = "wrk", stderr: str = "", returncode: int = 0) -> LoadResult:

@@ -15,8 +15,9 @@ class Plan:
     load_s: float = 10.0  # the REST tier at 64 connections
     load_connections: int = 64
     generation_tokens: int = 128
-    generation_window_s: float = 20.0  # the real model at 1 and at 8 clients
-    clients: int = 8
+    single_requests: int = 2  # the real model, one client: requests in a row
+    clients: int = 8  # the real model, many clients: one request each, all at once
+    generation_cap_s: float = 900.0  # batches end when answered; this only bounds a stuck run
     # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
     queue_size: int = 64
 
@@ -33,6 +34,6 @@ QUICK = Plan(
     load_s=1.0,
     load_connections=8,
     generation_tokens=8,
-    generation_window_s=2.0,
+    single_requests=1,
     clients=2,
 )

@@ -1,5 +1,8 @@
 -- wrk script for the bench: POST one JSON body, count 2xx and generated tokens, print a JSON summary.
--- Usage: wrk -s post.lua URL -- BODY_FILE
+-- Usage: wrk -s post.lua URL -- BODY_FILE [REQUESTS_PER_THREAD]
+-- With REQUESTS_PER_THREAD, each thread sends exactly that many requests, then prints WRK_THREAD_DONE once all
+-- are answered; the caller interrupts wrk (SIGINT) after every thread has, so no request is left queued in the
+-- server and wrk's duration is the batch's own wall time.
 local threads = {}
 
 function setup(thread)
@@ -12,10 +15,21 @@ function init(args)
   file:close()
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
-  ok, failed, tokens = 0, 0, 0
+  ok, failed, tokens, sent, answered = 0, 0, 0, 0, 0
+  budget = tonumber(args[2])
+  if budget then
+    function delay()
+      sent = sent + 1
+      if sent > budget then
+        return 3600000 -- park this connection: the thread's budget is spent
+      end
+      return 0
+    end
+  end
 end
 
 function response(status, headers, body)
+  answered = answered + 1
   if status >= 200 and status < 300 then
     ok = ok + 1
     -- REST and API Gateway answer output_tokens; the Bedrock endpoint answers Titan's tokenCount.
@@ -23,6 +37,10 @@ function response(status, headers, body)
     if n then tokens = tokens + tonumber(n) end
   else
     failed = failed + 1
+  end
+  if budget and answered == budget then
+    io.write("WRK_THREAD_DONE\n")
+    io.flush()
   end
 end
 
