@@ -13,7 +13,7 @@ $(BIN)/activate:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: $(BIN)/activate pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]' 'tox>=4.20,<5'
+	$(BIN)/pip install --quiet -e '.[test,bench]' 'tox>=4.20,<5'
 	touch $@
 
 demo: $(VENV)/.installed
