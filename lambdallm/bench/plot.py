@@ -41,7 +41,6 @@ def _bars(axes: Any, spreads: dict[str, dict[str, float]], unit: str, title: str
     medians = [s["median"] for s in spreads.values()]
     below = [s["median"] - s["min"] for s in spreads.values()]
     above = [s["max"] - s["median"] for s in spreads.values()]
-    axes.bar(list(spreads), medians, yerr=[below, above], capsize=4, color="#4c72b0")
+    bars = axes.bar(list(spreads), medians, yerr=[below, above], capsize=4, color="#4c72b0")
+    axes.bar_label(bars, fmt="%.3g", label_type="center", color="white", fontsize=9)  # clear of the error bars
     axes.set(ylabel=unit, title=title)
-    for x, value in enumerate(medians):
-        axes.annotate(f"{value:.3g}", (x, value), ha="center", va="bottom", fontsize=8)
