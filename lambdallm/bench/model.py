@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,19 @@ class Generation:
         return self.tokens / self.seconds
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class DirectModel:
     """The model the local Bedrock serves, loaded here with the local cloud's own thread and context settings."""
 
@@ -32,9 +49,10 @@ class DirectModel:
         from llama_cpp import Llama
 
         cloud = settings.load(settings.CloudSettings, "local-cloud")
-        self.llama: Any = Llama(
-            model_path=str(assemble()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
-        )
+        with _quiet_stderr():  # llama.cpp prints notices from C even with verbose=False; they break the bar
+            self.llama: Any = Llama(
+                model_path=str(assemble()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
+            )
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:
         """Generate up to `max_tokens` tokens, timing only the generation (prompt evaluation included)."""

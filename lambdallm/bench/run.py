@@ -14,6 +14,7 @@ from lambdallm.bench.plan import FULL, QUICK, Plan
 from lambdallm.stack import Ports, Stack, StackError
 
 RESULTS_DIR = Path("bench/results")
+QUICK_DIR = RESULTS_DIR / "quick"  # a quick run never overwrites the real figures
 
 
 def run(quick: bool = False, out_dir: Path | None = None, plan: Plan | None = None) -> int:
@@ -30,7 +31,7 @@ def run(quick: bool = False, out_dir: Path | None = None, plan: Plan | None = No
     from lambdallm.bench import report
 
     plan = plan or (QUICK if quick else FULL)
-    out_dir = out_dir or RESULTS_DIR
+    out_dir = out_dir or (QUICK_DIR if quick else RESULTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "stack.log"
     started = datetime.datetime.now(datetime.UTC)
