@@ -103,6 +103,17 @@ def test_backend_down_is_a_503_and_the_chain_is_not_ready(chain_without_backend:
     assert ready.status_code == 503
 
 
+def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack) -> None:
+    bedrest = Path(sys.executable).with_name("bedrest")
+    command = [str(bedrest), "--port", str(chain_without_backend.ports.rest), "passive"]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("bedrest: HTTP 503 Service Unavailable: ")
+    assert result.stderr.count("\n") == 1
+
+
 @pytest.fixture
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline far shorter than a long generation."""
