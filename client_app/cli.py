@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--raw", action="store_const", const=False, dest="chat", help="send prompts as they are, not as chat turns"
     )
-    parser.add_argument("--config", type=Path, help="TOML file (default $BEDREST_CONFIG or ~/.config/bedrest.toml)")
+    parser.add_argument(
+        "--config", type=Path, help="TOML file (default $BEDREST_CONFIG, ~/.config/bedrest.toml or config/bedrest.toml)"
+    )
     return parser
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from lambdallm.settings import SettingsError, load
 
-DEFAULT_CONFIG = Path("~/.config/bedrest.toml")
+USER_CONFIG = Path("~/.config/bedrest.toml")
+PROJECT_CONFIG = Path("config/bedrest.toml")
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,16 @@ class ClientSettings:
 
 
 def config_path(flag: Path | None, environ: dict[str, str] | None = None) -> Path:
-    """--config, else BEDREST_CONFIG, else ~/.config/bedrest.toml (which may not exist)."""
+    """--config, else BEDREST_CONFIG, else ~/.config/bedrest.toml, else ./config/bedrest.toml (may not exist)."""
     environ = dict(os.environ) if environ is None else environ
     if flag is not None:
         if not flag.is_file():
             raise SettingsError(f"{flag}: no such config file")
         return flag
-    return Path(environ.get("BEDREST_CONFIG", DEFAULT_CONFIG)).expanduser()
+    if "BEDREST_CONFIG" in environ:
+        return Path(environ["BEDREST_CONFIG"]).expanduser()
+    user = USER_CONFIG.expanduser()
+    return user if user.is_file() else PROJECT_CONFIG
 
 
 def load_settings(

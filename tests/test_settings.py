@@ -28,9 +28,12 @@ def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
 
 
 def test_the_shipped_config_files_hold_the_defaults() -> None:
+    from client_app.config import ClientSettings
+
     root = Path(__file__).resolve().parents[1] / "config"
     for cls, tier in ((CloudSettings, "local-cloud"), (ProxySettings, "proxy"), (RestSettings, "rest")):
         assert load(cls, tier, root / f"{tier}.toml", environ={}) == cls()
+    assert load(ClientSettings, "bedrest", root / "bedrest.toml", environ={}) == ClientSettings()
 
 
 @pytest.mark.parametrize(
