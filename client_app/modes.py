@@ -7,7 +7,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from client_app.llm import ClientError, generate
 from generated.llm_client import Client
@@ -80,10 +84,7 @@ def run_active(
 ) -> int:
     """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0."""
     if read_line is None:
-        from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import InMemoryHistory
-
-        read_line = PromptSession[str](history=InMemoryHistory()).prompt
+        read_line = PromptSession[str](history=_history()).prompt
     print(f"Welcome to BedREST. Type a prompt; `{QUIT}` or Ctrl-D leaves.", file=out, flush=True)
     status = 0
     while True:
@@ -106,3 +107,14 @@ def run_active(
         print(format_answer(answer), file=out, flush=True)
     print("Bye.", file=out, flush=True)
     return status
+
+
+def _history() -> History:
+    """Prompts kept across sessions in ~/.local/share/bedrest/history, or for this session if that fails."""
+    path = Path.home() / ".local" / "share" / "bedrest" / "history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        return InMemoryHistory()
+    return FileHistory(str(path))
