@@ -31,7 +31,7 @@ def _schemathesis(spec: Path, url: str, tmp_path: Path) -> subprocess.CompletedP
     command = [
         Path(sys.executable).with_name("schemathesis").as_posix(), "--config-file", str(CONFIG),
         "run", str(spec), "--url", url,
-        "--checks", CHECKS, "--max-examples", "40", "--seed", "20261125",
+        "--checks", CHECKS, "--max-examples", "100", "--seed", "20261125",
         "--request-timeout", "20", "--output-sanitize", "false", "--no-color",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
