@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.stack import fake_backend, running_proxy, running_rest
+from tests.fakes.stack import running_proxy, running_rest
 
 BEDREST = Path(sys.executable).with_name("bedrest")
 
@@ -18,12 +18,6 @@ class Finished:
     returncode: int
     stdout: str
     stderr: str
-
-
-@pytest.fixture
-async def fake():
-    async with fake_backend() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -3,13 +3,7 @@
 import httpx
 import pytest
 
-from tests.fakes.stack import fake_backend, running_proxy, running_rest
-
-
-@pytest.fixture
-async def fake():
-    async with fake_backend() as fake:
-        yield fake
+from tests.fakes.stack import running_proxy, running_rest
 
 
 @pytest.fixture
