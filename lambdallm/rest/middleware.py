@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -14,12 +15,14 @@ from lambdallm import logs
 from lambdallm.rest.problems import PROBLEM_JSON, problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
+CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that hung up before the answer; only ever logged
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = logging.getLogger("lambdallm.rest.access")
 
 
 class RequestContext:
-    """Sets the request id (sent or generated) for logs and the response header; enforces max_body_bytes."""
+    """Sets the request id (sent or generated) for logs and the response header; enforces max_body_bytes;
+    cancels the request's work (and so its gRPC call) when the client hangs up before the answer."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -48,8 +51,8 @@ class RequestContext:
                 detail = f"request body exceeds {self.max_body_bytes} bytes"
                 response = problem_response(413, "Content Too Large", detail)
                 await self._send_problem(response.body, 413, send_with_id)
-            else:
-                await self.app(scope, receive, send_with_id)
+            elif await run_until_disconnect(self.app, scope, receive, send_with_id):
+                status = CLIENT_CLOSED_REQUEST
         finally:
             log.info(
                 "request",
@@ -67,3 +70,43 @@ class RequestContext:
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Run `app`; if the client disconnects once its body is read and before the answer is complete, cancel
+    the app (a pending gRPC call is then cancelled, and the proxy drops the backend request). True if so."""
+    body_read = asyncio.Event()
+    answered = False
+
+    async def receive_body() -> Message:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read.set()
+        return message
+
+    async def send_tracked(message: Message) -> None:
+        nonlocal answered
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            answered = True
+        await send(message)
+
+    async def client_left() -> None:
+        await body_read.wait()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    work = asyncio.ensure_future(app(scope, receive_body, send_tracked))
+    watcher = asyncio.ensure_future(client_left())
+    try:
+        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done() and not answered:
+            log.info("client disconnected; request cancelled")
+            work.cancel()
+        await asyncio.wait({work})
+        if work.cancelled():
+            return True
+        work.result()
+        return False
+    finally:
+        watcher.cancel()
+        work.cancel()

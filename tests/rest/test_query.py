@@ -1,10 +1,12 @@
 """POST /query over real HTTP through a real proxy to the fake backend."""
 
+import asyncio
 import json
 
+import httpx
 import pytest
 
-from tests.fakes.backend import problem
+from tests.fakes.backend import Reply, problem
 
 VALID = {"prompt": "Hi there", "max_tokens": 10}
 
@@ -107,3 +109,15 @@ async def test_swagger_ui_served(http):
     response = await http.get("/ui/")
     assert response.status_code == 200
     assert "swagger" in response.text.lower()
+
+
+async def test_a_client_that_hangs_up_cancels_the_backend_request(rest, fake):
+    fake.replies.append(Reply(delay_s=30))
+    async with httpx.AsyncClient(base_url=rest, timeout=60) as client:
+        call = asyncio.ensure_future(client.post("/query", json={"prompt": "Hi", "max_tokens": 5}))
+        while not fake.requests:
+            await asyncio.sleep(0.01)
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+
+    await asyncio.wait_for(fake.cancelled.wait(), 5)
