@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from lambdallm import settings
+from lambdallm.cli import SUPERVISOR_PID
 
 TIERS = ("local-cloud", "proxy", "rest")
 
@@ -84,6 +85,7 @@ class Stack:
             "LAMBDALLM_REST_PORT": str(self.ports.rest),
             "LAMBDALLM_REST_GRPC_TARGET": f"127.0.0.1:{self.ports.grpc}",
             "PYTHONUNBUFFERED": "1",
+            SUPERVISOR_PID: str(os.getpid()),
             **self.extra_env,
         }
         if self.engine:
