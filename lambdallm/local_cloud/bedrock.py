@@ -55,14 +55,8 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
             scheduler, generation = await _accept(host, request)
             started = time.perf_counter()
             completion = await _unless_disconnected(request, scheduler.generate(generation))
-        except BedrockError as exc:
-            return exc.to_response(request_id)
-        except Overloaded as exc:
-            return BedrockError(429, "ThrottlingException", f"Too many requests, please wait: {exc}").to_response(
-                request_id
-            )
-        except PromptTooLong as exc:
-            return titan.validation(str(exc)).to_response(request_id)
+        except FAILURES as exc:
+            return bedrock_error(exc).to_response(request_id)
         _log(completion, started)
         return JSONResponse(
             titan.answer(completion),
@@ -79,12 +73,8 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         try:
             scheduler, generation = await _accept(host, request)
             scheduler.check_room()
-        except BedrockError as exc:
-            return exc.to_response(request_id)
-        except Overloaded as exc:
-            return BedrockError(429, "ThrottlingException", f"Too many requests, please wait: {exc}").to_response(
-                request_id
-            )
+        except FAILURES as exc:
+            return bedrock_error(exc).to_response(request_id)
         headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
         return StreamingResponse(
             _stream(scheduler, generation), media_type="application/vnd.amazon.eventstream", headers=headers
@@ -103,6 +93,18 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         Route("/model/{model_id:path}/invoke-with-response-stream", invoke_stream, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+
+FAILURES = (BedrockError, Overloaded, PromptTooLong)
+
+
+def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockError:
+    """The endpoint's one table from its own failures to the errors Bedrock Runtime reports."""
+    if isinstance(exc, Overloaded):
+        return BedrockError(429, "ThrottlingException", f"Too many requests, please wait: {exc}")
+    if isinstance(exc, PromptTooLong):
+        return titan.validation(str(exc))
+    return exc
 
 
 async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
@@ -148,11 +150,9 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
             first_byte = first_byte or time.perf_counter()
             yield chunk_event(titan.stream_chunk(item[0], item[1], None, None))
         completion: Completion = job.result()
-    except Overloaded as exc:
-        yield exception_event("throttlingException", f"Too many requests, please wait: {exc}")
-        return
-    except PromptTooLong as exc:
-        yield exception_event("validationException", str(exc))
+    except FAILURES as exc:
+        error = bedrock_error(exc)
+        yield exception_event(error.name[0].lower() + error.name[1:], error.message)  # the stream's spelling
         return
     except (Cancelled, asyncio.CancelledError):
         raise
