@@ -62,7 +62,7 @@ def drain(stack: Stack, timeout_s: float = 600.0) -> None:
                 answer.read()
                 return
         except urllib.error.HTTPError as exc:
-            # /ready can answer before the model has loaded; the chain then says 503 (or 429 while full).
+            # A full model queue says 429; a tier still settling, 503.
             if exc.code not in (429, 503) or time.monotonic() > deadline:
                 raise
         time.sleep(0.25)
