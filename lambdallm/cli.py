@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lambdallm import settings
-
-SUPERVISOR_PID = "LAMBDALLM_SUPERVISOR_PID"
+from lambdallm import settings, tier
 
 
 def _local_cloud(args: argparse.Namespace) -> int:
@@ -84,27 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _follow_supervisor() -> None:
-    """Under a supervisor (`up`, `demo`, tests, the bench), die with it: no tier outlives the chain it was in."""
-    supervisor = os.environ.get(SUPERVISOR_PID)
-    if not supervisor or not sys.platform.startswith("linux"):
-        return
-    # PR_SET_PDEATHSIG: the kernel sends SIGTERM, which each tier handles as a clean stop, when the parent dies.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    if os.getppid() != int(supervisor):  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lambdallm` console script."""
     args = build_parser().parse_args(argv)
     if args.command in ("local-cloud", "proxy", "rest"):
-        _follow_supervisor()
+        tier.follow_supervisor()
     try:
         return int(args.run(args) or 0)
     except settings.SettingsError as exc:
         print(f"lambdallm {args.command}: bad configuration: {exc}", file=sys.stderr)
         return 2
+    except tier.CannotListen as exc:
+        print(f"lambdallm {args.command}: {exc}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         return 130
     except ModuleNotFoundError as exc:

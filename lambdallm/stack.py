@@ -5,22 +5,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
 from lambdallm import settings
-from lambdallm.cli import SUPERVISOR_PID
+from lambdallm.tier import ANNOUNCE_FILE, SUPERVISOR_PID, TierExited, wait_for_announcement
 
 TIERS = ("local-cloud", "proxy", "rest")
+LISTEN_TIMEOUT_S = 60.0
 
 
 class StackError(RuntimeError):
@@ -48,26 +49,24 @@ class Ports:
         )
 
     @classmethod
-    def free(cls) -> Ports:
-        """Four ports that were free on 127.0.0.1 a moment ago (for tests and benchmarks)."""
-        return cls(*(free_port() for _ in range(4)))
-
-
-def free_port() -> int:
-    """A TCP port that nothing listens on at 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    def any(cls) -> Ports:
+        """Port 0 for every tier: each binds a free port and announces it (tests, demo, benchmarks)."""
+        return cls(0, 0, 0, 0)
 
 
 @dataclass
 class Stack:
-    """The three server processes of one chain, wired to each other through environment variables."""
+    """Tier processes of one chain, started back to front, each wired to the address the one behind it bound.
+
+    `tiers` is the whole chain by default; without the local cloud (or the proxy) the next tier keeps the
+    backend URL (or gRPC target) of its own configuration, so the front tiers can run against a deployed backend.
+    """
 
     ports: Ports
     engine: str | None = None
     log: IO[str] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    tiers: tuple[str, ...] = TIERS
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     @property
@@ -75,38 +74,48 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.rest}"
 
     def environment(self) -> dict[str, str]:
-        """The child environment: each tier's port, and the address of the tier behind it."""
+        """The child environment: each tier's port, and the address of the tier behind it when it is ours."""
         env = {
             **os.environ,
             "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": str(self.ports.apigw),
             "LAMBDALLM_LOCAL_CLOUD_BEDROCK_PORT": str(self.ports.bedrock),
             "LAMBDALLM_PROXY_PORT": str(self.ports.grpc),
-            "LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{self.ports.apigw}",
             "LAMBDALLM_REST_PORT": str(self.ports.rest),
-            "LAMBDALLM_REST_GRPC_TARGET": f"127.0.0.1:{self.ports.grpc}",
             "PYTHONUNBUFFERED": "1",
             SUPERVISOR_PID: str(os.getpid()),
-            **self.extra_env,
         }
+        if "local-cloud" in self.tiers:
+            env["LAMBDALLM_PROXY_BACKEND_URL"] = f"http://127.0.0.1:{self.ports.apigw}"
+        if "proxy" in self.tiers:
+            env["LAMBDALLM_REST_GRPC_TARGET"] = f"127.0.0.1:{self.ports.grpc}"
         if self.engine:
             env["LAMBDALLM_LOCAL_CLOUD_ENGINE"] = self.engine
-        return env
+        return env | self.extra_env
 
     def start(self) -> None:
-        """Start every tier, each log line prefixed with its tier's name."""
-        env = self.environment()
-        for tier in TIERS:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "lambdallm", tier],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                start_new_session=True,  # Ctrl-C reaches the supervisor only, which stops the tiers in order.
-            )
-            self.processes[tier] = process
-            threading.Thread(target=self._relay, args=(tier, process), daemon=True).start()
+        """Start the tiers back to front; each is started once the one behind it has announced its ports."""
+        with tempfile.TemporaryDirectory(prefix="lambdallm-stack-") as folder:
+            for tier in TIERS:
+                if tier in self.tiers:
+                    self._start(tier, Path(folder) / f"{tier}.json")
+
+    def _start(self, tier: str, announce_file: Path) -> None:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lambdallm", tier],
+            env=self.environment() | {ANNOUNCE_FILE: str(announce_file)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches the supervisor only, which stops the tiers in order.
+        )
+        self.processes[tier] = process
+        threading.Thread(target=self._relay, args=(tier, process), daemon=True).start()
+        try:
+            bound = wait_for_announcement(announce_file, process, LISTEN_TIMEOUT_S)
+        except (TierExited, TimeoutError) as exc:
+            raise StackError(f"{tier} {exc}") from exc
+        self.ports = replace(self.ports, **bound)
 
     def _relay(self, tier: str, process: subprocess.Popen[str]) -> None:
         out = self.log or sys.stdout
@@ -169,18 +178,39 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def tiers_to_run() -> tuple[str, ...]:
+    """The tiers `up` starts: the local cloud only if the proxy's backend is the local API Gateway, the proxy
+    only if the REST tier's gRPC target is the local proxy, so configuration can point the front tiers elsewhere."""
+    cloud = settings.load(settings.CloudSettings, "local-cloud")
+    proxy = settings.load(settings.ProxySettings, "proxy")
+    rest = settings.load(settings.RestSettings, "rest")
+    if rest.grpc_target != f"{proxy.host}:{proxy.port}":
+        return ("rest",)
+    if proxy.backend_url.rstrip("/") != f"http://{cloud.host}:{cloud.apigw_port}":
+        return ("proxy", "rest")
+    return TIERS
+
+
+def _banner(stack: Stack) -> str:
+    where = {
+        "rest": f"REST {stack.rest_url} (Swagger UI at {stack.rest_url}/ui/)",
+        "proxy": f"gRPC 127.0.0.1:{stack.ports.grpc}",
+        "local-cloud": f"API Gateway 127.0.0.1:{stack.ports.apigw}, Bedrock 127.0.0.1:{stack.ports.bedrock}",
+    }
+    behind = {
+        ("rest",): f", in front of the gRPC proxy at {settings.load(settings.RestSettings, 'rest').grpc_target}",
+        ("proxy", "rest"): f", in front of {settings.load(settings.ProxySettings, 'proxy').backend_url}",
+    }.get(stack.tiers, "")
+    return f"λλM is up: {', '.join(where[t] for t in reversed(stack.tiers))}{behind}. Ctrl-C stops all."
+
+
 def up(engine: str | None = None) -> int:
-    """Run the whole chain until Ctrl-C or SIGTERM, logs of all tiers in this terminal."""
-    stack = Stack(Ports.from_config(), engine=engine)
+    """Run the configured tiers until Ctrl-C or SIGTERM, logs of all tiers in this terminal."""
+    stack = Stack(Ports.from_config(), engine=engine, tiers=tiers_to_run())
     with _sigterm_as_interrupt():
         try:
             with stack:
-                print(
-                    f"λλM is up: REST {stack.rest_url} (Swagger UI at {stack.rest_url}/ui/), "
-                    f"gRPC 127.0.0.1:{stack.ports.grpc}, API Gateway 127.0.0.1:{stack.ports.apigw}, "
-                    f"Bedrock 127.0.0.1:{stack.ports.bedrock}. Ctrl-C stops all.",
-                    flush=True,
-                )
+                print(_banner(stack), flush=True)
                 while all(p.poll() is None for p in stack.processes.values()):
                     time.sleep(0.5)
                 print("a tier stopped; stopping the others", file=sys.stderr)
@@ -197,7 +227,7 @@ def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
     log_path = Path(".lambdallm") / "demo.log"
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w") as log, _sigterm_as_interrupt():
-        stack = Stack(Ports.free(), engine=engine, log=log)
+        stack = Stack(Ports.any(), engine=engine, log=log)
         print("Starting the local cloud (real model), the gRPC proxy and the REST tier...", flush=True)
         try:
             with stack:
@@ -207,7 +237,7 @@ def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
                     command[1:1] = ["--max-tokens", str(max_tokens)]
                 bedrest = Path(sys.executable).with_name("bedrest")
                 command[0] = str(bedrest) if bedrest.exists() else command[0]
-                return subprocess.run(command, env=stack.environment()).returncode
+                return subprocess.run(command).returncode
         except StackError as exc:
             print(f"lambdallm demo: {exc}; see {log_path}", file=sys.stderr)
             return 1

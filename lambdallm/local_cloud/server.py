@@ -8,15 +8,14 @@ import importlib.util
 import logging
 import os
 import signal
-import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
-from lambdallm import logs
+from lambdallm import logs, tier
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.bedrock import ModelHost, create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
@@ -83,42 +82,44 @@ def load_handler(environment: dict[str, str]) -> Any:
     return module.lambda_handler
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    # proto must say TCP: asyncio sets TCP_NODELAY only on sockets that do, and without it every
-    # keep-alive answer waits out the peer's 40 ms delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
-
-
 def _server(app: Any) -> _Server:
     return _Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5))
 
 
 @contextlib.asynccontextmanager
-async def start_local_cloud(settings: CloudSettings, engine: Engine | None = None) -> AsyncIterator[LocalCloud]:
+async def start_local_cloud(
+    settings: CloudSettings, engine: Engine | None = None, on_bound: Callable[[LocalCloud], None] | None = None
+) -> AsyncIterator[LocalCloud]:
     """Start both servers (port 0 picks a free port), load the model, and stop everything on exit.
 
-    `engine` replaces the one `settings.engine` names (tests pass their own). The Bedrock endpoint accepts
+    `engine` replaces the one `settings.engine` names (tests pass their own); `on_bound` learns the ports as
+    soon as both are bound, before the model loads. The Bedrock endpoint accepts
     connections at once (its GET /ping answers 200 once the model is loaded); the API Gateway only once the
     model is loaded, so that a backend that answers is a backend that can generate (the chain's readiness).
     """
-    bedrock_sock, apigw_sock = _bind(settings.host, settings.bedrock_port), _bind(settings.host, settings.apigw_port)
+    bedrock_sock = tier.bind_tcp(settings.host, settings.bedrock_port)
+    try:
+        apigw_sock = tier.bind_tcp(settings.host, settings.apigw_port)
+    except tier.CannotListen:
+        bedrock_sock.close()
+        raise
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
     host = ModelHost(settings.model_id)
     saved = dict(os.environ)
     gateway = ApiGateway(load_handler(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
     servers = [_server(create_bedrock_app(host)), _server(gateway)]
-    bedrock_sock.listen(1024)
-    tasks = [asyncio.create_task(servers[0].serve([bedrock_sock]))]
-    logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
+    tasks: list[asyncio.Task[None]] = []
     try:
+        tier.listen(bedrock_sock)
+        tasks.append(asyncio.create_task(servers[0].serve([bedrock_sock])))
+        logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
+        if on_bound:
+            on_bound(cloud)
         loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings)
         host.scheduler = Scheduler(loaded, settings.queue_size)
         host.loaded.set()
         logger.info("model loaded", extra={"engine": type(loaded).__name__, "model_id": settings.model_id})
-        apigw_sock.listen(1024)
+        tier.listen(apigw_sock)
         tasks.append(asyncio.create_task(servers[1].serve([apigw_sock])))
         logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
         yield cloud
@@ -178,7 +179,11 @@ async def _serve(settings: CloudSettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with start_local_cloud(settings):
+    async with start_local_cloud(settings, on_bound=_announce):
         await stop.wait()
         logger.info("stopping")
     return 0
+
+
+def _announce(cloud: LocalCloud) -> None:
+    tier.announce({"apigw": cloud.apigw_port, "bedrock": cloud.bedrock_port})

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from generated.llm.v1 import llm_pb2_grpc
-from lambdallm import logs
+from lambdallm import logs, tier
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
 from lambdallm.settings import ProxySettings
@@ -23,7 +23,9 @@ def create_server(
     settings: ProxySettings, backend: Backend, health: BackendHealth | None = None
 ) -> tuple[grpc.aio.Server, int]:
     """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection."""
-    server = grpc.aio.server()
+    # grpc sets SO_REUSEPORT by default: a second proxy would share the port and the kernel would split
+    # connections between them. Off, a taken port fails to bind like any other server's.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -33,7 +35,11 @@ def create_server(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc's only word for it: "Failed to bind to address"
+        raise tier.CannotListen(f"cannot listen on {address}: address in use or not available") from exc
     return server, port
 
 
@@ -44,6 +50,7 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
         server, port = create_server(settings, backend, health)
         await server.start()
         log.info("proxy listening", extra={"port": port, "backend_url": settings.backend_url})
+        tier.announce({"grpc": port})
         await stop.wait()
         log.info("proxy stopping", extra={"grace_s": settings.grace_s})
         await health.enter_graceful_shutdown()

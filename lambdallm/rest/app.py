@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from grpc_health.v1 import health_pb2_grpc
 from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
-from lambdallm import logs
+from lambdallm import logs, tier
 from lambdallm.rest import problems
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.settings import RestSettings
@@ -69,6 +70,15 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, telling a supervisor where it listens once it does."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            tier.announce({"rest": self.servers[0].sockets[0].getsockname()[1]})
+
+
 def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None) -> uvicorn.Server:
     """A uvicorn server for the app on settings.host:port, logging through our JSON handlers."""
     config = uvicorn.Config(
@@ -80,12 +90,14 @@ def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None
         access_log=False,
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
 
 
 def serve(settings: RestSettings) -> int:
     """Entry point of `lambdallm rest`: JSON logs, serve until SIGTERM or SIGINT."""
     logs.configure("rest")
+    sock = tier.bind_tcp(settings.host, settings.port)
+    tier.listen(sock)
     server = uvicorn_server(settings)
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else 1

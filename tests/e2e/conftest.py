@@ -12,7 +12,7 @@ from lambdallm.stack import Ports, Stack
 
 def _stack(engine: str, **env: str) -> Iterator[Stack]:
     log = io.StringIO()  # the tiers' output, shown only when the chain fails to start
-    stack = Stack(Ports.free(), engine=engine, log=log, extra_env=env)
+    stack = Stack(Ports.any(), engine=engine, log=log, extra_env=env)
     try:
         with stack:
             yield stack

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from generated.llm_client import Client
 from generated.llm_client.api.llm import generate_text
 from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse
-from lambdallm.stack import Ports, Stack, free_port
+from lambdallm.stack import Ports, Stack
 
 pytestmark = [pytest.mark.e2e]
 
@@ -78,12 +79,14 @@ def test_bad_input_is_a_problem_that_names_the_field(instant_chain: Stack, body:
 
 @pytest.fixture
 def chain_without_backend() -> Iterator[Stack]:
-    """A REST tier and proxy whose backend URL points at a port nothing listens on."""
+    """A REST tier and proxy whose backend URL is a port that is bound but never listens (refuses at once)."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
     stack = Stack(
-        Ports.free(),
-        engine="instant",
+        Ports.any(),
         log=io.StringIO(),
-        extra_env={"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{free_port()}"},
+        tiers=("proxy", "rest"),
+        extra_env={"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{closed.getsockname()[1]}"},
     )
     try:
         stack.start()
@@ -91,6 +94,7 @@ def chain_without_backend() -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+        closed.close()
 
 
 def test_backend_down_is_a_503_and_the_chain_is_not_ready(chain_without_backend: Stack) -> None:
@@ -118,7 +122,7 @@ def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline far shorter than a long generation."""
     deadline = {"LAMBDALLM_REST_DEADLINE_S": "1.0"}
-    with Stack(Ports.free(), engine="gemma", log=io.StringIO(), extra_env=deadline) as stack:
+    with Stack(Ports.any(), engine="gemma", log=io.StringIO(), extra_env=deadline) as stack:
         yield stack
 
 

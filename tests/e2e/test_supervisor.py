@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e]
 SUPERVISOR = """
 import io, json, os, signal, sys
 from lambdallm.stack import Ports, Stack
-stack = Stack(Ports.free(), engine="instant", log=io.StringIO())
+stack = Stack(Ports.any(), engine="instant", log=io.StringIO())
 stack.start()
 stack.wait_ready()
 print(json.dumps([p.pid for p in stack.processes.values()]), flush=True)

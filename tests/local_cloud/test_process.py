@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from lambdallm.tier import ANNOUNCE_FILE, wait_for_announcement
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float = 60) -> None:
@@ -35,17 +31,21 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], deadline_s: float = 6
 
 
 @pytest.mark.e2e
-def test_the_local_cloud_process_serves_and_stops_cleanly() -> None:
-    apigw, bedrock = free_port(), free_port()
+def test_the_local_cloud_process_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    announced = tmp_path / "ports.json"
     env = os.environ | {
-        "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": str(apigw),
-        "LAMBDALLM_LOCAL_CLOUD_BEDROCK_PORT": str(bedrock),
+        "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": "0",
+        "LAMBDALLM_LOCAL_CLOUD_BEDROCK_PORT": "0",
         "LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant",
+        ANNOUNCE_FILE: str(announced),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "lambdallm", "local-cloud"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
     )
     try:
+        ports = wait_for_announcement(announced, process, 60)
+        apigw, bedrock = ports["apigw"], ports["bedrock"]
+        assert 0 not in (apigw, bedrock)
         wait_ready(f"http://127.0.0.1:{bedrock}/ping", process)
         request = urllib.request.Request(
             f"http://127.0.0.1:{apigw}/query",

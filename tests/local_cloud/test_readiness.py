@@ -11,7 +11,6 @@ import pytest
 from lambdallm.local_cloud import server
 from lambdallm.local_cloud.engines import Engine, InstantEngine
 from lambdallm.settings import CloudSettings
-from lambdallm.stack import free_port
 
 
 async def test_the_gateway_opens_only_once_the_model_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,26 +21,23 @@ async def test_the_gateway_opens_only_once_the_model_is_loaded(monkeypatch: pyte
         return InstantEngine()
 
     monkeypatch.setattr(server, "create_engine", slow_load)
-    config = CloudSettings(host="127.0.0.1", apigw_port=free_port(), bedrock_port=free_port())
+    config = CloudSettings(host="127.0.0.1", apigw_port=0, bedrock_port=0)
+    bound: asyncio.Queue[server.LocalCloud] = asyncio.Queue()
     opened = asyncio.Event()
     release = asyncio.Event()
 
     async def run_cloud() -> None:
-        async with server.start_local_cloud(config):
+        async with server.start_local_cloud(config, on_bound=bound.put_nowait):
             opened.set()
             await release.wait()
 
     cloud = asyncio.create_task(run_cloud())
     try:
         async with httpx.AsyncClient(timeout=5) as http:
-            ping = f"http://127.0.0.1:{config.bedrock_port}/ping"
-            query = f"http://127.0.0.1:{config.apigw_port}/query"
-            while True:
-                try:
-                    loading_answer = await http.get(ping)
-                    break
-                except httpx.ConnectError:
-                    await asyncio.sleep(0.05)
+            ports = await asyncio.wait_for(bound.get(), 30)
+            ping = f"{ports.bedrock_url}/ping"
+            query = f"{ports.apigw_url}/query"
+            loading_answer = await http.get(ping)
             assert loading_answer.status_code == 503
             with pytest.raises(httpx.ConnectError):
                 await http.post(query, json={"prompt": "Hi", "max_tokens": 1})

@@ -1,9 +1,9 @@
 """`lambdallm proxy` as a process: SIGTERM lets the in-flight call finish, then it exits 0."""
 
 import asyncio
+import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -11,16 +11,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm.tier import ANNOUNCE_FILE
 from tests.fakes.backend import Reply
 from tests.fakes.stack import fake_backend
 
 LAMBDALLM = Path(sys.executable).with_name("lambdallm")
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+async def announced_port(path, process):
+    while process.returncode is None:
+        if path.exists():
+            return json.loads(path.read_text())["grpc"]
+        await asyncio.sleep(0.02)
+    raise AssertionError("proxy exited before it listened")
 
 
 async def wait_serving(channel, process):
@@ -34,12 +37,16 @@ async def wait_serving(channel, process):
     raise AssertionError("proxy exited before serving")
 
 
-async def test_sigterm_finishes_in_flight_call():
-    port = free_port()
+async def test_sigterm_finishes_in_flight_call(tmp_path):
     async with fake_backend() as fake:
-        env = os.environ | {"LAMBDALLM_PROXY_PORT": str(port), "LAMBDALLM_PROXY_BACKEND_URL": fake.url}
+        env = os.environ | {
+            "LAMBDALLM_PROXY_PORT": "0",
+            "LAMBDALLM_PROXY_BACKEND_URL": fake.url,
+            ANNOUNCE_FILE: str(tmp_path / "ports.json"),
+        }
         process = await asyncio.create_subprocess_exec(LAMBDALLM, "proxy", env=env, stderr=asyncio.subprocess.PIPE)
         try:
+            port = await announced_port(tmp_path / "ports.json", process)
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 await wait_serving(channel, process)
                 fake.replies.append(Reply(delay_s=0.5))
