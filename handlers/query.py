@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from connexion import request
+from starlette.responses import StreamingResponse
 
 from lambdallm import logs
 from lambdallm.rest import llm
 
 JSON = {"Content-Type": "application/json"}
+EVENT_STREAM = "text/event-stream"
 
 
-async def generate_text(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """generateText: the spec has validated `body`; the proxy does the rest."""
+async def generate_text(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]] | StreamingResponse:
+    """generateText: the spec has validated `body`; the proxy does the rest, streamed if the client asks."""
     state = request.state
+    if EVENT_STREAM in request.headers.get("accept", ""):
+        events = await llm.generate_text_stream(state.llm, body, logs.request_id.get(), state.settings.deadline_s)
+        return StreamingResponse(events, media_type=EVENT_STREAM, headers={"Cache-Control": "no-cache"})
     answer = await llm.generate_text(state.llm, body, logs.request_id.get(), state.settings.deadline_s)
     return answer, 200, JSON

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ CLIENT_ERRORS: dict[str, tuple[int, str | None]] = {
     "AccessDeniedException": (502, "the backend is not allowed to invoke the model"),
     "ServiceUnavailableException": (503, "the model service is unavailable; retry later"),
     "ModelNotReadyException": (503, "the model is not ready yet; retry later"),
+    "ModelStreamErrorException": (502, "the model failed while streaming"),
 }
 
 
@@ -77,9 +78,13 @@ def map_bedrock_exceptions() -> Iterator[None]:
     """Translate botocore failures inside the block into `BackendError`s, by one table."""
     try:
         yield
+    except BackendError:
+        raise
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        status, detail = CLIENT_ERRORS.get(error.get("Code", ""), (502, "the model call failed"))
+        code = str(error.get("Code", ""))
+        # A response stream names its exceptions in lower camel case (throttlingException).
+        status, detail = CLIENT_ERRORS.get(code[:1].upper() + code[1:], (502, "the model call failed"))
         raise BackendError(status, detail or f"the model rejected the request: {error.get('Message')}") from exc
     except ReadTimeoutError as exc:
         raise BackendError(504, "the model took too long to answer") from exc
@@ -100,3 +105,43 @@ def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:
         )
         payload = response["body"].read()
     return parse_titan(payload)
+
+
+def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+    """Call Bedrock InvokeModelWithResponseStream: failures to start raise here; the iterator then yields the
+    text as it comes and ends with the Generation (its text empty). Closing the iterator closes the stream."""
+    with map_bedrock_exceptions():
+        response = client.invoke_model_with_response_stream(
+            modelId=model_id,
+            body=json.dumps(titan_body(request)),
+            contentType="application/json",
+            accept="application/json",
+        )
+    return _stream_pieces(response["body"])
+
+
+def _stream_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
+    input_tokens, output_tokens, reason = 0, 0, None
+    with map_bedrock_exceptions(), closing(stream):  # type: ignore[type-var]
+        for event in stream:
+            chunk = _titan_chunk(event)
+            if chunk.get("outputText"):
+                yield chunk["outputText"]
+            input_tokens = chunk.get("inputTextTokenCount") or input_tokens
+            output_tokens = chunk.get("totalOutputTextTokenCount") or output_tokens
+            if metrics := chunk.get("amazon-bedrock-invocationMetrics"):
+                input_tokens, output_tokens = metrics["inputTokenCount"], metrics["outputTokenCount"]
+            reason = chunk.get("completionReason") or reason
+    if reason not in FINISH_REASONS:
+        raise BackendError(502, "the model's stream ended without a completion reason")
+    yield Generation("", input_tokens, output_tokens, FINISH_REASONS[reason])
+
+
+def _titan_chunk(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        chunk = json.loads(event["chunk"]["bytes"])
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("outputText", ""), str):
+            raise ValueError("not a Titan chunk")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(502, "the model streamed a malformed chunk") from exc
+    return chunk

@@ -1,19 +1,21 @@
-"""The Lambda entry point: `lambda_handler(event, context)` for the API Gateway REST API proxy integration."""
+"""The Lambda entry points for the API Gateway REST API proxy integration: `lambda_handler` answers whole,
+`stream_handler` writes the streaming integration's format (metadata, 8 NUL bytes, then the body as it comes)."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-from llm_lambda.bedrock import invoke
+from llm_lambda.bedrock import Generation, invoke, invoke_stream
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
-from llm_lambda.request import parse_event
+from llm_lambda.request import QueryRequest, parse_event
 
 MODEL_ID = os.environ.get("BEDROCK_MODEL_ID", "amazon.titan-text-premier-v1:0")
 LOG_PROMPTS = os.environ.get("LOG_PROMPTS", "false").strip().lower() in ("1", "true", "yes", "on")
@@ -46,18 +48,76 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        request = parse_event(event)
-        prompt: dict[str, Any] = {"prompt": request.prompt} if LOG_PROMPTS else {}
-        logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": len(request.prompt)} | prompt)
+        request = _parse(event)
         generation = invoke(bedrock, MODEL_ID, request)
-    except BackendError as exc:
-        log = logger.warning if exc.status < 500 else logger.error
-        log("request failed", extra={"status": exc.status, "detail": exc.detail}, exc_info=exc.status >= 500)
-        return exc.to_response(request_id)
-    except Exception:
-        logger.exception("unexpected failure", extra={"status": 502})
-        return BackendError(502, "the backend failed unexpectedly").to_response(request_id)
-    body = {
+    except Exception as exc:
+        return _failed(exc).to_response(request_id)
+    _log_answered(started, generation)
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json", "X-Request-ID": request_id},
+        "body": json.dumps(_summary(generation, request_id), ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
+STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and the body
+
+
+def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
+    """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
+    JSON, then one `done` or `error` line. A failure before the first byte is a whole problem+json answer."""
+    aws_request_id = getattr(context, "aws_request_id", "-")
+    request_id = _header(event, "x-request-id") or aws_request_id
+    token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
+    try:
+        yield from _stream(event, request_id)
+    finally:
+        request_ids.reset(token)
+
+
+def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
+    started = time.perf_counter()
+    try:
+        pieces = invoke_stream(bedrock, MODEL_ID, _parse(event))
+    except Exception as exc:
+        answer = _failed(exc).to_response(request_id)
+        yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
+        return
+    try:
+        yield _metadata(200, {"Content-Type": "application/x-ndjson", "X-Request-ID": request_id})
+        for piece in pieces:
+            if isinstance(piece, Generation):
+                _log_answered(started, piece)
+                yield _line({"type": "done"} | _summary(piece, request_id))
+            else:
+                yield _line({"type": "text", "text": piece})
+    except Exception as exc:
+        failure = _failed(exc)
+        yield _line({"type": "error", "status": failure.status, "detail": failure.detail})
+    finally:
+        pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
+
+
+def _parse(event: dict[str, Any]) -> QueryRequest:
+    request = parse_event(event)
+    prompt: dict[str, Any] = {"prompt": request.prompt} if LOG_PROMPTS else {}
+    logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": len(request.prompt)} | prompt)
+    return request
+
+
+def _failed(exc: Exception) -> BackendError:
+    """Log a failure once and say what the caller sees of it."""
+    if not isinstance(exc, BackendError):
+        logger.error("unexpected failure", extra={"status": 502}, exc_info=exc)
+        return BackendError(502, "the backend failed unexpectedly")
+    log = logger.warning if exc.status < 500 else logger.error
+    log("request failed", extra={"status": exc.status, "detail": exc.detail}, exc_info=exc.status >= 500)
+    return exc
+
+
+def _summary(generation: Generation, request_id: str) -> dict[str, Any]:
+    return {
         "text": generation.text,
         "model": MODEL_ID,
         "input_tokens": generation.input_tokens,
@@ -65,14 +125,19 @@ def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
         "finish_reason": generation.finish_reason,
         "request_id": request_id,
     }
+
+
+def _log_answered(started: float, generation: Generation) -> None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info("answered", extra={"status": 200, "ms": elapsed_ms, "output_tokens": generation.output_tokens})
-    return {
-        "statusCode": 200,
-        "headers": {"Content-Type": "application/json", "X-Request-ID": request_id},
-        "body": json.dumps(body, ensure_ascii=False),
-        "isBase64Encoded": False,
-    }
+
+
+def _metadata(status: int, headers: dict[str, str]) -> bytes:
+    return json.dumps({"statusCode": status, "headers": headers}).encode() + STREAM_SEPARATOR
+
+
+def _line(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False).encode() + b"\n"
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:

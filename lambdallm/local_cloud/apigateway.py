@@ -1,4 +1,7 @@
-"""The local API Gateway (ASGI): REST API proxy events from specs/backend.yaml's routes, run through the Lambda."""
+"""The local API Gateway (ASGI): REST API proxy events from specs/backend.yaml's routes, run through the Lambda.
+
+Each route invokes the function its integration names; a route whose integration streams (response transfer
+mode STREAM) invokes it in streaming mode and forwards the body as the function writes it."""
 
 from __future__ import annotations
 
@@ -6,9 +9,11 @@ import asyncio
 import base64
 import json
 import logging
+import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -19,12 +24,14 @@ import jsonschema
 import yaml
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from lambdallm import logs
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Handler = Callable[[dict[str, Any], Any], Any]  # a proxy response dict, or (streaming) an iterator of bytes
+STREAM_SEPARATOR = b"\0" * 8  # between a streamed response's metadata and its body
+_FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")
 logger = logging.getLogger("lambdallm.local_cloud.apigateway")
 
 
@@ -66,23 +73,31 @@ class ProblemError(Exception):
         return Response(json.dumps(body), self.status, headers, media_type="application/problem+json")
 
 
-class ApiGateway:
-    """A REST API with Lambda proxy integration: routes and body schemas come from the OpenAPI document."""
+@dataclass(frozen=True)
+class Route:
+    """One method of one resource: its body's schema, the function its integration invokes, and how."""
 
-    def __init__(self, handler: Handler, timeout_s: float, spec: Path = SPEC, stage: str = "local") -> None:
-        self.handler, self.timeout_s, self.stage = handler, timeout_s, stage
+    validator: jsonschema.Draft4Validator | None
+    function: str
+    streaming: bool
+
+
+class ApiGateway:
+    """A REST API with Lambda proxy integrations: routes, body schemas and integrations from the OpenAPI document.
+
+    `functions` maps each function name an integration URI names (`${QueryFunction.Arn}`) to its handler.
+    """
+
+    def __init__(
+        self, functions: dict[str, Handler], timeout_s: float, spec: Path = SPEC, stage: str = "local"
+    ) -> None:
+        self.functions, self.timeout_s, self.stage = functions, timeout_s, stage
         document = yaml.safe_load(spec.read_text())
-        self.routes: dict[str, dict[str, jsonschema.Draft4Validator | None]] = {}
+        self.routes: dict[str, dict[str, Route]] = {}
         for path, operations in document["paths"].items():
             self.routes[path] = {}
             for method, operation in operations.items():
-                schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-                validator = None
-                if "schema" in schema:
-                    # API Gateway models are JSON Schema draft 4; resolve refs against the whole document.
-                    resolved = {**schema["schema"], "components": document.get("components", {})}
-                    validator = jsonschema.Draft4Validator(resolved)
-                self.routes[path][method.upper()] = validator
+                self.routes[path][method.upper()] = _route(operation, document)
         # Lambda's concurrency: each in-flight invocation holds one thread while the handler waits on Bedrock.
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda")
 
@@ -92,6 +107,7 @@ class ApiGateway:
         request = Request(scope, receive)
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
+        response: Any
         try:
             response = await self._handle(request, request_id)
         except ProblemError as exc:
@@ -106,25 +122,35 @@ class ApiGateway:
         )
         await response(scope, receive, send)
 
-    async def _handle(self, request: Request, request_id: str) -> Response:
+    async def _handle(self, request: Request, request_id: str) -> Response | StreamedResponse:
         path = request.url.path
         if path not in self.routes:
             raise ProblemError(404, f"no resource at {path}")
         methods = self.routes[path]
         if request.method not in methods:
             raise ProblemError(405, f"{request.method} is not allowed on {path}", {"Allow": ", ".join(methods)})
+        route = methods[request.method]
         body = await request.body()
-        if (validator := methods[request.method]) is not None:
-            _validate(validator, body)
+        if route.validator is not None:
+            _validate(route.validator, body)
         event = _proxy_event(request, body, path, request_id, self.stage)
-        context = LambdaContext(aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + self.timeout_s)
+        context = LambdaContext(
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + self.timeout_s,
+            function_name=route.function,
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
+        )
         token = logs.request_id.set(request.headers.get("x-request-id") or request_id)
         try:
+            if route.streaming:
+                return await self._invoke_streaming(self.functions[route.function], event, context, request_id)
             loop = asyncio.get_running_loop()
-            invocation = loop.run_in_executor(self._executor, self.handler, event, context)
+            invocation = loop.run_in_executor(self._executor, self.functions[route.function], event, context)
             result = await asyncio.wait_for(invocation, self.timeout_s)
         except TimeoutError as exc:
             raise ProblemError(504, f"the function timed out after {self.timeout_s:g} s") from exc
+        except ProblemError:
+            raise
         except Exception as exc:
             logger.exception("the function raised")
             raise ProblemError(502, "the function failed (internal server error)") from exc
@@ -132,9 +158,109 @@ class ApiGateway:
             logs.request_id.reset(token)
         return _to_response(result, request_id)
 
+    async def _invoke_streaming(
+        self, handler: Handler, event: dict[str, Any], context: LambdaContext, request_id: str
+    ) -> StreamedResponse:
+        """Run the handler in a Lambda thread; answer once its metadata is written, then relay its body."""
+        stream = StreamedResponse(asyncio.get_running_loop(), context.deadline, request_id)
+        self._executor.submit(stream.pump, handler, event, context)
+        await asyncio.wait_for(stream.read_metadata(), self.timeout_s)
+        return stream
+
     def close(self) -> None:
         """Stop accepting invocations; running ones finish in their threads."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class StreamedResponse:
+    """A streaming function's answer: its metadata (status, headers), then its body relayed as it comes.
+
+    The handler runs in a Lambda thread (`pump`); its pieces reach the event loop through a queue. A client that
+    hangs up, or the function's timeout, makes `pump` close the handler at its next piece.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, request_id: str) -> None:
+        self._loop, self._deadline, self._request_id = loop, deadline, request_id
+        self._pieces: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._head = b""
+        self.status_code = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def pump(self, handler: Handler, event: dict[str, Any], context: LambdaContext) -> None:
+        """In a Lambda thread: run the handler, passing each piece on until it ends or must stop."""
+        body: Iterator[bytes] | None = None
+        try:
+            body = iter(handler(event, context))
+            for piece in body:
+                self._put(bytes(piece))
+                if self._stop.is_set() or time.monotonic() > self._deadline:
+                    break
+            self._put(None)
+        except Exception as exc:
+            logger.exception("the function raised")
+            self._put(exc)
+        finally:
+            close = getattr(body, "close", None)
+            if close:
+                close()
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        self._loop.call_soon_threadsafe(self._pieces.put_nowait, item)
+
+    async def read_metadata(self) -> None:
+        """Wait for the metadata and the 8 NUL bytes after it; a function that fails before is a 502."""
+        while STREAM_SEPARATOR not in self._head:
+            piece = await self._pieces.get()
+            if not isinstance(piece, bytes):
+                self._stop.set()
+                raise ProblemError(502, "the function failed before it wrote its response")
+            self._head += piece
+        metadata, _, self._head = self._head.partition(STREAM_SEPARATOR)
+        try:
+            answer = json.loads(metadata)
+            self.status_code = int(answer["statusCode"])
+            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            self._stop.set()
+            raise ProblemError(502, "the function wrote malformed response metadata") from exc
+        headers |= {"x-amzn-RequestId": self._request_id}
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
+            piece: bytes | BaseException | None = self._head
+            while isinstance(piece, bytes):
+                if piece:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                piece = await self._pieces.get()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self._stop.set()
+            watcher.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        message: Message = {}
+        while message.get("type") != "http.disconnect":
+            message = await receive()
+        logger.info("client disconnected; closing the function's stream")
+        self._stop.set()
+
+
+def _route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
+    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    validator = None
+    if "schema" in schema:
+        # API Gateway models are JSON Schema draft 4; resolve refs against the whole document.
+        resolved = {**schema["schema"], "components": document.get("components", {})}
+        validator = jsonschema.Draft4Validator(resolved)
+    integration = operation.get("x-amazon-apigateway-integration", {})
+    uri = integration.get("uri", {})
+    found = _FUNCTION.search(uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri))
+    streaming = integration.get("responseTransferMode") == "STREAM"
+    return Route(validator, found.group(1) if found else "QueryFunction", streaming)
 
 
 def _validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:

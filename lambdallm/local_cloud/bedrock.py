@@ -145,9 +145,11 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
     job = asyncio.ensure_future(scheduler.generate(request, emit))
     # Emits are scheduled on the loop before the job completes, so the end marker comes after every piece.
     job.add_done_callback(lambda _: pieces.put_nowait(None))
+    tokens = 0
     try:
         while (item := await pieces.get()) is not None:
             first_byte = first_byte or time.perf_counter()
+            tokens = item[1]
             yield chunk_event(titan.stream_chunk(item[0], item[1], None, None))
         completion: Completion = job.result()
     except FAILURES as exc:
@@ -155,6 +157,7 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
         yield exception_event(error.name[0].lower() + error.name[1:], error.message)  # the stream's spelling
         return
     except (Cancelled, asyncio.CancelledError):
+        logger.info("client disconnected; generation stopped", extra={"output_tokens": tokens})
         raise
     except Exception:
         logger.exception("generation failed mid-stream")

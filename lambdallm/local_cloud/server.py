@@ -66,8 +66,9 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
     }
 
 
-def load_handler(environment: dict[str, str]) -> Any:
-    """Set `environment`, then load a fresh copy of the handler module, as a cold start would.
+def load_functions(environment: dict[str, str]) -> dict[str, Any]:
+    """Set `environment`, then load a fresh copy of the handler module, as a cold start would; its handlers by
+    the function names of deploy/template.yaml.
 
     The copy has its own globals (and boto3 client), so two local clouds in one process stay apart.
     """
@@ -79,7 +80,7 @@ def load_handler(environment: dict[str, str]) -> Any:
         raise ModuleNotFoundError("llm_lambda.handler", name="llm_lambda.handler")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.lambda_handler
+    return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
 def _server(app: Any) -> _Server:
@@ -106,7 +107,7 @@ async def start_local_cloud(
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
     host = ModelHost(settings.model_id)
     saved = dict(os.environ)
-    gateway = ApiGateway(load_handler(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
+    gateway = ApiGateway(load_functions(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
     servers = [_server(create_bedrock_app(host)), _server(gateway)]
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -1,8 +1,9 @@
-"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query`."""
+"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query` and `POST /query/stream`."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -30,12 +31,34 @@ class Completion:
 
 def parse_completion(body: bytes) -> Completion:
     """Check a 200 body against the contract; raise an INTERNAL ProxyError when it does not match."""
+    return _completion(_json_object(body))
+
+
+def parse_stream_event(line: bytes) -> str | Completion:
+    """One line of a backend stream: the text of a `text` event, or the Completion of the `done` event (its text
+    empty); an `error` event raises the ProxyError its status maps to, anything else an INTERNAL one."""
+    data = _json_object(line)
+    kind = data.get("type")
+    if kind == "text" and isinstance(data.get("text"), str):
+        return str(data["text"])
+    if kind == "done":
+        return _completion(data | {"text": ""})
+    if kind == "error" and isinstance(data.get("status"), int):
+        raise from_backend_status(data["status"], line)
+    raise bad_backend_answer(f"stream event {str(kind)[:20]!r} is unknown or incomplete")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
     except ValueError as exc:
         raise bad_backend_answer("body is not JSON") from exc
     if not isinstance(data, dict):
         raise bad_backend_answer("body is not an object")
+    return data
+
+
+def _completion(data: dict[str, Any]) -> Completion:
     for key in ("text", "model", "finish_reason", "request_id"):
         if not isinstance(data.get(key), str):
             raise bad_backend_answer(f"{key} is missing or not a string")
@@ -54,6 +77,7 @@ class Backend:
     def __init__(self, settings: ProxySettings) -> None:
         self._settings = settings
         self._url = settings.backend_url.rstrip("/") + "/query"
+        self._stream_url = self._url + "/stream"
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -92,6 +116,27 @@ class Backend:
                 if response.status != 200:
                     raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
                 return parse_completion(body)
+
+    async def generate_stream(
+        self, payload: dict[str, Any], request_id: str, budget_s: float | None
+    ) -> AsyncIterator[str | Completion]:
+        """POST the payload to the backend's stream within `budget_s` seconds for the whole stream; yield text
+        as each line arrives, then the final Completion (its text empty). Raise ProxyError on any failure."""
+        headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        with map_backend_errors():
+            async with self.session.post(
+                self._stream_url, json=payload, headers=headers, timeout=self._timeout(budget_s)
+            ) as response:
+                if response.status != 200:
+                    body = await response.read()
+                    raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
+                async for line in response.content:
+                    if line.strip():
+                        event = parse_stream_event(line)
+                        yield event
+                        if isinstance(event, Completion):
+                            return
+        raise bad_backend_answer("the stream ended without a done event")
 
     async def reachable(self) -> bool:
         """A cheap probe: an empty query, which the backend rejects (400) without running the model."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -13,7 +14,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
-from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ProxyError, invalid_argument
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
@@ -67,17 +68,8 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
         try:
             completion = await self._backend.generate(to_backend_payload(request), request_id, context.time_remaining())
         except ProxyError as exc:
-            log.warning(
-                "generate_text failed",
-                extra={"code": exc.code.name, "details": exc.details, "ms": _ms_since(started)},
-            )
-            if exc.retry_after:
-                context.set_trailing_metadata((("retry-after", exc.retry_after),))
-            await context.abort(exc.code, exc.details)
-        log.info(
-            "generate_text ok",
-            extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens},
-        )
+            await _abort(context, exc, started)
+        _log_ok(started, completion)
         return llm_pb2.LlmQueryResponse(
             text=completion.text,
             model=completion.model,
@@ -86,6 +78,47 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             finish_reason=completion.finish_reason,
             request_id=request_id,
         )
+
+    async def GenerateTextStream(
+        self, request: llm_pb2.GenerateTextStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[llm_pb2.GenerateTextStreamResponse]:
+        """The same generation, each piece of text passed on as the backend streams it; the last message carries
+        the summary. Failures, before or after the first message, are the same status codes as GenerateText's."""
+        request_id = request_id_of(context)
+        logs.request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            payload = to_backend_payload(request.query)
+            async for piece in self._backend.generate_stream(payload, request_id, context.time_remaining()):
+                if isinstance(piece, Completion):
+                    _log_ok(started, piece)
+                    yield llm_pb2.GenerateTextStreamResponse(summary=_summary(piece, request_id))
+                else:
+                    yield llm_pb2.GenerateTextStreamResponse(text=piece)
+        except ProxyError as exc:
+            await _abort(context, exc, started)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: ProxyError, started: float) -> NoReturn:
+    log.warning("generation failed", extra={"code": exc.code.name, "details": exc.details, "ms": _ms_since(started)})
+    if exc.retry_after:
+        context.set_trailing_metadata((("retry-after", exc.retry_after),))
+    await context.abort(exc.code, exc.details)
+    raise AssertionError("context.abort raises")
+
+
+def _log_ok(started: float, completion: Completion) -> None:
+    log.info("generation ok", extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens})
+
+
+def _summary(completion: Completion, request_id: str) -> llm_pb2.GenerationSummary:
+    return llm_pb2.GenerationSummary(
+        model=completion.model,
+        input_tokens=completion.input_tokens,
+        output_tokens=completion.output_tokens,
+        finish_reason=completion.finish_reason,
+        request_id=request_id,
+    )
 
 
 class BackendHealth(health_aio.HealthServicer):  # type: ignore[misc]

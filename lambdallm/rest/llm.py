@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -9,26 +11,78 @@ from connexion.exceptions import ProblemException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
-from lambdallm.rest.problems import map_grpc_errors
+from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
-async def generate_text(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
-) -> dict[str, Any]:
-    """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
-    request = llm_pb2.LlmQueryRequest(
+def to_query(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
+    """The gRPC request for a validated GenerateRequest body."""
+    return llm_pb2.LlmQueryRequest(
         prompt=body["prompt"],
         max_tokens=body["max_tokens"],
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
         stop_sequences=body.get("stop_sequences", []),
     )
+
+
+async def generate_text(
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+) -> dict[str, Any]:
+    """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
     with map_grpc_errors():
-        reply = await stub.GenerateText(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
+        reply = await stub.GenerateText(to_query(body), timeout=deadline_s, metadata=(("x-request-id", request_id),))
+    return _response(reply.text, reply, request_id)
+
+
+async def generate_text_stream(
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+) -> AsyncIterator[bytes]:
+    """Call GenerateTextStream; once its first message is in, return the server-sent events of the answer.
+
+    A failure before the first message raises a ProblemException (an ordinary problem+json answer); a failure
+    after it becomes the stream's `error` event. The deadline bounds the whole stream.
+    """
+    request = llm_pb2.GenerateTextStreamRequest(query=to_query(body))
+    call = stub.GenerateTextStream(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
+    try:
+        with map_grpc_errors():
+            first = await call.read()
+    except BaseException:
+        call.cancel()
+        raise
+    return _events(call, first, request_id)
+
+
+async def _events(call: Any, message: Any, request_id: str) -> AsyncIterator[bytes]:
+    text: list[str] = []
+    try:
+        while message is not grpc.aio.EOF:
+            if message.text:
+                text.append(message.text)
+                yield server_sent_event("text", {"text": message.text})
+            if message.HasField("summary"):
+                yield server_sent_event("done", _response("".join(text), message.summary, request_id))
+                return
+            message = await call.read()
+        problem = problem_body(502, "Bad Gateway", "the gRPC proxy ended the stream without a summary")
+        yield server_sent_event("error", problem)
+    except grpc.aio.AioRpcError as exc:
+        failure = problem_for_status(exc)
+        yield server_sent_event("error", problem_body(failure.status_code, failure.title, failure.detail))
+    finally:
+        call.cancel()  # a no-op once the stream has ended; stops the generation if our client went away
+
+
+def server_sent_event(event: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event: its type and its JSON data."""
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def _response(text: str, reply: Any, request_id: str) -> dict[str, Any]:
     return {
-        "text": reply.text,
+        "text": text,
         "model": reply.model,
         "input_tokens": reply.input_tokens,
         "output_tokens": reply.output_tokens,

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 from connexion.exceptions import ProblemException
@@ -29,18 +30,28 @@ _HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
 _BAD_GATEWAY = (502, "Bad Gateway")
 
 
+def problem_body(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 problem document carrying the request id."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "request_id": logs.request_id.get(),
+    }
+    if detail:
+        body["detail"] = detail
+    return body
+
+
 def problem_response(
     status: int, title: str, detail: str | None = None, headers: dict[str, str] | None = None
 ) -> ConnexionResponse:
-    """An RFC 9457 problem document carrying the request id."""
-    body = {"type": "about:blank", "title": title, "status": status, "request_id": logs.request_id.get()}
-    if detail:
-        body["detail"] = detail
+    """The problem+json answer for `problem_body`."""
     return ConnexionResponse(
         status_code=status,
         mimetype=PROBLEM_JSON,
         content_type=PROBLEM_JSON,
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        body=json.dumps(problem_body(status, title, detail), ensure_ascii=False).encode(),
         headers=headers or {},
     )
 

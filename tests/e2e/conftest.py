@@ -31,3 +31,9 @@ def gemma_chain() -> Iterator[Stack]:
 def instant_chain() -> Iterator[Stack]:
     """The whole chain with the deterministic instant model (contract tests)."""
     yield from _stack("instant")
+
+
+@pytest.fixture
+def impatient_chain() -> Iterator[Stack]:
+    """The real chain with a REST deadline (1 s) far shorter than a long generation, and longer than a token."""
+    yield from _stack("gemma", LAMBDALLM_REST_DEADLINE_S="1.0")

@@ -118,14 +118,6 @@ def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack
     assert result.stderr.count("\n") == 1
 
 
-@pytest.fixture
-def impatient_chain() -> Iterator[Stack]:
-    """The real chain with a REST deadline far shorter than a long generation."""
-    deadline = {"LAMBDALLM_REST_DEADLINE_S": "1.0"}
-    with Stack(Ports.any(), engine="gemma", log=io.StringIO(), extra_env=deadline) as stack:
-        yield stack
-
-
 @pytest.mark.model
 def test_a_slow_backend_is_a_504_not_a_hang(impatient_chain: Stack) -> None:
     body = {"prompt": "Count from one to one thousand: one, two, three,", "max_tokens": 600, "temperature": 0}

@@ -13,7 +13,12 @@ from aiohttp import web
 
 @dataclass
 class Reply:
-    """One answer: a status and JSON body, optionally after a delay, or a dropped connection."""
+    """One answer: a status and JSON body, optionally after a delay, or a dropped connection.
+
+    For `POST /query/stream`, `events` are the NDJSON lines of a 200; before each event whose index is in
+    `gates`, the fake waits for that gate to be set (so a test proves that what came before was forwarded);
+    `drop_after` cuts the connection after that many events.
+    """
 
     status: int = 200
     body: Any = None
@@ -21,6 +26,18 @@ class Reply:
     drop: bool = False
     raw: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] | None = None
+    gates: dict[int, asyncio.Event] = field(default_factory=dict)
+    drop_after: int | None = None
+
+
+def stream_events(prompt: str, request_id: str = "fake") -> list[dict[str, Any]]:
+    """A contract-valid stream echoing the prompt word by word."""
+    words = prompt.split()
+    texts = [{"type": "text", "text": w if i == 0 else " " + w} for i, w in enumerate(words)]
+    done = completion(prompt, request_id, output_tokens=len(words)) | {"type": "done"}
+    del done["text"]
+    return [*texts, done]
 
 
 def completion(prompt: str, request_id: str = "fake", **overrides: Any) -> dict[str, Any]:
@@ -58,6 +75,7 @@ class FakeBackend:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/query", self._query)
+        app.router.add_post("/query/stream", self._query)
         # handler_cancellation: a client that hangs up cancels the handler, which the tests observe.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
@@ -90,9 +108,11 @@ class FakeBackend:
             return web.Response()
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
+        prompt = body.get("prompt", "") if isinstance(body, dict) else ""
+        rid = request.headers.get("X-Request-ID", "none")
+        if reply.status == 200 and request.path == "/query/stream":
+            return await self._stream(request, reply, reply.events or stream_events(prompt, rid))
         if reply.status == 200 and reply.body is None:
-            prompt = body.get("prompt", "") if isinstance(body, dict) else ""
-            rid = request.headers.get("X-Request-ID", "none")
             return web.json_response(completion(prompt, rid))
         return web.json_response(
             reply.body,
@@ -100,3 +120,21 @@ class FakeBackend:
             headers=reply.headers,
             content_type="application/json" if reply.status == 200 else "application/problem+json",
         )
+
+    async def _stream(self, request: web.Request, reply: Reply, events: list[dict[str, Any]]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await response.prepare(request)
+        try:
+            for index, event in enumerate(events):
+                if index == reply.drop_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if index in reply.gates:
+                    await reply.gates[index].wait()
+                await response.write(json.dumps(event).encode() + b"\n")
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        await response.write_eof()
+        return response

@@ -82,7 +82,7 @@ def event_seen(**overrides: Any) -> tuple[dict[str, Any], Any]:
         seen.update(event=event, context=context)
         return {"statusCode": 201, "headers": {"X-Test": "yes"}, "body": "ok", "isBase64Encoded": False}
 
-    return seen, ApiGateway(handler, timeout_s=5, **overrides)
+    return seen, ApiGateway({"QueryFunction": handler}, timeout_s=5, **overrides)
 
 
 async def test_the_handler_gets_a_real_proxy_event_and_context() -> None:
@@ -115,7 +115,7 @@ async def test_a_slow_function_times_out_with_504() -> None:
         release.wait(10)
         return {"statusCode": 200, "body": ""}
 
-    gateway = ApiGateway(stuck, timeout_s=0.2)
+    gateway = ApiGateway({"QueryFunction": stuck}, timeout_s=0.2)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
             response = await client.post("/query", json={"prompt": "p", "max_tokens": 1})
@@ -133,7 +133,7 @@ async def test_a_failing_function_is_a_502_without_its_internals(result: Any) ->
             raise result
         return result
 
-    gateway = ApiGateway(broken, timeout_s=5)
+    gateway = ApiGateway({"QueryFunction": broken}, timeout_s=5)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
         response = await client.post("/query", json={"prompt": "p", "max_tokens": 1})
     gateway.close()

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from lambdallm.local_cloud.server import LocalCloud, lambda_environment, load_handler
+from lambdallm.local_cloud.server import LocalCloud, lambda_environment, load_functions
 
 EVENTS = Path(__file__).parent.parent / "events"
 
 
 @pytest.fixture(scope="module")
 def handler(gemma_cloud: LocalCloud) -> Any:
-    return load_handler(lambda_environment(gemma_cloud.settings, gemma_cloud.bedrock_url))
+    return load_functions(lambda_environment(gemma_cloud.settings, gemma_cloud.bedrock_url))["QueryFunction"]
 
 
 def run(handler: Any, name: str) -> tuple[int, dict[str, Any]]:

@@ -40,6 +40,11 @@ class LlmServiceStub:
                 request_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryRequest.SerializeToString,
                 response_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryResponse.FromString,
                 _registered_method=True)
+        self.GenerateTextStream = channel.unary_stream(
+                '/llm.v1.LlmService/GenerateTextStream',
+                request_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.SerializeToString,
+                response_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -54,6 +59,15 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateTextStream(self, request, context):
+        """The same generation, streamed: text arrives in pieces as the model makes it; the last message carries
+        the summary (counts and finish reason). Errors are the same status codes as GenerateText's, whether they
+        come before the first message or after it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +75,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.GenerateText,
                     request_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryRequest.FromString,
                     response_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryResponse.SerializeToString,
+            ),
+            'GenerateTextStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateTextStream,
+                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.FromString,
+                    response_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +110,33 @@ class LlmService:
             '/llm.v1.LlmService/GenerateText',
             generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryRequest.SerializeToString,
             generated_dot_llm_dot_v1_dot_llm__pb2.LlmQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateTextStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llm.v1.LlmService/GenerateTextStream',
+            generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.SerializeToString,
+            generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

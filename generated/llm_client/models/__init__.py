@@ -6,6 +6,7 @@ from .generate_response import GenerateResponse
 from .health import Health
 from .health_status import HealthStatus
 from .problem import Problem
+from .stream_text import StreamText
 
 __all__ = (
     "FinishReason",
@@ -14,4 +15,5 @@ __all__ = (
     "Health",
     "HealthStatus",
     "Problem",
+    "StreamText",
 )

@@ -1,0 +1,112 @@
+"""POST /query with Accept: text/event-stream, over real HTTP through a real proxy to the fake backend's stream."""
+
+import asyncio
+import json
+
+from tests.fakes.backend import Reply, problem
+
+VALID = {"prompt": "Hi there you", "max_tokens": 10}
+STREAM = {"Accept": "text/event-stream"}
+
+
+def parse_events(text):
+    """(event, data) pairs of a server-sent event stream."""
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+async def test_text_events_then_one_done_event_with_the_whole_answer(http):
+    response = await http.post("/query", json=VALID, headers=STREAM | {"X-Request-ID": "sse-1"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-request-id"] == "sse-1"
+    events = parse_events(response.text)
+    assert events[:-1] == [("text", {"text": "Hi"}), ("text", {"text": " there"}), ("text", {"text": " you"})]
+    assert events[-1] == (
+        "done",
+        {
+            "text": "Hi there you",
+            "model": "fake-model",
+            "input_tokens": 3,
+            "output_tokens": 3,
+            "finish_reason": "stop",
+            "request_id": "sse-1",
+        },
+    )
+
+
+async def test_json_stays_the_default(http):
+    response = await http.post("/query", json=VALID)
+    assert response.headers["content-type"] == "application/json"
+
+
+async def test_each_event_reaches_the_client_before_the_backend_sends_the_next(http, fake):
+    gate = asyncio.Event()
+    fake.replies.append(Reply(gates={2: gate}))
+
+    async with http.stream("POST", "/query", json=VALID, headers=STREAM) as response:
+        lines = response.aiter_lines()
+        seen = []
+        while len([line for line in seen if line.startswith("event:")]) < 2:
+            seen.append(await asyncio.wait_for(anext(lines), 10))  # the backend holds the rest behind the gate
+        gate.set()
+        seen.extend([line async for line in lines])
+
+    assert parse_events("\n".join(seen))[-1][0] == "done"
+
+
+async def test_a_failure_before_the_first_event_is_an_ordinary_problem(http, fake):
+    reply = problem(429, "the model is busy")
+    reply.headers = {"Retry-After": "3"}
+    fake.replies.append(reply)
+
+    response = await http.post("/query", json=VALID, headers=STREAM)
+
+    assert response.status_code == 429
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "3"
+    assert response.json()["detail"] == "the model is busy"
+
+
+async def test_a_failure_after_the_first_event_is_one_error_event(http, fake):
+    events = [{"type": "text", "text": "Hi"}, {"type": "error", "status": 503, "detail": "the model went away"}]
+    fake.replies.append(Reply(events=events))
+
+    response = await http.post("/query", json=VALID, headers=STREAM | {"X-Request-ID": "sse-err"})
+
+    assert response.status_code == 200
+    assert parse_events(response.text) == [
+        ("text", {"text": "Hi"}),
+        (
+            "error",
+            {
+                "type": "about:blank",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": "the model went away",
+                "request_id": "sse-err",
+            },
+        ),
+    ]
+
+
+async def test_bad_input_is_a_400_before_any_stream(http, fake):
+    response = await http.post("/query", json={"prompt": "Hi", "max_tokens": 0}, headers=STREAM)
+    assert response.status_code == 400
+    assert "max_tokens" in response.json()["detail"]
+    assert fake.requests == []
+
+
+async def test_a_client_that_hangs_up_mid_stream_cancels_the_backend_stream(http, fake):
+    gate = asyncio.Event()  # never set
+    fake.replies.append(Reply(gates={1: gate}))
+
+    async with http.stream("POST", "/query", json=VALID, headers=STREAM) as response:
+        lines = response.aiter_lines()
+        assert (await asyncio.wait_for(anext(lines), 10)).startswith("event: text")
+
+    await asyncio.wait_for(fake.cancelled.wait(), 5)
