@@ -22,8 +22,13 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.schema_errors import first_error
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
+# A Lambda proxy integration carries at most Lambda's synchronous invocation payload (6 MB); API Gateway
+# itself would take 10 MB, but the function could not be invoked with it.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 logger = logging.getLogger("lambdallm.local_cloud.apigateway")
 
@@ -67,15 +72,23 @@ class ProblemError(Exception):
 
 
 class ApiGateway:
-    """A REST API with Lambda proxy integration: routes and body schemas come from the OpenAPI document."""
+    """A REST API with Lambda proxy integration: routes, body schemas and the integration timeout come from
+    the OpenAPI document; `timeout_s` is the function's own timeout."""
 
-    def __init__(self, handler: Handler, timeout_s: float, spec: Path = SPEC, stage: str = "local") -> None:
+    def __init__(
+        self, handler: Handler, timeout_s: float, spec: Path = SPEC, stage: str = "local", max_body_bytes: int = 0
+    ) -> None:
         self.handler, self.timeout_s, self.stage = handler, timeout_s, stage
+        self.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
         document = yaml.safe_load(spec.read_text())
         self.routes: dict[str, dict[str, jsonschema.Draft4Validator | None]] = {}
+        self.integration_timeout_s: dict[tuple[str, str], float] = {}
         for path, operations in document["paths"].items():
             self.routes[path] = {}
             for method, operation in operations.items():
+                integration = operation.get("x-amazon-apigateway-integration", {})
+                timeout_ms = integration.get("timeoutInMillis", DEFAULT_INTEGRATION_TIMEOUT_MS)
+                self.integration_timeout_s[path, method.upper()] = timeout_ms / 1000
                 schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
                 validator = None
                 if "schema" in schema:
@@ -113,24 +126,39 @@ class ApiGateway:
         methods = self.routes[path]
         if request.method not in methods:
             raise ProblemError(405, f"{request.method} is not allowed on {path}", {"Allow": ", ".join(methods)})
-        body = await request.body()
+        body = await self._read_body(request)
         if (validator := methods[request.method]) is not None:
             _validate(validator, body)
         event = _proxy_event(request, body, path, request_id, self.stage)
         context = LambdaContext(aws_request_id=str(uuid.uuid4()), deadline=time.monotonic() + self.timeout_s)
         token = logs.request_id.set(request.headers.get("x-request-id") or request_id)
+        # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
+        timeout_s = min(self.timeout_s, self.integration_timeout_s[path, request.method])
         try:
             loop = asyncio.get_running_loop()
             invocation = loop.run_in_executor(self._executor, self.handler, event, context)
-            result = await asyncio.wait_for(invocation, self.timeout_s)
+            result = await asyncio.wait_for(invocation, timeout_s)
         except TimeoutError as exc:
-            raise ProblemError(504, f"the function timed out after {self.timeout_s:g} s") from exc
+            raise ProblemError(504, f"the function did not answer within {timeout_s:g} s") from exc
         except Exception as exc:
             logger.exception("the function raised")
             raise ProblemError(502, "the function failed (internal server error)") from exc
         finally:
             logs.request_id.reset(token)
         return _to_response(result, request_id)
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The whole body (sized or chunked), or a 413 as soon as it exceeds max_body_bytes."""
+        too_large = ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise too_large
+        return bytes(body)
 
     def close(self) -> None:
         """Stop accepting invocations; running ones finish in their threads."""
@@ -141,11 +169,9 @@ def _validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProblemError(400, f"the request body is not valid JSON: {exc}") from exc
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path)
-        raise ProblemError(400, f"{where}: {error.message}" if where else error.message)
+        raise ProblemError(400, "the request body is not valid JSON") from exc
+    if (detail := first_error(validator.iter_errors(data))) is not None:
+        raise ProblemError(400, detail)
 
 
 def _proxy_event(request: Request, body: bytes, path: str, request_id: str, stage: str) -> dict[str, Any]:

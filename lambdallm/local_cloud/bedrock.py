@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from lambdallm import logs
 from lambdallm.local_cloud import titan
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import chunk_event, exception_event
@@ -50,7 +51,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
 
     async def invoke(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _new_request_id()
         try:
             scheduler, generation = await _accept(host, request)
             started = time.perf_counter()
@@ -69,7 +70,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         )
 
     async def invoke_stream(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _new_request_id()
         try:
             scheduler, generation = await _accept(host, request)
             scheduler.check_room()
@@ -98,6 +99,14 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
 
 
+def _new_request_id() -> str:
+    """Bedrock's x-amzn-RequestId for this request, also set for every log line the request writes
+    (each request runs in its own task, so the id does not leak into the next one)."""
+    request_id = str(uuid.uuid4())
+    logs.request_id.set(request_id)
+    return request_id
+
+
 def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockError:
     """The endpoint's one table from its own failures to the errors Bedrock Runtime reports."""
     if isinstance(exc, Overloaded):
@@ -110,7 +119,20 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
 async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
     model = titan.resolve_model(unquote(request.path_params["model_id"]), host.model_id)
     scheduler = host.ready()
-    return scheduler, titan.parse_request(await request.body(), model)
+    return scheduler, titan.parse_request(await _read_body(request), model)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body (sized or chunked), refused as soon as it exceeds Bedrock's 25 MB."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > titan.MAX_BODY_BYTES:
+        raise titan.too_large(int(length))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > titan.MAX_BODY_BYTES:
+            raise titan.too_large(len(body))
+    return bytes(body)
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

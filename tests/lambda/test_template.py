@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore import xform_name
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -33,7 +36,6 @@ def test_the_function_is_the_one_the_backend_spec_integrates(template: dict[str,
     assert (TEMPLATE.parent / function["CodeUri"] / (module.replace(".", "/") + ".py")).is_file()
     assert name == "lambda_handler"
     assert function["Runtime"] == "python3.13"
-    assert function["Timeout"] >= 30
 
 
 def test_the_api_is_specs_backend_yaml(template: dict[str, Any]) -> None:
@@ -42,9 +44,31 @@ def test_the_api_is_specs_backend_yaml(template: dict[str, Any]) -> None:
     assert (TEMPLATE.parent / body["Parameters"]["Location"]).resolve() == ROOT / "specs" / "backend.yaml"
 
 
-def test_the_function_may_invoke_only_its_model(template: dict[str, Any]) -> None:
+def bedrock_actions_called() -> set[str]:
+    """The IAM actions of the bedrock-runtime operations the function's code calls (invoke_model -> InvokeModel)."""
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    source = "".join(path.read_text() for path in (ROOT / "lambda" / "llm_lambda").glob("*.py"))
+    return {
+        f"bedrock:{name}"
+        for name in model.operation_names
+        if re.search(rf"\.{re.escape(xform_name(name))}\(", source)
+    }
+
+
+def test_the_function_may_do_exactly_what_its_code_does_and_only_on_its_model(template: dict[str, Any]) -> None:
     (statement,) = template["Resources"]["QueryFunction"]["Properties"]["Policies"][0]["Statement"]
-    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    assert bedrock_actions_called() == {"bedrock:InvokeModel"}
+    assert set(statement["Action"]) == bedrock_actions_called()
     assert statement["Resource"]["Fn::Sub"].endswith(":foundation-model/${ModelId}")
     permission = template["Resources"]["QueryFunctionApiPermission"]["Properties"]
     assert permission["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_spend_is_bounded_by_reserved_concurrency_and_stage_throttling(template: dict[str, Any]) -> None:
+    function = template["Resources"]["QueryFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "MaxConcurrency"}
+    (method,) = template["Resources"]["BackendApi"]["Properties"]["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    assert method["ThrottlingRateLimit"] == {"Ref": "ThrottleRate"}
+    assert method["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurst"}
+    assert all(template["Parameters"][name]["Default"] >= 1 for name in ("MaxConcurrency", "ThrottleRate", "ThrottleBurst"))

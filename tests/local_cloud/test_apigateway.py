@@ -52,10 +52,11 @@ def test_a_stop_sequence_finishes_with_stop(instant_cloud: LocalCloud) -> None:
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"prompt": "hi", "max_tokens": 0}, "max_tokens: 0 is less than the minimum of 1"),
-        ({"prompt": "hi"}, "'max_tokens' is a required property"),
-        ({"prompt": "hi", "max_tokens": 2, "maxTokens": 2}, "'maxTokens' was unexpected"),
-        ({"prompt": "hi", "max_tokens": 2, "temperature": 3}, "temperature: 3 is greater than the maximum of 1"),
+        ({"prompt": "hi", "max_tokens": 0}, "max_tokens: must be at least 1"),
+        ({"prompt": "hi"}, "max_tokens: required"),
+        ({"prompt": "hi", "max_tokens": 2, "maxTokens": 2}, "maxTokens: unknown field"),
+        ({"prompt": "hi", "max_tokens": 2, "temperature": 3}, "temperature: must be at most 1"),
+        ({"prompt": "secret" * 6000, "max_tokens": 2}, "prompt: must be at most 32000 characters"),
         (b"{not json", "not valid JSON"),
     ],
 )
@@ -64,6 +65,32 @@ def test_the_gateway_validates_the_body_like_api_gateway(instant_cloud: LocalClo
     assert status == 400
     assert headers["Content-Type"] == "application/problem+json"
     assert detail in problem["detail"]
+
+
+def test_a_400_never_echoes_the_rejected_value(instant_cloud: LocalCloud) -> None:
+    status, _, problem = post(instant_cloud, {"prompt": "secret" * 6000, "max_tokens": 2})
+    assert status == 400
+    assert "secret" not in json.dumps(problem)
+
+
+def test_a_body_over_lambdas_payload_limit_is_413(instant_cloud: LocalCloud) -> None:
+    from lambdallm.local_cloud.apigateway import MAX_BODY_BYTES
+
+    status, headers, problem = post(instant_cloud, b"x" * (MAX_BODY_BYTES + 1))
+    assert status == 413
+    assert headers["Content-Type"] == "application/problem+json"
+    assert str(MAX_BODY_BYTES) in problem["detail"]
+
+
+def test_a_chunked_body_is_read_and_size_checked(instant_cloud: LocalCloud) -> None:
+    def chunks(*parts: bytes) -> Any:
+        yield from parts
+
+    with httpx.Client(base_url=instant_cloud.apigw_url, timeout=30) as client:
+        small = client.post("/query", content=chunks(b'{"prompt": "a b c",', b' "max_tokens": 2}'))
+        large = client.post("/query", content=chunks(*[b"x" * 1024 * 1024] * 7))
+    assert (small.status_code, small.json()["text"]) == (200, "a b")
+    assert large.status_code == 413
 
 
 def test_an_unknown_path_is_404_and_a_wrong_method_405(instant_cloud: LocalCloud) -> None:
@@ -123,7 +150,13 @@ async def test_a_slow_function_times_out_with_504() -> None:
         release.set()
         gateway.close()
     assert response.status_code == 504
-    assert "timed out" in response.json()["detail"]
+    assert "did not answer within 0.2 s" in response.json()["detail"]
+
+
+def test_the_integration_timeout_is_the_one_of_the_spec() -> None:
+    gateway = ApiGateway(lambda event, context: {}, timeout_s=600)
+    gateway.close()
+    assert gateway.integration_timeout_s["/query", "POST"] == 29.0
 
 
 @pytest.mark.parametrize("result", [None, {"body": "no status"}, {"statusCode": "x"}, RuntimeError("boom")])
