@@ -38,6 +38,7 @@ def test_a_missing_config_file_from_the_command_line_exits_2_naming_it(tmp_path:
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        timeout=60,  # a tier that starts on defaults instead would serve until killed
     )
 
     assert result.returncode == 2

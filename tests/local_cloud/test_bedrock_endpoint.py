@@ -8,7 +8,6 @@ import threading
 import urllib.request
 from typing import Any
 
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -107,19 +106,16 @@ def test_a_validation_message_never_echoes_the_value(instant_cloud: LocalCloud) 
 
 def test_a_body_over_bedrocks_limit_is_refused_without_reading_it_whole(instant_cloud: LocalCloud) -> None:
     from lambdallm.local_cloud.titan import MAX_BODY_BYTES
+    from tests.local_cloud.test_apigateway import raw_post
 
-    def chunks() -> Any:
-        for _ in range(MAX_BODY_BYTES // 1_000_000 + 1):
-            yield b"x" * 1_000_000
-
-    url = f"{instant_cloud.bedrock_url}/model/{MODEL_ID}/invoke"
-    with httpx.Client(timeout=60) as client:
-        sized = client.post(url, content=b"x" * (MAX_BODY_BYTES + 1))
-        chunked = client.post(url, content=chunks())
-    for response in (sized, chunked):
-        assert response.status_code == 400
-        assert response.headers["x-amzn-errortype"] == "ValidationException:"
-        assert f"maxLength: {MAX_BODY_BYTES}" in response.json()["message"]
+    port, path = int(instant_cloud.bedrock_url.rsplit(":", 1)[1]), f"/model/{MODEL_ID}/invoke"
+    sized = raw_post(port, path, f"Content-Length: {MAX_BODY_BYTES + 1}\r\n", b"")
+    chunk = b"x" * 1_000_000
+    chunks = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    chunked = raw_post(port, path, "Transfer-Encoding: chunked\r\n", chunks * (MAX_BODY_BYTES // len(chunk) + 1))
+    for status, body in (sized, chunked):
+        assert status == 400
+        assert f"maxLength: {MAX_BODY_BYTES}" in json.loads(body)["message"]
 
 
 def test_log_lines_carry_the_request_id_bedrock_answers_with(instant_cloud: LocalCloud) -> None:
