@@ -35,6 +35,7 @@ bedrock = boto3.client(
     ),
 )
 
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Generate text for the proxy event's request; every failure becomes a problem+json answer."""
     aws_request_id = getattr(context, "aws_request_id", "-")

@@ -22,7 +22,7 @@ class SlowBedrock(http.server.ThreadingHTTPServer):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's spelling)
+            def do_POST(self) -> None:
                 outer.requests += 1
                 self.rfile.read(int(self.headers["Content-Length"]))
                 outer.release.wait(10)

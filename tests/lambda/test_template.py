@@ -49,9 +49,7 @@ def bedrock_actions_called() -> set[str]:
     model = botocore.session.get_session().get_service_model("bedrock-runtime")
     source = "".join(path.read_text() for path in (ROOT / "lambda" / "llm_lambda").glob("*.py"))
     return {
-        f"bedrock:{name}"
-        for name in model.operation_names
-        if re.search(rf"\.{re.escape(xform_name(name))}\(", source)
+        f"bedrock:{name}" for name in model.operation_names if re.search(rf"\.{re.escape(xform_name(name))}\(", source)
     }
 
 
@@ -71,4 +69,6 @@ def test_spend_is_bounded_by_reserved_concurrency_and_stage_throttling(template:
     assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
     assert method["ThrottlingRateLimit"] == {"Ref": "ThrottleRate"}
     assert method["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurst"}
-    assert all(template["Parameters"][name]["Default"] >= 1 for name in ("MaxConcurrency", "ThrottleRate", "ThrottleBurst"))
+    assert all(
+        template["Parameters"][name]["Default"] >= 1 for name in ("MaxConcurrency", "ThrottleRate", "ThrottleBurst")
+    )

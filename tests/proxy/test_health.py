@@ -51,21 +51,23 @@ async def test_health_not_serving_when_the_probe_times_out(fake):
 
 async def test_health_serving_while_every_backend_connection_is_busy_generating(fake):
     fake.replies.extend([Reply(delay_s=30), Reply(delay_s=30)])
-    async with running_proxy(fake, max_connections=2, probe_timeout_s=1.0) as proxy:
-        async with grpc.aio.insecure_channel(proxy.target) as channel:
-            stub = llm_pb2_grpc.LlmServiceStub(channel)
-            calls = [
-                asyncio.ensure_future(stub.GenerateText(llm_pb2.LlmQueryRequest(prompt="slow", max_tokens=1)))
-                for _ in range(2)
-            ]
-            while len(fake.requests) < 2:
-                await asyncio.sleep(0.01)
+    async with (
+        running_proxy(fake, max_connections=2, probe_timeout_s=1.0) as proxy,
+        grpc.aio.insecure_channel(proxy.target) as channel,
+    ):
+        stub = llm_pb2_grpc.LlmServiceStub(channel)
+        calls = [
+            asyncio.ensure_future(stub.GenerateText(llm_pb2.LlmQueryRequest(prompt="slow", max_tokens=1)))
+            for _ in range(2)
+        ]
+        while len(fake.requests) < 2:
+            await asyncio.sleep(0.01)
 
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
 
-            for call in calls:
-                call.cancel()
-            await asyncio.gather(*calls, return_exceptions=True)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
