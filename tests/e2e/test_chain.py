@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -180,15 +181,18 @@ def test_no_prompt_text_reaches_any_tiers_log(instant_chain: Stack) -> None:
 @pytest.fixture
 def chain_with_a_wrong_backend_path() -> Iterator[Stack]:
     """The whole chain, but the proxy asks the API Gateway under a stage path it does not serve."""
-    ports = Ports.free()
-    wrong = {"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{ports.apigw}/prod"}
-    stack = Stack(ports, engine="instant", log=io.StringIO(), extra_env=wrong)
+    cloud = Stack(Ports.any(), engine="instant", log=io.StringIO(), tiers=("local-cloud",))
+    front = Stack(Ports.any(), log=io.StringIO(), tiers=("proxy", "rest"))
     try:
-        stack.start()
-        stack.wait_ready(path="/health", timeout=60)
-        yield stack
+        cloud.start()
+        front.extra_env = {"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{cloud.ports.apigw}/prod"}
+        front.start()
+        front.wait_ready(path="/health", timeout=60)
+        front.ports = replace(front.ports, apigw=cloud.ports.apigw)
+        yield front
     finally:
-        stack.stop()
+        front.stop()
+        cloud.stop()
 
 
 def test_a_backend_url_that_answers_404_is_not_ready(chain_with_a_wrong_backend_path: Stack) -> None:
