@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.local_cloud.body import read_body
 from lambdallm.schema_errors import first_error
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
@@ -126,7 +127,8 @@ class ApiGateway:
         methods = self.routes[path]
         if request.method not in methods:
             raise ProblemError(405, f"{request.method} is not allowed on {path}", {"Allow": ", ".join(methods)})
-        body = await self._read_body(request)
+        if (body := await read_body(request, self.max_body_bytes)) is None:
+            raise ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
         if (validator := methods[request.method]) is not None:
             _validate(validator, body)
         event = _proxy_event(request, body, path, request_id, self.stage)
@@ -146,19 +148,6 @@ class ApiGateway:
         finally:
             logs.request_id.reset(token)
         return _to_response(result, request_id)
-
-    async def _read_body(self, request: Request) -> bytes:
-        """The whole body (sized or chunked), or a 413 as soon as it exceeds max_body_bytes."""
-        too_large = ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body_bytes:
-            raise too_large
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body_bytes:
-                raise too_large
-        return bytes(body)
 
     def close(self) -> None:
         """Stop accepting invocations; running ones finish in their threads."""

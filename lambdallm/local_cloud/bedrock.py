@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from lambdallm import logs
 from lambdallm.local_cloud import titan
+from lambdallm.local_cloud.body import read_body
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import chunk_event, exception_event
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
@@ -119,20 +120,9 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
 async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
     model = titan.resolve_model(unquote(request.path_params["model_id"]), host.model_id)
     scheduler = host.ready()
-    return scheduler, titan.parse_request(await _read_body(request), model)
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body (sized or chunked), refused as soon as it exceeds Bedrock's 25 MB."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > titan.MAX_BODY_BYTES:
-        raise titan.too_large(int(length))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > titan.MAX_BODY_BYTES:
-            raise titan.too_large(len(body))
-    return bytes(body)
+    if (body := await read_body(request, titan.MAX_BODY_BYTES)) is None:
+        raise titan.too_large()
+    return scheduler, titan.parse_request(body, model)
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

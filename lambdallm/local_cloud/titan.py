@@ -57,9 +57,9 @@ def resolve_model(model_id: str, served: str) -> str:
     return name
 
 
-def too_large(size: int) -> BedrockError:
+def too_large() -> BedrockError:
     """The ValidationException for a body over MAX_BODY_BYTES."""
-    return validation(f"body: expected maxLength: {MAX_BODY_BYTES}, actual: {size} or more")
+    return validation(f"body: expected maxLength: {MAX_BODY_BYTES}")
 
 
 def parse_request(body: bytes, model: str) -> GenerationRequest:
