@@ -7,10 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lambdallm.settings import SettingsError, load
+from lambdallm.settings import load
 
 USER_CONFIG = Path("~/.config/bedrest.toml")
-PROJECT_CONFIG = Path("config/bedrest.toml")
 
 
 @dataclass(frozen=True)
@@ -20,8 +19,8 @@ class ClientSettings:
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata={"low": 1, "high": 65535})
     max_tokens: int = field(default=100, metadata={"low": 1, "high": 3072})
-    # Above the REST tier's own 120 s deadline, so its 504 arrives before we give up.
-    timeout_s: float = field(default=130.0, metadata={"low": 0.1, "high": 3600})
+    # Above the REST tier's own 32 s deadline, so its 504 arrives before we give up.
+    timeout_s: float = field(default=35.0, metadata={"low": 0.1, "high": 3600})
     # Send each line as a chat turn ("User: ...\nBot:", stopping at the next "User:"); false sends it raw.
     chat: bool = True
 
@@ -31,17 +30,14 @@ class ClientSettings:
         return f"http://{self.host}:{self.port}"
 
 
-def config_path(flag: Path | None, environ: dict[str, str] | None = None) -> Path:
-    """--config, else BEDREST_CONFIG, else ~/.config/bedrest.toml, else ./config/bedrest.toml (may not exist)."""
+def config_path(flag: Path | None, environ: dict[str, str] | None = None) -> Path | None:
+    """--config, else ~/.config/bedrest.toml unless BEDREST_CONFIG names a file; None leaves the choice to
+    `load` (BEDREST_CONFIG, which must exist, else config/bedrest.toml, else the defaults)."""
     environ = dict(os.environ) if environ is None else environ
-    if flag is not None:
-        if not flag.is_file():
-            raise SettingsError(f"{flag}: no such config file")
+    if flag is not None or environ.get("BEDREST_CONFIG"):
         return flag
-    if "BEDREST_CONFIG" in environ:
-        return Path(environ["BEDREST_CONFIG"]).expanduser()
     user = USER_CONFIG.expanduser()
-    return user if user.is_file() else PROJECT_CONFIG
+    return user if user.is_file() else None
 
 
 def load_settings(

@@ -44,3 +44,6 @@ def configure(tier: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("uvicorn.access", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Connexion's validators log the rejected value (a whole prompt) before raising; the REST tier logs the
+    # problem it answers instead, which names the field and the rule only.
+    logging.getLogger("connexion.validators").setLevel(logging.CRITICAL)

@@ -6,6 +6,7 @@ A value of the wrong type or out of range stops the tier at start with a `Settin
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-CONFIG_DIR = Path("config")
+# `config/` of the working directory first, then the one shipped beside this package (the repository's).
+CONFIG_DIRS = (Path("config"), Path(__file__).resolve().parents[1] / "config")
 
 
 class SettingsError(ValueError):
@@ -37,7 +39,8 @@ class CloudSettings:
     threads: int = field(default=2, metadata=_bounded(1, 256))
     context_tokens: int = field(default=4096, metadata=_bounded(256, 32768))
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
-    lambda_timeout_s: float = field(default=120.0, metadata=_bounded(1, 900))
+    # The function's timeout, as in deploy/template.yaml; below API Gateway's 29 s (README, "Time budget").
+    lambda_timeout_s: float = field(default=28.0, metadata=_bounded(5, 900))
     log_prompts: bool = False
 
 
@@ -48,9 +51,11 @@ class ProxySettings:
     host: str = "127.0.0.1"
     port: int = field(default=50051, metadata=_bounded(0, 65535))
     backend_url: str = "http://127.0.0.1:3000"
-    backend_timeout_s: float = field(default=120.0, metadata=_bounded(0.1, 3600))
+    # Above API Gateway's integration timeout (29 s), so that the backend's own 504 arrives first.
+    backend_timeout_s: float = field(default=30.0, metadata=_bounded(0.1, 3600))
     connect_timeout_s: float = field(default=2.0, metadata=_bounded(0.01, 60))
     max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
+    probe_timeout_s: float = field(default=2.0, metadata=_bounded(0.1, 60))
     grace_s: float = field(default=10.0, metadata=_bounded(0, 600))
 
 
@@ -61,7 +66,8 @@ class RestSettings:
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata=_bounded(0, 65535))
     grpc_target: str = "127.0.0.1:50051"
-    deadline_s: float = field(default=120.0, metadata=_bounded(0.1, 3600))
+    # Above the proxy's backend_timeout_s, so that the proxy's answer arrives first.
+    deadline_s: float = field(default=32.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
 
@@ -75,13 +81,15 @@ def load(
 ) -> T:
     """Build `cls` from defaults, `config/<tier>.toml` (or `path`) and `LAMBDALLM_<TIER>_<KEY>` variables.
 
-    `env_prefix` replaces `LAMBDALLM_<TIER>_` (the `bedrest` client reads `BEDREST_<KEY>`).
+    `env_prefix` replaces `LAMBDALLM_<TIER>_` (the `bedrest` client reads `BEDREST_<KEY>`). A file named by
+    `path` (--config) or `<PREFIX>CONFIG` must exist; without one, the first `config/<tier>.toml` of
+    CONFIG_DIRS is read, and defaults apply when there is none.
     """
     environ = dict(os.environ) if environ is None else environ
     prefix = env_prefix or f"LAMBDALLM_{tier.upper().replace('-', '_')}_"
-    path = path or Path(environ.get(f"{prefix}CONFIG", CONFIG_DIR / f"{tier}.toml"))
+    path = config_file(tier, path, environ.get(f"{prefix}CONFIG"), f"{prefix}CONFIG")
     raw: dict[str, Any] = {}
-    if path.is_file():
+    if path is not None:
         try:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
@@ -97,6 +105,16 @@ def load(
     return cls(**values)
 
 
+def config_file(tier: str, flag: Path | None, named: str | None, variable: str) -> Path | None:
+    """The config file to read: the one the user named (which must exist), else the first one found."""
+    for chosen, by in ((flag, "--config"), (Path(named).expanduser() if named else None, variable)):
+        if chosen is not None:
+            if not chosen.is_file():
+                raise SettingsError(f"{chosen}: no such config file (named by {by})")
+            return chosen
+    return next((d / f"{tier}.toml" for d in CONFIG_DIRS if (d / f"{tier}.toml").is_file()), None)
+
+
 def _coerce(key: str, spec: dataclasses.Field[Any], value: Any) -> Any:
     kind = spec.type if isinstance(spec.type, str) else spec.type.__name__
     try:
@@ -110,10 +128,13 @@ def _coerce(key: str, spec: dataclasses.Field[Any], value: Any) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(value)
         elif not isinstance(value, str) or not value:
             raise ValueError(value)
     except ValueError:
-        raise SettingsError(f"{key}: expected a non-empty {kind}, got {value!r}") from None
+        expected = {"float": "a finite number", "str": "a non-empty string"}.get(kind, f"a {kind}")
+        raise SettingsError(f"{key}: expected {expected}, got {value!r}") from None
     low, high, choices = (spec.metadata.get(k) for k in ("low", "high", "choices"))
     if (low is not None and value < low) or (high is not None and value > high):
         raise SettingsError(f"{key}: {value!r} is outside {low}..{high}")

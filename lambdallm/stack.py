@@ -228,7 +228,9 @@ def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w") as log, _sigterm_as_interrupt():
         stack = Stack(Ports.any(), engine=engine, log=log)
-        print("Starting the local cloud (real model), the gRPC proxy and the REST tier...", flush=True)
+        chosen = engine or settings.load(settings.CloudSettings, "local-cloud").engine
+        model = "the instant echo model, not a real one" if chosen == "instant" else "a real model"
+        print(f"Starting the local cloud ({model}), the gRPC proxy and the REST tier...", flush=True)
         try:
             with stack:
                 print(f"The chain is ready at {stack.rest_url} (tier logs: {log_path}).\n", flush=True)

@@ -21,15 +21,19 @@ MODEL_ID = os.environ.get("BEDROCK_MODEL_ID", "amazon.titan-text-premier-v1:0")
 LOG_PROMPTS = os.environ.get("LOG_PROMPTS", "false").strip().lower() in ("1", "true", "yes", "on")
 
 logger = function_logger("llm_lambda")
-# One client per execution environment, reused by every invocation it serves. Two attempts at most: the
-# function's own timeout must cover both.
+# One attempt: a generation that timed out has been billed and would most likely time out again, and it would
+# run after API Gateway already answered 504. Throttling and "not ready" go back to the caller as 429/503 with
+# a reason, and the client retries, as with Bedrock and the major LLM APIs. The function's timeout covers
+# connect + read (see README, "Time budget").
+BEDROCK_ATTEMPTS = 1
+# One client per execution environment, reused by every invocation it serves.
 bedrock = boto3.client(
     "bedrock-runtime",
     region_name=os.environ.get("AWS_REGION", "us-east-1"),
     config=Config(
-        connect_timeout=float(os.environ.get("BEDROCK_CONNECT_TIMEOUT_S", "3")),
+        connect_timeout=float(os.environ.get("BEDROCK_CONNECT_TIMEOUT_S", "2")),
         read_timeout=float(os.environ.get("BEDROCK_READ_TIMEOUT_S", "25")),
-        retries={"mode": "standard", "max_attempts": 2},
+        retries={"mode": "standard", "total_max_attempts": BEDROCK_ATTEMPTS},
     ),
 )
 

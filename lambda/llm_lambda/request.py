@@ -39,7 +39,7 @@ def parse_event(event: dict[str, Any]) -> QueryRequest:
             body = base64.b64decode(body, validate=True)
         data = json.loads(body)
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BackendError(400, f"the request body is not valid JSON: {exc}") from exc
+        raise BackendError(400, "the request body is not valid JSON") from exc
     return parse_body(data)
 
 
@@ -49,7 +49,7 @@ def parse_body(data: Any) -> QueryRequest:
         raise BackendError(400, "the request body must be a JSON object")
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise BackendError(400, f"{unknown[0]}: unknown field (allowed: {', '.join(FIELDS)})")
+        raise BackendError(400, f"{unknown[0][:64]}: unknown field (allowed: {', '.join(FIELDS)})")
     prompt = data.get("prompt")
     if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
         raise BackendError(400, f"prompt: required, a string of 1 to {MAX_PROMPT_CHARS} characters")
@@ -78,8 +78,6 @@ def _is_int(value: Any) -> bool:
 
 def _unit(name: str, data: dict[str, Any]) -> float:
     value = data[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or not 0 <= value <= 1:
         raise BackendError(400, f"{name}: a number from 0 to 1")
-    if not 0 <= value <= 1:
-        raise BackendError(400, f"{name}: {value} is outside 0..1")
     return float(value)

@@ -27,8 +27,14 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.local_cloud.body import read_body
+from lambdallm.schema_errors import first_error
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
+# A Lambda proxy integration carries at most Lambda's synchronous invocation payload (6 MB); API Gateway
+# itself would take 10 MB, but the function could not be invoked with it.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
 Handler = Callable[[dict[str, Any], Any], Any]  # a proxy response dict, or (streaming) an iterator of bytes
 STREAM_SEPARATOR = b"\0" * 8  # between a streamed response's metadata and its body
 _FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")
@@ -75,23 +81,32 @@ class ProblemError(Exception):
 
 @dataclass(frozen=True)
 class Route:
-    """One method of one resource: its body's schema, the function its integration invokes, and how."""
+    """One method of one resource: its body's schema, the function its integration invokes, how, and how long
+    API Gateway waits for it."""
 
     validator: jsonschema.Draft4Validator | None
     function: str
     streaming: bool
+    timeout_s: float
 
 
 class ApiGateway:
-    """A REST API with Lambda proxy integrations: routes, body schemas and integrations from the OpenAPI document.
+    """A REST API with Lambda proxy integrations: routes, body schemas and integrations (function, transfer mode,
+    timeout) from the OpenAPI document; `timeout_s` is the functions' own timeout.
 
     `functions` maps each function name an integration URI names (`${QueryFunction.Arn}`) to its handler.
     """
 
     def __init__(
-        self, functions: dict[str, Handler], timeout_s: float, spec: Path = SPEC, stage: str = "local"
+        self,
+        functions: dict[str, Handler],
+        timeout_s: float,
+        spec: Path = SPEC,
+        stage: str = "local",
+        max_body_bytes: int = 0,
     ) -> None:
         self.functions, self.timeout_s, self.stage = functions, timeout_s, stage
+        self.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
         document = yaml.safe_load(spec.read_text())
         self.routes: dict[str, dict[str, Route]] = {}
         for path, operations in document["paths"].items():
@@ -130,7 +145,8 @@ class ApiGateway:
         if request.method not in methods:
             raise ProblemError(405, f"{request.method} is not allowed on {path}", {"Allow": ", ".join(methods)})
         route = methods[request.method]
-        body = await request.body()
+        if (body := await read_body(request, self.max_body_bytes)) is None:
+            raise ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
         if route.validator is not None:
             _validate(route.validator, body)
         event = _proxy_event(request, body, path, request_id, self.stage)
@@ -141,14 +157,17 @@ class ApiGateway:
             invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
         )
         token = logs.request_id.set(request.headers.get("x-request-id") or request_id)
+        # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
+        timeout_s = min(self.timeout_s, route.timeout_s)
         try:
             if route.streaming:
-                return await self._invoke_streaming(self.functions[route.function], event, context, request_id)
+                stream = self._invoke_streaming(self.functions[route.function], event, context, request_id)
+                return await asyncio.wait_for(stream, timeout_s)
             loop = asyncio.get_running_loop()
             invocation = loop.run_in_executor(self._executor, self.functions[route.function], event, context)
-            result = await asyncio.wait_for(invocation, self.timeout_s)
+            result = await asyncio.wait_for(invocation, timeout_s)
         except TimeoutError as exc:
-            raise ProblemError(504, f"the function timed out after {self.timeout_s:g} s") from exc
+            raise ProblemError(504, f"the function did not answer within {timeout_s:g} s") from exc
         except ProblemError:
             raise
         except Exception as exc:
@@ -164,7 +183,11 @@ class ApiGateway:
         """Run the handler in a Lambda thread; answer once its metadata is written, then relay its body."""
         stream = StreamedResponse(asyncio.get_running_loop(), context.deadline, request_id)
         self._executor.submit(stream.pump, handler, event, context)
-        await asyncio.wait_for(stream.read_metadata(), self.timeout_s)
+        try:
+            await stream.read_metadata()
+        except BaseException:
+            stream.stop()  # timed out or failed before its metadata: the function stops at its next piece
+            raise
         return stream
 
     def close(self) -> None:
@@ -204,6 +227,10 @@ class StreamedResponse:
             close = getattr(body, "close", None)
             if close:
                 close()
+
+    def stop(self) -> None:
+        """Make `pump` close the handler at its next piece."""
+        self._stop.set()
 
     def _put(self, item: bytes | BaseException | None) -> None:
         self._loop.call_soon_threadsafe(self._pieces.put_nowait, item)
@@ -260,18 +287,17 @@ def _route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
     uri = integration.get("uri", {})
     found = _FUNCTION.search(uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri))
     streaming = integration.get("responseTransferMode") == "STREAM"
-    return Route(validator, found.group(1) if found else "QueryFunction", streaming)
+    timeout_s = integration.get("timeoutInMillis", DEFAULT_INTEGRATION_TIMEOUT_MS) / 1000
+    return Route(validator, found.group(1) if found else "QueryFunction", streaming, timeout_s)
 
 
 def _validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProblemError(400, f"the request body is not valid JSON: {exc}") from exc
-    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path)
-        raise ProblemError(400, f"{where}: {error.message}" if where else error.message)
+        raise ProblemError(400, "the request body is not valid JSON") from exc
+    if (detail := first_error(validator.iter_errors(data))) is not None:
+        raise ProblemError(400, detail)
 
 
 def _proxy_event(request: Request, body: bytes, path: str, request_id: str, stage: str) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from lambdallm import logs
 from lambdallm.local_cloud import titan
+from lambdallm.local_cloud.body import read_body
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import chunk_event, exception_event
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
@@ -50,7 +52,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
 
     async def invoke(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _new_request_id()
         try:
             scheduler, generation = await _accept(host, request)
             started = time.perf_counter()
@@ -69,7 +71,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         )
 
     async def invoke_stream(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
+        request_id = _new_request_id()
         try:
             scheduler, generation = await _accept(host, request)
             scheduler.check_room()
@@ -98,6 +100,14 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
 
 
+def _new_request_id() -> str:
+    """Bedrock's x-amzn-RequestId for this request, also set for every log line the request writes
+    (each request runs in its own task, so the id does not leak into the next one)."""
+    request_id = str(uuid.uuid4())
+    logs.request_id.set(request_id)
+    return request_id
+
+
 def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockError:
     """The endpoint's one table from its own failures to the errors Bedrock Runtime reports."""
     if isinstance(exc, Overloaded):
@@ -110,7 +120,9 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
 async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
     model = titan.resolve_model(unquote(request.path_params["model_id"]), host.model_id)
     scheduler = host.ready()
-    return scheduler, titan.parse_request(await request.body(), model)
+    if (body := await read_body(request, titan.MAX_BODY_BYTES)) is None:
+        raise titan.too_large()
+    return scheduler, titan.parse_request(body, model)
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -23,6 +23,7 @@ from lambdallm.local_cloud.scheduler import Scheduler
 from lambdallm.settings import CloudSettings
 
 logger = logging.getLogger("lambdallm.local_cloud")
+BEDROCK_CONNECT_TIMEOUT_S = 2
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_LAMBDA_FUNCTION_NAME": "QueryFunction",
         "BEDROCK_MODEL_ID": settings.model_id,
-        "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s),
+        # The function's time budget as the SAM template splits it: connect, read, 1 s to spare.
+        "BEDROCK_CONNECT_TIMEOUT_S": str(BEDROCK_CONNECT_TIMEOUT_S),
+        "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s - BEDROCK_CONNECT_TIMEOUT_S - 1),
         "LOG_PROMPTS": str(settings.log_prompts).lower(),
     }
 

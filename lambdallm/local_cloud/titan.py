@@ -18,6 +18,14 @@ TITAN_MAX_TOKENS = {
     "amazon.titan-text-lite-v1": 4096,
 }
 CONFIG_KEYS = ("maxTokenCount", "temperature", "topP", "stopSequences")
+# Bedrock's own bounds: InvokeModel takes a body of at most 25,000,000 bytes, and Titan's request schema an
+# inputText of at most 50,000 characters. Titan documents no bound on stopSequences; the twin takes what the
+# major LLM APIs take (OpenAI: up to 4), as short as the λλM API sends them, so that no request can make the
+# model's stop matching slow for everyone queued behind it.
+MAX_BODY_BYTES = 25_000_000
+MAX_INPUT_CHARS = 50_000
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 100
 
 
 @dataclass
@@ -40,11 +48,18 @@ def validation(message: str) -> BedrockError:
 
 
 def resolve_model(model_id: str, served: str) -> str:
-    """The served model for a (possibly ARN-form) model id, or ResourceNotFoundException."""
+    """The served model for its id or ARN; any other model, even another Titan, is ResourceNotFoundException,
+    as for a Bedrock account where only the served model is available."""
     name = model_id.rsplit("foundation-model/", 1)[-1]
-    if name != served and name not in TITAN_MAX_TOKENS:
-        raise BedrockError(404, "ResourceNotFoundException", f"Could not resolve the foundation model from {model_id}")
+    if name != served:
+        message = "Could not resolve the foundation model from the provided model identifier."
+        raise BedrockError(404, "ResourceNotFoundException", message)
     return name
+
+
+def too_large() -> BedrockError:
+    """The ValidationException for a body over MAX_BODY_BYTES."""
+    return validation(f"body: expected maxLength: {MAX_BODY_BYTES}")
 
 
 def parse_request(body: bytes, model: str) -> GenerationRequest:
@@ -52,7 +67,7 @@ def parse_request(body: bytes, model: str) -> GenerationRequest:
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise validation(f"the body is not JSON ({exc})") from exc
+        raise validation("the body is not JSON") from exc
     if not isinstance(data, dict):
         raise validation("#: expected type: JSONObject")
     if extra := sorted(set(data) - {"inputText", "textGenerationConfig"}):
@@ -60,6 +75,8 @@ def parse_request(body: bytes, model: str) -> GenerationRequest:
     prompt = data.get("inputText")
     if not isinstance(prompt, str) or not prompt:
         raise validation("#/inputText: expected a non-empty string")
+    if len(prompt) > MAX_INPUT_CHARS:
+        raise validation(f"#/inputText: expected maxLength: {MAX_INPUT_CHARS}, actual: {len(prompt)}")
     config = data.get("textGenerationConfig", {})
     if not isinstance(config, dict):
         raise validation("#/textGenerationConfig: expected type: JSONObject")
@@ -72,6 +89,10 @@ def parse_request(body: bytes, model: str) -> GenerationRequest:
     stops = config.get("stopSequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise validation("#/textGenerationConfig/stopSequences: expected an array of non-empty strings")
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise validation(f"#/textGenerationConfig/stopSequences: expected maxItems: {MAX_STOP_SEQUENCES}")
+    if any(len(stop) > MAX_STOP_CHARS for stop in stops):
+        raise validation(f"#/textGenerationConfig/stopSequences: expected items of maxLength: {MAX_STOP_CHARS}")
     return GenerationRequest(
         prompt=prompt,
         max_tokens=max_tokens,
@@ -86,7 +107,7 @@ def _unit(config: dict[str, Any], key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise validation(f"#/textGenerationConfig/{key}: expected a number")
     if not 0 <= value <= 1:
-        raise validation(f"#/textGenerationConfig/{key}: {value} is not within 0 and 1")
+        raise validation(f"#/textGenerationConfig/{key}: expected minimum: 0, maximum: 1")
     return float(value)
 
 

@@ -10,10 +10,14 @@ from typing import Any, Self
 
 import aiohttp
 
-from lambdallm.proxy.errors import bad_backend_answer, from_backend_status, map_backend_errors
+from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.settings import ProxySettings
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
+# Lambda's response payload limit (6 MB): no answer of a working backend is larger.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+# The backend's answer to the readiness probe's empty query: its validation refusal, and nothing else.
+PROBE_ANSWER = 400
 _INT32_MAX = 2**31 - 1
 
 
@@ -71,26 +75,42 @@ def _completion(data: dict[str, Any]) -> Completion:
     return Completion(**{key: data[key] for key in Completion.__dataclass_fields__})
 
 
+async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The response body, or an INTERNAL ProxyError as soon as it exceeds `limit` bytes."""
+    if (response.content_length or 0) > limit:
+        raise bad_backend_answer(f"body exceeds {limit} bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(65536):
+        body += chunk
+        if len(body) > limit:
+            raise bad_backend_answer(f"body exceeds {limit} bytes")
+    return bytes(body)
+
+
 class Backend:
-    """One pooled aiohttp session per process: open with `async with`, closed when the block ends."""
+    """One pooled aiohttp session per process for generations, and a separate one for readiness probes,
+    so that a full pool of long generations never makes the backend look down."""
 
     def __init__(self, settings: ProxySettings) -> None:
         self._settings = settings
         self._url = settings.backend_url.rstrip("/") + "/query"
         self._stream_url = self._url + "/stream"
         self._session: aiohttp.ClientSession | None = None
+        self._probe_session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
         self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._probe_session):
+            if session is not None:
+                await session.close()
+        self._session = self._probe_session = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -112,7 +132,7 @@ class Backend:
             async with self.session.post(
                 self._url, json=payload, headers=headers, timeout=self._timeout(budget_s)
             ) as response:
-                body = await response.read()
+                body = await read_capped(response)
                 if response.status != 200:
                     raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
                 return parse_completion(body)
@@ -139,12 +159,17 @@ class Backend:
         raise bad_backend_answer("the stream ended without a done event")
 
     async def reachable(self) -> bool:
-        """A cheap probe: an empty query, which the backend rejects (400) without running the model."""
+        """A cheap probe on its own connection: an empty query, which a backend that can generate refuses with
+        a 400 without running the model. Any other answer (a 404 or API Gateway's 403 for a wrong URL, a 5xx)
+        or none within probe_timeout_s means not ready."""
+        if self._probe_session is None:
+            raise RuntimeError("Backend is not open")
+        timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
         try:
-            async with self.session.post(
-                self._url, json={}, headers={"X-Request-ID": "health-probe"}, timeout=self._timeout(2.0)
+            async with self._probe_session.post(
+                self._url, json={}, headers={"X-Request-ID": "health-probe"}, timeout=timeout
             ) as response:
-                await response.read()
-                return response.status < 500
-        except (aiohttp.ClientError, TimeoutError):
+                await read_capped(response, 65536)
+                return response.status == PROBE_ANSWER
+        except (aiohttp.ClientError, TimeoutError, ProxyError):
             return False

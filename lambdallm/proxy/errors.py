@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import grpc
 
-# Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL.
+# Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL. A 502 is a failure behind the
+# backend that retrying will not cure (AccessDenied, a broken function), so it is INTERNAL, which the REST
+# tier answers as 502; only a 503 means "down, retry later".
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    502: grpc.StatusCode.UNAVAILABLE,
+    502: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+DEFAULT_RETRY_AFTER_S = 1
+MAX_RETRY_AFTER_S = 3600
 
 # Transport failures, most specific first: a connect timeout means the backend is unreachable,
 # any other timeout means it did not answer in time.
@@ -48,7 +54,24 @@ def from_backend_status(status: int, body: bytes, retry_after: str | None = None
         problem = None
     if isinstance(problem, dict) and isinstance(problem.get("detail"), str) and problem["detail"]:
         detail = problem["detail"]
-    return ProxyError(code, detail, retry_after if code is grpc.StatusCode.RESOURCE_EXHAUSTED else None)
+    if code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return ProxyError(code, detail)
+    return ProxyError(code, detail, str(retry_after_seconds(retry_after)))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> int:
+    """A backend's Retry-After (delay-seconds or HTTP-date, RFC 9110) as whole seconds from now, 1..3600;
+    the contract promises an integer, and a missing or malformed value becomes the default of 1 s."""
+    text = (value or "").strip()
+    if text.isascii() and text.isdigit():
+        seconds = int(text)
+    else:
+        try:
+            moment = parsedate_to_datetime(text).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER_S
+        seconds = int(moment - (time.time() if now is None else now) + 0.999)
+    return min(max(seconds, DEFAULT_RETRY_AFTER_S), MAX_RETRY_AFTER_S)
 
 
 def invalid_argument(field: str, why: str) -> ProxyError:

@@ -8,11 +8,11 @@ import signal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
 from lambdallm.settings import ProxySettings
 
@@ -29,12 +29,7 @@ def create_server(
     llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    names = (
-        SERVICE_NAME,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
+    enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
     try:
         port = server.add_insecure_port(address)

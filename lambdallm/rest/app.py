@@ -22,6 +22,7 @@ from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.rest import problems
 from lambdallm.rest.middleware import RequestContext
+from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
@@ -59,6 +60,7 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
         resolver=SnakeCaseResolver(),
         strict_validation=True,
         validate_responses=True,
+        validator_map=VALIDATOR_MAP,
     )
     app.add_middleware(
         RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes

@@ -45,9 +45,18 @@ class RequestContext:
             await send(message)
 
         try:
-            # Connexion reads a body only when Content-Length says there is one, so this check suffices.
+            too_large = False
             length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_body_bytes:
+            if length.isdigit():
+                too_large = int(length) > self.max_body_bytes
+            elif "chunked" in headers.get("transfer-encoding", "").lower():
+                # Connexion reads a body only when Content-Length announces one: read a chunked body here,
+                # within the same limit, and hand it on with the length it turned out to have.
+                body = await read_body(receive, self.max_body_bytes)
+                too_large = body is None
+                if body is not None:
+                    scope, receive = with_body(scope, receive, body)
+            if too_large:
                 detail = f"request body exceeds {self.max_body_bytes} bytes"
                 response = problem_response(413, "Content Too Large", detail)
                 await self._send_problem(response.body, 413, send_with_id)
@@ -70,6 +79,36 @@ class RequestContext:
         headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it exceeds `limit` bytes (the rest is left unread)."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Receive]:
+    """`scope` announcing `body` by its Content-Length, and a receive that hands `body` over first."""
+    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return {**scope, "headers": headers}, replay
 
 
 async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:

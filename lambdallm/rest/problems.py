@@ -9,14 +9,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-from connexion.exceptions import ProblemException
+from connexion.exceptions import NonConformingResponse, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from lambdallm import logs
 
 PROBLEM_JSON = "application/problem+json"
-DEFAULT_RETRY_AFTER_S = "1"
 log = logging.getLogger("lambdallm.rest")
 
 # From the "HTTP Mapping" of google/rpc/code.proto, narrowed to what a gateway should say:
@@ -59,11 +58,16 @@ def problem_response(
 def problem_for_status(exc: grpc.aio.AioRpcError) -> ProblemException:
     """The ProblemException for a failed gRPC call; `detail` is the status details."""
     status, title = _HTTP_STATUS.get(exc.code(), _BAD_GATEWAY)
+    detail = exc.details() or f"the gRPC proxy answered {exc.code().name}"
     headers: dict[str, str] = {}
     if status == 429:
-        trailing = dict(exc.trailing_metadata() or ())
-        headers["Retry-After"] = str(trailing.get("retry-after", DEFAULT_RETRY_AFTER_S))
-    detail = exc.details() or f"the gRPC proxy answered {exc.code().name}"
+        retry_after = str(dict(exc.trailing_metadata() or ()).get("retry-after", ""))
+        if not (retry_after.isascii() and retry_after.isdigit()):
+            # The proxy marks every "model busy" with retry-after; without it, gRPC itself refused the call
+            # (a message over its size limit): not the model's load, and its wording is gRPC's internals.
+            status, title = _BAD_GATEWAY
+            return ProblemException(status=status, title=title, detail="the gRPC call exceeded a gRPC limit")
+        headers["Retry-After"] = retry_after
     return ProblemException(status=status, title=title, detail=detail, headers=headers)
 
 
@@ -82,6 +86,8 @@ async def on_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionRes
     title = getattr(exc, "title", None) or _title(exc.status_code)
     detail = exc.detail if isinstance(exc, ProblemException) else None
     detail = detail or (exc.detail if isinstance(exc.detail, str) and exc.detail != title else None)
+    if isinstance(exc, NonConformingResponse):  # its detail quotes the answer
+        detail = "the answer does not conform to the API specification; the logs have this request id"
     (log.warning if exc.status_code < 500 else log.error)(
         "problem", extra={"status": exc.status_code, "detail": detail}
     )

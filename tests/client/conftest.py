@@ -30,7 +30,9 @@ async def rest_url(fake):
 def bedrest(tmp_path):
     """Run `bedrest` as a subprocess with a clean config environment."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BEDREST_")}
-    env |= {"HOME": str(tmp_path), "BEDREST_CONFIG": str(tmp_path / "absent.toml")}
+    empty = tmp_path / "bedrest.toml"  # a named config file must exist; an empty one leaves the defaults
+    empty.write_text("")
+    env |= {"HOME": str(tmp_path), "BEDREST_CONFIG": str(empty)}
 
     async def run(*args, stdin=b"", **extra_env):
         process = await asyncio.create_subprocess_exec(

@@ -4,9 +4,12 @@ import asyncio
 import io
 from urllib.parse import urlsplit
 
+import pytest
+
 from client_app.config import load_settings
 from client_app.llm import make_client
 from client_app.modes import PASSIVE_PROMPTS, run_active
+from lambdallm.settings import SettingsError
 from tests.fakes.backend import problem
 
 
@@ -61,7 +64,8 @@ def test_config_precedence(tmp_path):
     path.write_text('host = "10.0.0.1"\nport = 9000\nmax_tokens = 50\n')
     settings = load_settings(environ={"BEDREST_CONFIG": str(path), "BEDREST_PORT": "9001"}, max_tokens=20)
     assert (settings.host, settings.port, settings.max_tokens) == ("10.0.0.1", 9001, 20)
-    assert load_settings(environ={"BEDREST_CONFIG": str(tmp_path / "none.toml")}).max_tokens == 100
+    with pytest.raises(SettingsError, match=r"none\.toml: no such config file"):
+        load_settings(environ={"BEDREST_CONFIG": str(tmp_path / "none.toml")})
 
 
 async def test_active_loop_until_quit(rest_url):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -142,3 +146,56 @@ def test_bedrest_passive_prints_five_real_generations(gemma_chain: Stack) -> Non
     positions = [result.stdout.find(prompt) for prompt in PASSIVE_PROMPTS]
     assert -1 not in positions and positions == sorted(positions), result.stdout
     assert result.stdout.count("output tokens") == 5
+
+
+def test_no_prompt_text_reaches_any_tiers_log(instant_chain: Stack) -> None:
+    secret = "confidential-7f3a"
+    bodies = [
+        {"prompt": f"{secret} fine", "max_tokens": 2},
+        {"prompt": f"{secret} " + "x" * 32000, "max_tokens": 2},
+        {"prompt": f"{secret} hot", "max_tokens": 2, "temperature": 5},
+        {"prompt": f"{secret} many stops", "max_tokens": 2, "stop_sequences": [secret] * 5},
+    ]
+    for body in bodies:
+        httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+    httpx.post(f"{instant_chain.rest_url}/query", json={}, headers={"X-Request-ID": f"{secret}!"}, timeout=10)
+    marker = uuid.uuid4().hex
+    httpx.get(f"{instant_chain.rest_url}/health", headers={"X-Request-ID": marker}, timeout=10)
+
+    assert isinstance(instant_chain.log, io.StringIO)
+    deadline = time.monotonic() + 10
+    while marker not in instant_chain.log.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the supervisor relays the tiers' output from its own threads
+    assert marker in instant_chain.log.getvalue()
+    assert secret not in instant_chain.log.getvalue()
+
+
+@pytest.fixture
+def chain_with_a_wrong_backend_path() -> Iterator[Stack]:
+    """The whole chain, but the proxy asks the API Gateway under a stage path it does not serve."""
+    cloud = Stack(Ports.any(), engine="instant", log=io.StringIO(), tiers=("local-cloud",))
+    front = Stack(Ports.any(), log=io.StringIO(), tiers=("proxy", "rest"))
+    try:
+        cloud.start()
+        front.extra_env = {"LAMBDALLM_PROXY_BACKEND_URL": f"http://127.0.0.1:{cloud.ports.apigw}/prod"}
+        front.start()
+        front.wait_ready(path="/health", timeout=60)
+        front.ports = replace(front.ports, apigw=cloud.ports.apigw)
+        yield front
+    finally:
+        front.stop()
+        cloud.stop()
+
+
+def test_a_backend_url_that_answers_404_is_not_ready(chain_with_a_wrong_backend_path: Stack) -> None:
+    gateway = f"http://127.0.0.1:{chain_with_a_wrong_backend_path.ports.apigw}/query"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the gateway opens once the model is loaded
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.post(gateway, json={}, timeout=5).status_code == 400:
+                break
+        time.sleep(0.1)
+
+    ready = httpx.get(f"{chain_with_a_wrong_backend_path.rest_url}/ready", timeout=10)
+
+    assert ready.status_code == 503

@@ -63,6 +63,7 @@ class FakeBackend:
     """Answers `POST /query` with queued replies, else an echo; records requests and cancellations."""
 
     replies: deque[Reply] = field(default_factory=deque)
+    probe: Reply | None = None  # the answer to the readiness probe's empty query; None: a 400 problem
     requests: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
@@ -94,9 +95,12 @@ class FakeBackend:
         except ValueError:
             body = raw
         self.requests.append((dict(request.headers), body))
-        if isinstance(body, dict) and not body:
+        if isinstance(body, dict) and not body and self.probe is None:
             return web.json_response({"title": "Bad Request", "status": 400, "detail": "empty"}, status=400)
-        reply = self.replies.popleft() if self.replies else Reply()
+        if isinstance(body, dict) and not body and self.probe is not None:
+            reply = self.probe
+        else:
+            reply = self.replies.popleft() if self.replies else Reply()
         try:
             await asyncio.sleep(reply.delay_s)
         except asyncio.CancelledError:

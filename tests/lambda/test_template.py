@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore import xform_name
 
 ROOT = Path(__file__).parents[2]
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -33,7 +36,6 @@ def test_the_function_is_the_one_the_backend_spec_integrates(template: dict[str,
     assert (TEMPLATE.parent / function["CodeUri"] / (module.replace(".", "/") + ".py")).is_file()
     assert name == "lambda_handler"
     assert function["Runtime"] == "python3.13"
-    assert function["Timeout"] >= 30
 
 
 def test_the_api_is_specs_backend_yaml(template: dict[str, Any]) -> None:
@@ -42,9 +44,53 @@ def test_the_api_is_specs_backend_yaml(template: dict[str, Any]) -> None:
     assert (TEMPLATE.parent / body["Parameters"]["Location"]).resolve() == ROOT / "specs" / "backend.yaml"
 
 
-def test_the_function_may_invoke_only_its_model(template: dict[str, Any]) -> None:
-    (statement,) = template["Resources"]["QueryFunction"]["Properties"]["Policies"][0]["Statement"]
-    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-    assert statement["Resource"]["Fn::Sub"].endswith(":foundation-model/${ModelId}")
-    permission = template["Resources"]["QueryFunctionApiPermission"]["Properties"]
-    assert permission["Principal"] == "apigateway.amazonaws.com"
+def bedrock_actions_called() -> set[str]:
+    """The IAM actions of the bedrock-runtime operations the function's code calls (invoke_model -> InvokeModel)."""
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    source = "".join(path.read_text() for path in (ROOT / "lambda" / "llm_lambda").glob("*.py"))
+    return {
+        f"bedrock:{name}" for name in model.operation_names if re.search(rf"\.{re.escape(xform_name(name))}\(", source)
+    }
+
+
+# What each function's handler calls: the whole answer (InvokeModel, and Converse, which IAM authorises as
+# InvokeModel) and the streamed one (InvokeModelWithResponseStream, and ConverseStream likewise).
+GRANTS = {
+    "QueryFunction": {"bedrock:InvokeModel"},
+    "QueryStreamFunction": {"bedrock:InvokeModelWithResponseStream"},
+}
+
+
+def test_each_function_may_do_exactly_what_its_code_does_and_only_on_its_model(template: dict[str, Any]) -> None:
+    called = {action.replace("ConverseStream", "InvokeModelWithResponseStream") for action in bedrock_actions_called()}
+    assert {action.replace("bedrock:Converse", "bedrock:InvokeModel") for action in called} == set().union(
+        *GRANTS.values()
+    )
+    for name, actions in GRANTS.items():
+        (statement,) = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
+        assert set(statement["Action"]) == actions
+        assert statement["Resource"]["Fn::Sub"].endswith(":foundation-model/${ModelId}")
+        permission = template["Resources"][f"{name}ApiPermission"]["Properties"]
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_the_streaming_function_is_the_one_the_stream_route_integrates(template: dict[str, Any]) -> None:
+    function = template["Resources"]["QueryStreamFunction"]["Properties"]
+    assert "${QueryStreamFunction.Arn}/response-streaming-invocations" in (ROOT / "specs" / "backend.yaml").read_text()
+    assert function["Handler"] == "llm_lambda.handler.stream_handler"
+    wrapper = function["Environment"]["Variables"]["AWS_LAMBDA_EXEC_WRAPPER"]
+    assert wrapper.startswith("/var/task/")
+    assert (TEMPLATE.parent / function["CodeUri"] / wrapper.removeprefix("/var/task/")).is_file()
+
+
+@pytest.mark.parametrize("name", GRANTS)
+def test_spend_is_bounded_by_reserved_concurrency_and_stage_throttling(template: dict[str, Any], name: str) -> None:
+    function = template["Resources"][name]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == {"Ref": "MaxConcurrency"}
+    (method,) = template["Resources"]["BackendApi"]["Properties"]["MethodSettings"]
+    assert (method["ResourcePath"], method["HttpMethod"]) == ("/*", "*")
+    assert method["ThrottlingRateLimit"] == {"Ref": "ThrottleRate"}
+    assert method["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurst"}
+    assert all(
+        template["Parameters"][name]["Default"] >= 1 for name in ("MaxConcurrency", "ThrottleRate", "ThrottleBurst")
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -52,10 +53,11 @@ def test_a_stop_sequence_finishes_with_stop(instant_cloud: LocalCloud) -> None:
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"prompt": "hi", "max_tokens": 0}, "max_tokens: 0 is less than the minimum of 1"),
-        ({"prompt": "hi"}, "'max_tokens' is a required property"),
-        ({"prompt": "hi", "max_tokens": 2, "maxTokens": 2}, "'maxTokens' was unexpected"),
-        ({"prompt": "hi", "max_tokens": 2, "temperature": 3}, "temperature: 3 is greater than the maximum of 1"),
+        ({"prompt": "hi", "max_tokens": 0}, "max_tokens: must be at least 1"),
+        ({"prompt": "hi"}, "max_tokens: required"),
+        ({"prompt": "hi", "max_tokens": 2, "maxTokens": 2}, "maxTokens: unknown field"),
+        ({"prompt": "hi", "max_tokens": 2, "temperature": 3}, "temperature: must be at most 1"),
+        ({"prompt": "secret" * 6000, "max_tokens": 2}, "prompt: must be at most 32000 characters"),
         (b"{not json", "not valid JSON"),
     ],
 )
@@ -64,6 +66,47 @@ def test_the_gateway_validates_the_body_like_api_gateway(instant_cloud: LocalClo
     assert status == 400
     assert headers["Content-Type"] == "application/problem+json"
     assert detail in problem["detail"]
+
+
+def test_a_400_never_echoes_the_rejected_value(instant_cloud: LocalCloud) -> None:
+    status, _, problem = post(instant_cloud, {"prompt": "secret" * 6000, "max_tokens": 2})
+    assert status == 400
+    assert "secret" not in json.dumps(problem)
+
+
+def raw_post(port: int, path: str, head: str, body: bytes) -> tuple[int, bytes]:
+    """POST over a plain socket, sending only `body` (a server that refuses early may close before more)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n{head}\r\n".encode())
+        sock.sendall(body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            if not (data := sock.recv(65536)):
+                break
+            answer += data
+    return int(answer.split(b" ", 2)[1]), answer.split(b"\r\n\r\n", 1)[-1]
+
+
+def test_a_body_over_lambdas_payload_limit_is_413(instant_cloud: LocalCloud) -> None:
+    from lambdallm.local_cloud.apigateway import MAX_BODY_BYTES
+
+    port = int(instant_cloud.apigw_url.rsplit(":", 1)[1])
+    sized = raw_post(port, "/query", f"Content-Length: {MAX_BODY_BYTES + 1}\r\n", b"")
+    chunk = b"x" * (1024 * 1024)
+    chunks = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    chunked = raw_post(port, "/query", "Transfer-Encoding: chunked\r\n", chunks * 7)
+    for status, body in (sized, chunked):
+        assert status == 413
+        assert str(MAX_BODY_BYTES) in json.loads(body)["detail"]
+
+
+def test_a_small_chunked_body_goes_through(instant_cloud: LocalCloud) -> None:
+    def chunks(*parts: bytes) -> Any:
+        yield from parts
+
+    with httpx.Client(base_url=instant_cloud.apigw_url, timeout=30) as client:
+        small = client.post("/query", content=chunks(b'{"prompt": "a b c",', b' "max_tokens": 2}'))
+    assert (small.status_code, small.json()["text"]) == (200, "a b")
 
 
 def test_an_unknown_path_is_404_and_a_wrong_method_405(instant_cloud: LocalCloud) -> None:
@@ -123,7 +166,15 @@ async def test_a_slow_function_times_out_with_504() -> None:
         release.set()
         gateway.close()
     assert response.status_code == 504
-    assert "timed out" in response.json()["detail"]
+    assert "did not answer within 0.2 s" in response.json()["detail"]
+
+
+def test_each_integration_is_the_one_of_the_spec() -> None:
+    gateway = ApiGateway({}, timeout_s=600)
+    gateway.close()
+    query, stream = gateway.routes["/query"]["POST"], gateway.routes["/query/stream"]["POST"]
+    assert (query.function, query.streaming, query.timeout_s) == ("QueryFunction", False, 29.0)
+    assert (stream.function, stream.streaming, stream.timeout_s) == ("QueryStreamFunction", True, 900.0)
 
 
 @pytest.mark.parametrize("result", [None, {"body": "no status"}, {"statusCode": "x"}, RuntimeError("boom")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.request
 from typing import Any
@@ -74,6 +75,9 @@ def test_the_response_stream_decodes_in_boto3(instant_cloud: LocalCloud) -> None
         ({"inputText": "hi", "textGenerationConfig": {"topK": 2}}, "topK"),
         ({"inputText": "hi", "prompt": "x"}, "prompt"),
         ({"inputText": ""}, "inputText"),
+        ({"inputText": "x" * 50_001}, "#/inputText: expected maxLength: 50000"),
+        ({"inputText": "hi", "textGenerationConfig": {"stopSequences": ["a", "b", "c", "d", "e"]}}, "maxItems: 4"),
+        ({"inputText": "hi", "textGenerationConfig": {"stopSequences": ["s" * 101]}}, "maxLength: 100"),
     ],
 )
 def test_bad_input_is_a_validation_exception(instant_cloud: LocalCloud, body: dict[str, Any], message: str) -> None:
@@ -83,10 +87,59 @@ def test_bad_input_is_a_validation_exception(instant_cloud: LocalCloud, body: di
     assert message in text
 
 
-def test_an_unknown_model_is_resource_not_found(instant_cloud: LocalCloud) -> None:
+@pytest.mark.parametrize("model_id", ["meta.llama3-8b-instruct-v1:0", "amazon.titan-text-express-v1"])
+def test_a_model_that_is_not_served_is_resource_not_found(instant_cloud: LocalCloud, model_id: str) -> None:
     client = bedrock_client(instant_cloud)
-    status, code, _ = error_of(lambda: invoke(client, "hi", model_id="meta.llama3-8b-instruct-v1:0"))
+    status, code, _ = error_of(lambda: invoke(client, "hi", model_id=model_id))
     assert (status, code) == (404, "ResourceNotFoundException")
+
+
+def test_a_validation_message_never_echoes_the_value(instant_cloud: LocalCloud) -> None:
+    client = bedrock_client(instant_cloud)
+    for config in ({"temperature": 7.25}, {"topP": 7.25}):
+        _, code, message = error_of(lambda: invoke(client, "secret", **config))  # noqa: B023
+        assert code == "ValidationException"
+        assert "7.25" not in message
+    _, _, message = error_of(lambda: invoke(client, "secret" * 10_000))
+    assert "secret" not in message
+
+
+def test_a_body_over_bedrocks_limit_is_refused_without_reading_it_whole(instant_cloud: LocalCloud) -> None:
+    from lambdallm.local_cloud.titan import MAX_BODY_BYTES
+    from tests.local_cloud.test_apigateway import raw_post
+
+    port, path = int(instant_cloud.bedrock_url.rsplit(":", 1)[1]), f"/model/{MODEL_ID}/invoke"
+    sized = raw_post(port, path, f"Content-Length: {MAX_BODY_BYTES + 1}\r\n", b"")
+    chunk = b"x" * 1_000_000
+    chunks = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    chunked = raw_post(port, path, "Transfer-Encoding: chunked\r\n", chunks * (MAX_BODY_BYTES // len(chunk) + 1))
+    for status, body in (sized, chunked):
+        assert status == 400
+        assert f"maxLength: {MAX_BODY_BYTES}" in json.loads(body)["message"]
+
+
+def test_log_lines_carry_the_request_id_bedrock_answers_with(instant_cloud: LocalCloud) -> None:
+    from lambdallm import logs
+
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(logs.JsonFormatter("local-cloud").format(record)))
+
+    logger = logging.getLogger("lambdallm.local_cloud.bedrock")
+    handler = Collect()
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        body = json.dumps({"inputText": "hello there"})
+        response = bedrock_client(instant_cloud).invoke_model(modelId=MODEL_ID, body=body)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert request_id in [line["request_id"] for line in lines if line["msg"] == "generated"]
 
 
 def test_beyond_the_queue_requests_are_throttled(gated: tuple[LocalCloud, GatedEngine]) -> None:

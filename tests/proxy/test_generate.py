@@ -36,7 +36,7 @@ async def test_request_id_generated_when_absent(stub, proxy):
     [
         (400, grpc.StatusCode.INVALID_ARGUMENT),
         (429, grpc.StatusCode.RESOURCE_EXHAUSTED),
-        (502, grpc.StatusCode.UNAVAILABLE),
+        (502, grpc.StatusCode.INTERNAL),  # a permanent failure behind the backend: the REST tier's 502
         (503, grpc.StatusCode.UNAVAILABLE),
         (504, grpc.StatusCode.DEADLINE_EXCEEDED),
         (500, grpc.StatusCode.INTERNAL),
@@ -57,6 +57,37 @@ async def test_retry_after_is_passed_on(stub, proxy):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GenerateText(query())
     assert ("retry-after", "7") in tuple(caught.value.trailing_metadata())
+
+
+@pytest.mark.parametrize(
+    ("sent", "passed_on"),
+    [(None, "1"), ("soon", "1"), ("-3", "1"), ("1.5", "1"), ("99999", "3600"), ("Wed, 21 Oct 2015 07:28:00 GMT", "1")],
+)
+async def test_retry_after_is_always_whole_seconds(stub, proxy, sent, passed_on):
+    reply = problem(429, "busy")
+    reply.headers = {"Retry-After": sent} if sent is not None else {}
+    proxy.fake.replies.append(reply)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert ("retry-after", passed_on) in tuple(caught.value.trailing_metadata())
+
+
+def test_an_http_date_retry_after_becomes_the_seconds_until_then():
+    from email.utils import formatdate
+
+    from lambdallm.proxy.errors import retry_after_seconds
+
+    assert retry_after_seconds(formatdate(1_000_030, usegmt=True), now=1_000_000) == 30
+
+
+async def test_a_backend_body_beyond_the_cap_is_internal_and_not_read_whole(stub, proxy):
+    from lambdallm.proxy.backend import MAX_BODY_BYTES
+
+    proxy.fake.replies.append(Reply(raw=b"x" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "application/json"}))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert f"exceeds {MAX_BODY_BYTES} bytes" in caught.value.details()
 
 
 @pytest.mark.parametrize(

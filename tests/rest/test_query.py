@@ -2,11 +2,13 @@
 
 import asyncio
 import json
+import logging
 
 import httpx
 import pytest
 
 from tests.fakes.backend import Reply, problem
+from tests.fakes.stack import running_rest
 
 VALID = {"prompt": "Hi there", "max_tokens": 10}
 
@@ -86,7 +88,7 @@ async def test_oversized_body_is_413(http):
 
 
 @pytest.mark.parametrize(
-    ("backend", "status"), [(400, 400), (429, 429), (502, 503), (503, 503), (504, 504), (500, 502)]
+    ("backend", "status"), [(400, 400), (429, 429), (502, 502), (503, 503), (504, 504), (500, 502)]
 )
 async def test_grpc_status_maps_to_http(http, fake, backend, status):
     fake.replies.append(problem(backend, f"backend says {backend}"))
@@ -121,3 +123,91 @@ async def test_a_client_that_hangs_up_cancels_the_backend_request(rest, fake):
         await asyncio.gather(call, return_exceptions=True)
 
     await asyncio.wait_for(fake.cancelled.wait(), 5)
+
+
+async def test_a_rejected_prompt_is_named_not_echoed_in_the_answer_or_any_log(proxy, caplog):
+    caplog.set_level(logging.DEBUG)
+    body = json.dumps(VALID | {"prompt": "secret-" + "x" * 32000})
+    async with running_rest(proxy.target) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        response = await client.post("/query", content=body, headers={"Content-Type": "application/json"})
+
+    problem = assert_problem(response, 400, "prompt: must be at most 32000 characters")
+    assert "secret-" not in response.text
+    assert len(response.content) < 500
+    assert problem["detail"] == "prompt: must be at most 32000 characters"
+    assert not [r for r in caplog.records if "secret-" in r.getMessage() or "secret-" in str(r.__dict__)]
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (VALID | {"temperature": 7.25}, "temperature: must be at most 1"),
+        (VALID | {"max_tokens": "many-7.25"}, "max_tokens: must be of type integer"),
+        (VALID | {"stop_sequences": ["ok", "7.25" * 30]}, "stop_sequences[1]: must be at most 100 characters"),
+        (VALID | {"colour-7.25": 1}, "colour-7.25: unknown field"),
+    ],
+)
+async def test_a_400_names_the_field_and_the_rule_never_the_value(http, body, detail):
+    problem = assert_problem(await http.post("/query", json=body), 400)
+    assert problem["detail"] == detail
+
+
+async def test_a_bad_request_id_header_is_named_without_its_value_or_the_schema(http, caplog):
+    caplog.set_level(logging.DEBUG)
+    response = await http.post("/query", json=VALID, headers={"X-Request-ID": "bad id secret"})
+
+    problem = assert_problem(response, 400, "X-Request-ID")
+    assert "secret" not in response.text
+    assert "Failed validating" not in problem["detail"]
+    assert not [r for r in caplog.records if "secret" in r.getMessage() or "secret" in str(r.__dict__)]
+
+
+async def test_a_chunked_body_is_accepted(http, fake):
+    async def chunks():
+        yield b'{"prompt": "Hi chunked", '
+        yield b'"max_tokens": 10}'
+
+    response = await http.post("/query", content=chunks(), headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["text"] == "echo: Hi chunked"
+
+
+async def test_a_chunked_body_over_the_limit_is_413(http, fake):
+    async def chunks():
+        yield b'{"prompt": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'", "max_tokens": 10}'
+
+    response = await http.post("/query", content=chunks(), headers={"Content-Type": "application/json"})
+
+    assert_problem(response, 413, "2048")
+    assert fake.requests == []
+
+
+async def test_grpc_refusing_a_too_large_message_is_502_not_model_busy(http, fake):
+    fake.replies.append(Reply(body={**completion_of("x" * 5_000_000)}))
+
+    response = await http.post("/query", json=VALID)
+
+    problem = assert_problem(response, 502)
+    assert "retry-after" not in response.headers
+    assert "Received message" not in problem["detail"]
+
+
+async def test_a_backend_retry_after_date_reaches_the_client_as_seconds(http, fake):
+    reply = problem(429, "busy")
+    reply.headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
+    fake.replies.append(reply)
+
+    response = await http.post("/query", json=VALID)
+
+    assert_problem(response, 429, "busy")
+    assert response.headers["retry-after"] == "1"
+
+
+def completion_of(text):
+    from tests.fakes.backend import completion
+
+    return completion("p") | {"text": text}

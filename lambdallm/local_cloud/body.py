@@ -1,0 +1,18 @@
+"""Request bodies read within a limit, for both local servers: sized and chunked alike, never more than allowed."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed `limit` bytes (the rest stays unread)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
