@@ -228,7 +228,7 @@ def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w") as log, _sigterm_as_interrupt():
         stack = Stack(Ports.any(), engine=engine, log=log)
-        print("Starting the local cloud (real model), the gRPC proxy and the REST tier...", flush=True)
+        print("Starting the local cloud (real models), the gRPC proxy and the REST tier...", flush=True)
         try:
             with stack:
                 print(f"The chain is ready at {stack.rest_url} (tier logs: {log_path}).\n", flush=True)

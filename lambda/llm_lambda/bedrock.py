@@ -1,9 +1,9 @@
-"""The Bedrock boundary: Titan Text request and answer formats, and the one table of Bedrock failures."""
+"""The Bedrock boundary: InvokeModel (Titan Text) for prompts, Converse for conversations, one table of failures."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +20,20 @@ FINISH_REASONS = {
     "LENGTH": "length",
     "CONTENT_FILTERED": "content_filter",
 }
+# Converse stopReason -> our finish reason; any other (tool_use, malformed output ...) is an answer we cannot use.
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+
+# Model families that take no system prompt: Bedrock's Converse refuses `system` for them (ValidationException).
+# This is the one place that decides what happens to a conversation's `system` text for such a model: it goes
+# before the first user turn, separated by a blank line, so the caller's instructions still reach the model.
+NO_SYSTEM_PROMPT = ("amazon.titan-text",)
 
 # Bedrock error code -> (status for our caller, what we tell them). The caller never sees our IAM trouble as
 # its own 403: AccessDenied is the backend's misconfiguration, a bad gateway.
@@ -56,6 +70,30 @@ def titan_body(request: QueryRequest) -> dict[str, Any]:
     return {"inputText": request.prompt, "textGenerationConfig": config}
 
 
+def takes_system_prompt(model_id: str) -> bool:
+    """Whether Converse accepts `system` for `model_id` (a plain id, an ARN or an inference profile)."""
+    name = model_id.rsplit("/", 1)[-1]
+    return not any(family in name for family in NO_SYSTEM_PROMPT)
+
+
+def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:
+    """The Converse (and ConverseStream) arguments for a conversation; see NO_SYSTEM_PROMPT for `system`."""
+    turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in request.messages]
+    config: dict[str, Any] = {"maxTokens": request.max_tokens}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop_sequences:
+        config["stopSequences"] = list(request.stop_sequences)
+    arguments: dict[str, Any] = {"modelId": model_id, "messages": turns, "inferenceConfig": config}
+    if request.system and takes_system_prompt(model_id):
+        arguments["system"] = [{"text": request.system}]
+    elif request.system:
+        turns[0] = {"role": "user", "content": [{"text": f"{request.system}\n\n{request.messages[0].content}"}]}
+    return arguments
+
+
 def parse_titan(payload: bytes) -> Generation:
     """Read a Titan Text answer; anything malformed is a 502, never an empty success."""
     try:
@@ -72,6 +110,29 @@ def parse_titan(payload: bytes) -> Generation:
     return Generation(text, input_tokens, output_tokens, FINISH_REASONS[reason])
 
 
+def converse_generation(text: Any, stop_reason: Any, usage: Any) -> Generation:
+    """A Generation from Converse's text, stopReason and usage; anything unusable is a 502."""
+    try:
+        input_tokens, output_tokens = usage["inputTokens"], usage["outputTokens"]
+        if not isinstance(text, str) or stop_reason not in STOP_REASONS:
+            raise ValueError(f"text {type(text).__name__}, stopReason {stop_reason!r}")
+        if not all(isinstance(n, int) and n >= 0 for n in (input_tokens, output_tokens)):
+            raise ValueError("token counts are not non-negative integers")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError(502, "the model returned a malformed answer") from exc
+    return Generation(text, input_tokens, output_tokens, STOP_REASONS[stop_reason])
+
+
+def parse_converse(response: dict[str, Any]) -> Generation:
+    """Read a Converse answer: the assistant message's text blocks, its stopReason and usage."""
+    try:
+        blocks = response["output"]["message"]["content"]
+        text: Any = "".join(block["text"] for block in blocks if "text" in block)
+    except (KeyError, TypeError) as exc:
+        raise BackendError(502, "the model returned a malformed answer") from exc
+    return converse_generation(text, response.get("stopReason"), response.get("usage"))
+
+
 @contextmanager
 def map_bedrock_exceptions() -> Iterator[None]:
     """Translate botocore failures inside the block into `BackendError`s, by one table."""
@@ -79,7 +140,9 @@ def map_bedrock_exceptions() -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        status, detail = CLIENT_ERRORS.get(error.get("Code", ""), (502, "the model call failed"))
+        code = str(error.get("Code", ""))
+        # A stream's exception events spell the name in camelCase (throttlingException).
+        status, detail = CLIENT_ERRORS.get(code[:1].upper() + code[1:], (502, "the model call failed"))
         raise BackendError(status, detail or f"the model rejected the request: {error.get('Message')}") from exc
     except ReadTimeoutError as exc:
         raise BackendError(504, "the model took too long to answer") from exc
@@ -100,3 +163,37 @@ def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:
         )
         payload = response["body"].read()
     return parse_titan(payload)
+
+
+def converse(client: Any, model_id: str, request: QueryRequest) -> Generation:
+    """Call Bedrock Converse with the conversation and read its answer."""
+    with map_bedrock_exceptions():
+        response = client.converse(**converse_request(model_id, request))
+    return parse_converse(response)
+
+
+def converse_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation, None, None]:
+    """Call Bedrock ConverseStream: yield each piece of text as it comes, then the final Generation."""
+    pieces: list[str] = []
+    stop_reason: Any = None
+    usage: Any = None
+    with map_bedrock_exceptions():
+        response = client.converse_stream(**converse_request(model_id, request))
+        for event in response["stream"]:
+            if "contentBlockDelta" in event:
+                text = event["contentBlockDelta"].get("delta", {}).get("text", "")
+                if text:
+                    pieces.append(text)
+                    yield text
+            elif "messageStop" in event:
+                stop_reason = event["messageStop"].get("stopReason")
+            elif "metadata" in event:
+                usage = event["metadata"].get("usage")
+    yield converse_generation("".join(pieces), stop_reason, usage)
+
+
+def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
+    """The one call for a request: InvokeModel with the Titan body for a prompt, Converse for a conversation."""
+    if request.prompt is not None:
+        return invoke(client, model_id, request)
+    return converse(client, model_id, request)

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from llm_lambda.bedrock import invoke
+from llm_lambda.bedrock import generate
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
 from llm_lambda.request import parse_event
@@ -47,9 +47,12 @@ def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         request = parse_event(event)
-        prompt: dict[str, Any] = {"prompt": request.prompt} if LOG_PROMPTS else {}
-        logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": len(request.prompt)} | prompt)
-        generation = invoke(bedrock, MODEL_ID, request)
+        text: dict[str, Any] = {}
+        if LOG_PROMPTS:
+            text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
+        shape = {"turns": len(request.messages)} if request.messages else {}
+        logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
+        generation = generate(bedrock, MODEL_ID, request)
     except BackendError as exc:
         log = logger.warning if exc.status < 500 else logger.error
         log("request failed", extra={"status": exc.status, "detail": exc.detail}, exc_info=exc.status >= 500)

@@ -1,4 +1,4 @@
-"""The local Bedrock Runtime endpoint (ASGI): Titan Text InvokeModel and its response stream, and GET /ping."""
+"""The local Bedrock Runtime endpoint (ASGI): InvokeModel (Titan Text), Converse, their streams, and GET /ping."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -17,9 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from lambdallm.local_cloud import titan
+from lambdallm.local_cloud import converse, titan
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
-from lambdallm.local_cloud.eventstream import chunk_event, exception_event
+from lambdallm.local_cloud.eventstream import Frames, exception_event
+from lambdallm.local_cloud.models import ModelHost
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.local_cloud.titan import BedrockError
 
@@ -27,32 +27,17 @@ T = TypeVar("T")
 logger = logging.getLogger("lambdallm.local_cloud.bedrock")
 
 
-@dataclass
-class ModelHost:
-    """What the endpoint serves: the model id, and the scheduler once the model has loaded."""
-
-    model_id: str
-    scheduler: Scheduler | None = None
-    loaded: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def ready(self) -> Scheduler:
-        """The scheduler, or ServiceUnavailableException while the model is loading."""
-        if self.scheduler is None:
-            raise BedrockError(503, "ServiceUnavailableException", "The model is still loading")
-        return self.scheduler
-
-
 def create_bedrock_app(host: ModelHost) -> Starlette:
     """The ASGI app of the local Bedrock Runtime for `host`."""
 
     async def ping(request: Request) -> Response:
-        status = 200 if host.scheduler is not None else 503
+        status = 200 if host.loaded.is_set() else 503
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
 
     async def invoke(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            scheduler, generation = await _accept(host, request)
+            scheduler, generation = await _accept(host, request, _titan_request)
             started = time.perf_counter()
             completion = await _unless_disconnected(request, scheduler.generate(generation))
         except FAILURES as exc:
@@ -64,21 +49,35 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
                 "x-amzn-RequestId": request_id,
                 "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
                 "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
-                "X-Amzn-Bedrock-Invocation-Latency": str(int((time.perf_counter() - started) * 1000)),
+                "X-Amzn-Bedrock-Invocation-Latency": str(_ms_since(started)),
             },
         )
 
-    async def invoke_stream(request: Request) -> Response:
+    async def converse_(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            scheduler, generation = await _accept(host, request)
-            scheduler.check_room()
+            scheduler, generation = await _accept(host, request, converse.parse_request)
+            started = time.perf_counter()
+            completion = await _unless_disconnected(request, scheduler.generate(generation))
         except FAILURES as exc:
             return bedrock_error(exc).to_response(request_id)
-        headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
-        return StreamingResponse(
-            _stream(scheduler, generation), media_type="application/vnd.amazon.eventstream", headers=headers
-        )
+        _log(completion, started)
+        return JSONResponse(converse.answer(completion, _ms_since(started)), headers={"x-amzn-RequestId": request_id})
+
+    def streaming(parse: Parser, frames: Frames) -> Callable[[Request], Awaitable[Response]]:
+        async def stream(request: Request) -> Response:
+            request_id = str(uuid.uuid4())
+            try:
+                scheduler, generation = await _accept(host, request, parse)
+                scheduler.check_room()
+            except FAILURES as exc:
+                return bedrock_error(exc).to_response(request_id)
+            headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
+            return StreamingResponse(
+                _stream(scheduler, generation, frames), media_type="application/vnd.amazon.eventstream", headers=headers
+            )
+
+        return stream
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -90,12 +89,15 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
     routes = [
         Route("/ping", ping, methods=["GET"]),
         Route("/model/{model_id:path}/invoke", invoke, methods=["POST"]),
-        Route("/model/{model_id:path}/invoke-with-response-stream", invoke_stream, methods=["POST"]),
+        Route("/model/{model_id:path}/invoke-with-response-stream", streaming(_titan_request, titan.FRAMES), ["POST"]),
+        Route("/model/{model_id:path}/converse", converse_, methods=["POST"]),
+        Route("/model/{model_id:path}/converse-stream", streaming(converse.parse_request, converse.FRAMES), ["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
+Parser = Callable[[bytes, str, Any], GenerationRequest]  # (body, model id, chat template) -> request
 
 
 def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockError:
@@ -107,10 +109,13 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
     return exc
 
 
-async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
-    model = titan.resolve_model(unquote(request.path_params["model_id"]), host.model_id)
-    scheduler = host.ready()
-    return scheduler, titan.parse_request(await request.body(), model)
+async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, GenerationRequest]:
+    model_id, model = host.resolve(unquote(request.path_params["model_id"]))
+    return model.scheduler, parse(await request.body(), model_id, model.chat_template)
+
+
+def _titan_request(body: bytes, model_id: str, _template: Any) -> GenerationRequest:
+    return titan.parse_request(body, model_id)
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -133,7 +138,7 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIterator[bytes]:
+async def _stream(scheduler: Scheduler, request: GenerationRequest, frames: Frames) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
 
@@ -141,14 +146,16 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
         loop.call_soon_threadsafe(pieces.put_nowait, (text, tokens))
 
     started = time.perf_counter()
-    first_byte: float | None = None
+    first_byte: int | None = None
     job = asyncio.ensure_future(scheduler.generate(request, emit))
     # Emits are scheduled on the loop before the job completes, so the end marker comes after every piece.
     job.add_done_callback(lambda _: pieces.put_nowait(None))
     try:
+        for event in frames.start():
+            yield event
         while (item := await pieces.get()) is not None:
-            first_byte = first_byte or time.perf_counter()
-            yield chunk_event(titan.stream_chunk(item[0], item[1], None, None))
+            first_byte = first_byte if first_byte is not None else _ms_since(started)
+            yield frames.piece(*item)
         completion: Completion = job.result()
     except FAILURES as exc:
         error = bedrock_error(exc)
@@ -162,16 +169,14 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
         return
     finally:
         job.cancel()
-    now = time.perf_counter()
-    final = titan.stream_chunk("", completion.output_tokens, completion.input_tokens, completion.reason)
-    final["amazon-bedrock-invocationMetrics"] = {
-        "inputTokenCount": completion.input_tokens,
-        "outputTokenCount": completion.output_tokens,
-        "invocationLatency": int((now - started) * 1000),
-        "firstByteLatency": int(((first_byte or now) - started) * 1000),
-    }
+    latency = _ms_since(started)
     _log(completion, started)
-    yield chunk_event(final)
+    for event in frames.end(completion, latency, latency if first_byte is None else first_byte):
+        yield event
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 def _log(completion: Completion, started: float) -> None:

@@ -14,17 +14,33 @@ from lambdallm.rest.problems import map_grpc_errors
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
-async def generate_text(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
-) -> dict[str, Any]:
-    """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
-    request = llm_pb2.LlmQueryRequest(
-        prompt=body["prompt"],
+ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
+
+
+def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
+    """The gRPC request for a spec-validated GenerateRequest body, a prompt or a conversation.
+
+    The proxy checks what the schema cannot (exactly one of prompt and messages, turn order) and says which field.
+    """
+    return llm_pb2.LlmQueryRequest(
+        prompt=body.get("prompt", ""),
+        messages=[
+            llm_pb2.ChatMessage(role=ROLES[message["role"]], content=message["content"])
+            for message in body.get("messages", [])
+        ],
+        system=body.get("system", ""),
         max_tokens=body["max_tokens"],
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
         stop_sequences=body.get("stop_sequences", []),
     )
+
+
+async def generate_text(
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+) -> dict[str, Any]:
+    """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
+    request = to_query_request(body)
     with map_grpc_errors():
         reply = await stub.GenerateText(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
     return {

@@ -22,9 +22,9 @@ def _stack(engine: str, **env: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def gemma_chain() -> Iterator[Stack]:
+def model_chain() -> Iterator[Stack]:
     """The whole chain with the real model behind the local Bedrock endpoint."""
-    yield from _stack("gemma")
+    yield from _stack("llama")
 
 
 @pytest.fixture(scope="session")

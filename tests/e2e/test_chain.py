@@ -21,8 +21,8 @@ pytestmark = [pytest.mark.e2e]
 
 
 @pytest.mark.model
-def test_a_real_generation_crosses_every_tier(gemma_chain: Stack) -> None:
-    client = Client(base_url=gemma_chain.rest_url, raise_on_unexpected_status=True)
+def test_a_real_generation_crosses_every_tier(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
     request = GenerateRequest(prompt="The capital of France is", max_tokens=6, temperature=0.0)
 
     answer = generate_text.sync_detailed(client=client, body=request, x_request_id="e2e-real-1")
@@ -39,8 +39,8 @@ def test_a_real_generation_crosses_every_tier(gemma_chain: Stack) -> None:
 
 
 @pytest.mark.model
-def test_max_tokens_is_a_hard_limit_reported_as_length(gemma_chain: Stack) -> None:
-    client = Client(base_url=gemma_chain.rest_url)
+def test_max_tokens_is_a_hard_limit_reported_as_length(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url)
     request = GenerateRequest(prompt="Count with me: one, two, three,", max_tokens=2, temperature=0.0)
 
     body = generate_text.sync(client=client, body=request)
@@ -51,8 +51,8 @@ def test_max_tokens_is_a_hard_limit_reported_as_length(gemma_chain: Stack) -> No
 
 
 @pytest.mark.model
-def test_a_request_id_is_generated_when_the_caller_sends_none(gemma_chain: Stack) -> None:
-    answer = httpx.post(f"{gemma_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
+def test_a_request_id_is_generated_when_the_caller_sends_none(model_chain: Stack) -> None:
+    answer = httpx.post(f"{model_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
 
     assert answer.status_code == 200
     assert answer.json()["request_id"] == answer.headers["X-Request-ID"] != ""
@@ -122,7 +122,7 @@ def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline far shorter than a long generation."""
     deadline = {"LAMBDALLM_REST_DEADLINE_S": "1.0"}
-    with Stack(Ports.any(), engine="gemma", log=io.StringIO(), extra_env=deadline) as stack:
+    with Stack(Ports.any(), engine="llama", log=io.StringIO(), extra_env=deadline) as stack:
         yield stack
 
 
@@ -140,9 +140,9 @@ PASSIVE_PROMPTS = ["Hi", "Who are you?", "Tell me a story", "What do you think o
 
 
 @pytest.mark.model
-def test_bedrest_passive_prints_five_real_generations(gemma_chain: Stack) -> None:
+def test_bedrest_passive_prints_five_real_generations(model_chain: Stack) -> None:
     bedrest = Path(sys.executable).with_name("bedrest")
-    command = [str(bedrest), "--port", str(gemma_chain.ports.rest), "--max-tokens", "3", "passive"]
+    command = [str(bedrest), "--port", str(model_chain.ports.rest), "--max-tokens", "3", "passive"]
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 

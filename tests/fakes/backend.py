@@ -92,6 +92,8 @@ class FakeBackend:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
         if reply.status == 200 and reply.body is None:
             prompt = body.get("prompt", "") if isinstance(body, dict) else ""
+            if isinstance(body, dict) and body.get("messages"):
+                prompt = body["messages"][-1]["content"]  # a conversation: echo its last turn
             rid = request.headers.get("X-Request-ID", "none")
             return web.json_response(completion(prompt, rid))
         return web.json_response(

@@ -15,8 +15,8 @@ EVENTS = Path(__file__).parent.parent / "events"
 
 
 @pytest.fixture(scope="module")
-def handler(gemma_cloud: LocalCloud) -> Any:
-    return load_handler(lambda_environment(gemma_cloud.settings, gemma_cloud.bedrock_url))
+def handler(model_cloud: LocalCloud) -> Any:
+    return load_handler(lambda_environment(model_cloud.settings, model_cloud.bedrock_url))
 
 
 def run(handler: Any, name: str) -> tuple[int, dict[str, Any]]:
