@@ -14,7 +14,7 @@ import pytest
 
 from generated.llm_client import Client
 from generated.llm_client.api.llm import generate_text
-from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse
+from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse, Message, MessageRole
 from lambdallm.stack import Ports, Stack
 
 pytestmark = [pytest.mark.e2e]
@@ -64,7 +64,10 @@ def test_a_request_id_is_generated_when_the_caller_sends_none(model_chain: Stack
         ({"prompt": "Hi", "max_tokens": 0}, "max_tokens"),
         ({"prompt": "Hi", "max_tokens": 4000}, "max_tokens"),
         ({"prompt": "", "max_tokens": 5}, "prompt"),
-        ({"max_tokens": 5}, "prompt"),
+        ({"max_tokens": 5}, "prompt, messages"),
+        ({"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}, "prompt, messages"),
+        ({"messages": [{"role": "assistant", "content": "Hi"}], "max_tokens": 5}, "messages[0].role"),
+        ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 5}, "system"),
         ({"prompt": "Hi", "max_tokens": 5, "temperature": 1.5}, "temperature"),
         ({"prompt": "Hi", "max_tokens": 5, "mood": "happy"}, "mood"),
     ],
@@ -75,6 +78,41 @@ def test_bad_input_is_a_problem_that_names_the_field(instant_chain: Stack, body:
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert field in answer.json()["detail"]
+
+
+CHAT = [
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Hello Ada!"},
+    {"role": "user", "content": "What is my name?"},
+]
+
+
+def test_every_turn_and_the_system_text_reach_the_model(instant_chain: Stack) -> None:
+    body = {"messages": CHAT, "system": "Be brief.", "max_tokens": 50}
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+
+    assert answer.status_code == 200, answer.text
+    # The instant model echoes the prompt its chat template rendered; Titan takes no system prompt, so the
+    # Lambda put it before the first user turn.
+    assert answer.json()["text"] == (
+        "user: Be brief. My name is Ada. assistant: Hello Ada! user: What is my name? assistant:"
+    )
+    assert answer.json()["finish_reason"] == "stop"
+
+
+@pytest.mark.model
+def test_a_real_conversation_crosses_every_tier(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
+    messages = [Message(role=MessageRole(m["role"]), content=m["content"]) for m in CHAT]
+    request = GenerateRequest(messages=messages, system="Answer in a few words.", max_tokens=8, temperature=0.0)
+
+    body = generate_text.sync(client=client, body=request)
+
+    assert isinstance(body, GenerateResponse)
+    assert body.text.strip()
+    assert 1 <= body.output_tokens <= 8
+    assert body.input_tokens > 20  # every turn, through the chat template
+    assert body.model == "amazon.titan-text-premier-v1:0"
 
 
 @pytest.fixture
