@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 from llm_lambda import bedrock, handler
+from llm_lambda.errors import BackendError
 from llm_lambda.request import QueryRequest, Turn
 
 TURNS = [
@@ -71,20 +72,25 @@ def test_stop_reasons_map_to_finish_reasons(event: Any, context: Any, stubbed: S
     assert call(event("query_conversation.json"), context)[1]["finish_reason"] == finish
 
 
+def test_an_answer_that_stops_for_a_tool_is_a_bad_gateway(event: Any, context: Any, stubbed: Stubber) -> None:
+    stubbed.add_response("converse", converse_answer(reason="tool_use"))
+    status, body = call(event("query_conversation.json"), context)
+    assert (status, body["detail"]) == (502, "the model returned a malformed answer")
+
+
 @pytest.mark.parametrize(
     "answer",
     [
-        converse_answer(reason="tool_use"),
+        {**converse_answer(), "output": {}},
         {**converse_answer(), "output": {"message": {"role": "assistant", "content": [{"text": 5}]}}},
         {**converse_answer(), "usage": {"inputTokens": -1, "outputTokens": 1, "totalTokens": 0}},
+        {key: value for key, value in converse_answer().items() if key != "stopReason"},
     ],
 )
-def test_an_unusable_converse_answer_is_a_bad_gateway(
-    event: Any, context: Any, stubbed: Stubber, answer: dict[str, Any]
-) -> None:
-    stubbed.add_response("converse", answer)
-    status, body = call(event("query_conversation.json"), context)
-    assert (status, body["detail"]) == (502, "the model returned a malformed answer")
+def test_a_malformed_converse_answer_is_a_bad_gateway(answer: dict[str, Any]) -> None:
+    with pytest.raises(BackendError) as caught:
+        bedrock.parse_converse(answer)
+    assert (caught.value.status, caught.value.detail) == (502, "the model returned a malformed answer")
 
 
 def test_converse_errors_go_through_the_same_table(event: Any, context: Any, stubbed: Stubber) -> None:
