@@ -34,35 +34,20 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         status = 200 if host.loaded.is_set() else 503
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
 
-    async def invoke(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        try:
-            scheduler, generation = await _accept(host, request, _titan_request)
-            started = time.perf_counter()
-            completion = await _unless_disconnected(request, scheduler.generate(generation))
-        except FAILURES as exc:
-            return bedrock_error(exc).to_response(request_id)
-        _log(completion, started)
-        return JSONResponse(
-            titan.answer(completion),
-            headers={
-                "x-amzn-RequestId": request_id,
-                "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
-                "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
-                "X-Amzn-Bedrock-Invocation-Latency": str(_ms_since(started)),
-            },
-        )
+    def unary(parse: Parser, answer: Answer) -> Callable[[Request], Awaitable[Response]]:
+        async def call(request: Request) -> Response:
+            request_id = str(uuid.uuid4())
+            try:
+                scheduler, generation = await _accept(host, request, parse)
+                started = time.perf_counter()
+                completion = await _unless_disconnected(request, scheduler.generate(generation))
+            except FAILURES as exc:
+                return bedrock_error(exc).to_response(request_id)
+            _log(completion, started)
+            body, headers = answer(completion, _ms_since(started))
+            return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
 
-    async def converse_(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        try:
-            scheduler, generation = await _accept(host, request, converse.parse_request)
-            started = time.perf_counter()
-            completion = await _unless_disconnected(request, scheduler.generate(generation))
-        except FAILURES as exc:
-            return bedrock_error(exc).to_response(request_id)
-        _log(completion, started)
-        return JSONResponse(converse.answer(completion, _ms_since(started)), headers={"x-amzn-RequestId": request_id})
+        return call
 
     def streaming(parse: Parser, frames: Frames) -> Callable[[Request], Awaitable[Response]]:
         async def stream(request: Request) -> Response:
@@ -88,9 +73,9 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
 
     routes = [
         Route("/ping", ping, methods=["GET"]),
-        Route("/model/{model_id:path}/invoke", invoke, methods=["POST"]),
+        Route("/model/{model_id:path}/invoke", unary(_titan_request, _titan_answer), methods=["POST"]),
         Route("/model/{model_id:path}/invoke-with-response-stream", streaming(_titan_request, titan.FRAMES), ["POST"]),
-        Route("/model/{model_id:path}/converse", converse_, methods=["POST"]),
+        Route("/model/{model_id:path}/converse", unary(converse.parse_request, _converse_answer), methods=["POST"]),
         Route("/model/{model_id:path}/converse-stream", streaming(converse.parse_request, converse.FRAMES), ["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
@@ -98,6 +83,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
 Parser = Callable[[bytes, str, Any], GenerationRequest]  # (body, model id, chat template) -> request
+Answer = Callable[[Completion, int], tuple[dict[str, Any], dict[str, str]]]  # (completion, ms) -> body, headers
 
 
 def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockError:
@@ -116,6 +102,19 @@ async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Sch
 
 def _titan_request(body: bytes, model_id: str, _template: Any) -> GenerationRequest:
     return titan.parse_request(body, model_id)
+
+
+def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
+        "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
+        "X-Amzn-Bedrock-Invocation-Latency": str(latency_ms),
+    }
+    return titan.answer(completion), headers
+
+
+def _converse_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+    return converse.answer(completion, latency_ms), {}
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

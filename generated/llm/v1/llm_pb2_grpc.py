@@ -47,7 +47,7 @@ class LlmServiceServicer:
     """
 
     def GenerateText(self, request, context):
-        """One prompt in, one completion out. Errors come back as gRPC status codes
+        """One prompt (continued) or one conversation (answered) in, one completion out. Errors come back as gRPC status codes
         (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
