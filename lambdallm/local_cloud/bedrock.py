@@ -71,13 +71,14 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         )
         return BedrockError(status, name, f"{request.method} {request.url.path} is not an operation").to_response("-")
 
-    routes = [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/model/{model_id:path}/invoke", unary(_titan_request, _titan_answer), methods=["POST"]),
-        Route("/model/{model_id:path}/invoke-with-response-stream", streaming(_titan_request, titan.FRAMES), ["POST"]),
-        Route("/model/{model_id:path}/converse", unary(converse.parse_request, _converse_answer), methods=["POST"]),
-        Route("/model/{model_id:path}/converse-stream", streaming(converse.parse_request, converse.FRAMES), ["POST"]),
-    ]
+    operations = {
+        "invoke": unary(_titan_request, _titan_answer),
+        "invoke-with-response-stream": streaming(_titan_request, titan.FRAMES),
+        "converse": unary(converse.parse_request, _converse_answer),
+        "converse-stream": streaming(converse.parse_request, converse.FRAMES),
+    }
+    routes = [Route("/ping", ping, methods=["GET"])]
+    routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
 
