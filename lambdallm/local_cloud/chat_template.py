@@ -8,6 +8,20 @@ from typing import Any
 # The instant echo model's template: plain lines, so its echo shows every turn that reached it.
 ECHO_TEMPLATE = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:"
 
+# Gemma 3's turn format (system text before the first user turn), as its instruction-tuned files carry it; the
+# 270M base file has no template of its own, and its vocabulary has these turn tokens.
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if messages[0]['role'] == 'system' %}{% set prefix = messages[0]['content'] + '\n\n' %}"
+    "{% set turns = messages[1:] %}{% else %}{% set prefix = '' %}{% set turns = messages %}{% endif %}"
+    "{% for m in turns %}"
+    "{{ '<start_of_turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\n' }}"
+    "{{ (prefix if loop.first else '') + m['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+# Templates by model architecture (GGUF `general.architecture`), for files that carry none.
+ARCHITECTURE_TEMPLATES = {"gemma3": GEMMA3_TEMPLATE}
+
 
 class TemplateError(ValueError):
     """The template refused the conversation (its own `raise_exception`, e.g. roles out of order)."""
@@ -40,8 +54,10 @@ class ChatTemplate:
 
     @classmethod
     def of_model(cls, llm: Any) -> ChatTemplate:
-        """The template in a loaded `llama_cpp.Llama`'s GGUF metadata, with its BOS and EOS token text."""
-        source = llm.metadata.get("tokenizer.chat_template")
+        """The template in a loaded `llama_cpp.Llama`'s GGUF metadata (else its architecture's), with its BOS and EOS
+        token text."""
+        metadata = llm.metadata
+        source = metadata.get("tokenizer.chat_template") or ARCHITECTURE_TEMPLATES.get(metadata.get("general.architecture"))
         if not source:
             raise ValueError("the model file has no chat template (tokenizer.chat_template)")
 
