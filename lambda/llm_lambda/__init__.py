@@ -1,1 +1,1 @@
-"""The λλM Lambda function: API Gateway proxy event in, Amazon Bedrock call (InvokeModel or Converse), JSON answer out."""
+"""The λλM Lambda function: API Gateway proxy event in, Amazon Bedrock (InvokeModel or Converse), JSON out."""

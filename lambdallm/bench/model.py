@@ -56,7 +56,10 @@ class DirectModel:
         cloud = settings.load(settings.CloudSettings, "local-cloud")
         with _quiet_stderr():  # llama.cpp prints notices from C even with verbose=False; they break the bar
             self.llama: Any = Llama(
-                model_path=str(MODEL_FILES[DEFAULT]()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
+                model_path=str(MODEL_FILES[DEFAULT]()),
+                n_threads=cloud.threads,
+                n_ctx=cloud.context_tokens,
+                verbose=False,
             )
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:

@@ -57,7 +57,9 @@ class ChatTemplate:
         """The template in a loaded `llama_cpp.Llama`'s GGUF metadata (else its architecture's), with its BOS and EOS
         token text."""
         metadata = llm.metadata
-        source = metadata.get("tokenizer.chat_template") or ARCHITECTURE_TEMPLATES.get(metadata.get("general.architecture"))
+        source = metadata.get("tokenizer.chat_template") or ARCHITECTURE_TEMPLATES.get(
+            metadata.get("general.architecture")
+        )
         if not source:
             raise ValueError("the model file has no chat template (tokenizer.chat_template)")
 
@@ -68,7 +70,7 @@ class ChatTemplate:
 
     def render(self, conversation: Conversation) -> str:
         """The prompt for the model's next (assistant) turn; it holds the template's special tokens."""
-        messages = [{"role": "system", "content": conversation.system}] if conversation.system else []
+        messages: list[Any] = [{"role": "system", "content": conversation.system}] if conversation.system else []
         messages += [{"role": turn.role, "content": turn.content} for turn in conversation.turns]
         try:
             return str(self._formatter(messages=messages).prompt)

@@ -147,8 +147,8 @@ class LlamaEngine:
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         """Sample up to `max_tokens` tokens after the prompt; the caller serialises calls."""
-        text = request.prompt.encode("utf-8")
-        prompt = self.llm.tokenize(text, add_bos=not request.templated, special=request.templated)
+        encoded = request.prompt.encode("utf-8")
+        prompt = self.llm.tokenize(encoded, add_bos=not request.templated, special=request.templated)
         room = self.llm.n_ctx() - len(prompt)
         if room <= 0:
             raise PromptTooLong(f"the prompt is {len(prompt)} tokens; the model's context is {self.llm.n_ctx()}")

@@ -66,7 +66,9 @@ class ModelHost:
         elif name == self.default_id or name in TITAN_MAX_TOKENS:
             key = DEFAULT
         else:
-            raise BedrockError(404, "ResourceNotFoundException", f"Could not resolve the foundation model from {model_id}")
+            raise BedrockError(
+                404, "ResourceNotFoundException", f"Could not resolve the foundation model from {model_id}"
+            )
         if not self.loaded.is_set():
             raise BedrockError(503, "ServiceUnavailableException", "The model is still loading")
         return name, self.models[key]

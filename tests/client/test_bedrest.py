@@ -116,7 +116,10 @@ async def test_raw_active_sends_each_line_alone_as_text(rest_url, fake):
     lines = iter(["one", "two", "quit"])
     with make_client(rest_url, 10) as client:
         await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), io.StringIO(), io.StringIO(), False)
-    assert [body for _, body in fake.requests] == [{"prompt": "one", "max_tokens": 5}, {"prompt": "two", "max_tokens": 5}]
+    assert [body for _, body in fake.requests] == [
+        {"prompt": "one", "max_tokens": 5},
+        {"prompt": "two", "max_tokens": 5},
+    ]
 
 
 def test_the_conversation_drops_whole_exchanges_from_the_oldest_to_fit():
@@ -124,7 +127,11 @@ def test_the_conversation_drops_whole_exchanges_from_the_oldest_to_fit():
     conversation.remember("aaaa", "AAAA")
     conversation.remember("bbbb", "BBBB")
     assert conversation.with_line("cccc") == [
-        ("user", "aaaa"), ("assistant", "AAAA"), ("user", "bbbb"), ("assistant", "BBBB"), ("user", "cccc")
+        ("user", "aaaa"),
+        ("assistant", "AAAA"),
+        ("user", "bbbb"),
+        ("assistant", "BBBB"),
+        ("user", "cccc"),
     ]
     assert conversation.with_line("c" * 10) == [("user", "bbbb"), ("assistant", "BBBB"), ("user", "c" * 10)]
     assert conversation.with_line("c" * 30) == [("user", "c" * 30)]
@@ -133,7 +140,9 @@ def test_the_conversation_drops_whole_exchanges_from_the_oldest_to_fit():
 
 
 async def test_a_full_context_drops_the_oldest_exchange_and_retries(rest_url, fake):
-    fake.replies.append(problem(400, "the model rejected the request: the prompt is 600 tokens; the model's context is 512"))
+    fake.replies.append(
+        problem(400, "the model rejected the request: the prompt is 600 tokens; the model's context is 512")
+    )
     conversation = Conversation(budget_chars=1000, turns=[("user", "old"), ("assistant", "older answer")])
     from client_app.conversation import ask
 

@@ -33,7 +33,11 @@ def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_a_conversation_goes_to_converse_with_every_turn(event: Any, context: Any, stubbed: Stubber) -> None:
-    expected = {"modelId": handler.MODEL_ID, "messages": TURNS, "inferenceConfig": {"maxTokens": 12, "temperature": 0.0}}
+    expected = {
+        "modelId": handler.MODEL_ID,
+        "messages": TURNS,
+        "inferenceConfig": {"maxTokens": 12, "temperature": 0.0},
+    }
     stubbed.add_response("converse", converse_answer(), expected)
     status, body = call(event("query_conversation.json"), context)
     assert status == 200
@@ -67,7 +71,9 @@ def test_system_goes_to_system_for_a_model_that_takes_one() -> None:
         ("guardrail_intervened", "content_filter"),
     ],
 )
-def test_stop_reasons_map_to_finish_reasons(event: Any, context: Any, stubbed: Stubber, reason: str, finish: str) -> None:
+def test_stop_reasons_map_to_finish_reasons(
+    event: Any, context: Any, stubbed: Stubber, reason: str, finish: str
+) -> None:
     stubbed.add_response("converse", converse_answer(reason=reason))
     assert call(event("query_conversation.json"), context)[1]["finish_reason"] == finish
 
@@ -128,8 +134,14 @@ def test_converse_stream_yields_text_then_the_generation(stubbed: Stubber) -> No
         ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 4}, "system"),
         ({"messages": [], "max_tokens": 4}, "messages"),
         ({"messages": [{"role": "assistant", "content": "Hi"}], "max_tokens": 4}, "messages[0].role"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "max_tokens": 4}, "messages[1].role"),
-        ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "max_tokens": 4}, "last turn"),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "max_tokens": 4},
+            "messages[1].role",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "max_tokens": 4},
+            "last turn",
+        ),
         ({"messages": [{"role": "user", "content": ""}], "max_tokens": 4}, "messages[0].content"),
         ({"messages": [{"role": "user"}], "max_tokens": 4}, "messages[0]"),
         ({"messages": [{"role": "user", "content": "x" * 30000}], "system": "y" * 2001, "max_tokens": 4}, "together"),

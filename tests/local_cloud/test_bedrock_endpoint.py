@@ -127,7 +127,9 @@ def test_beyond_the_queue_requests_are_throttled(gated: tuple[LocalCloud, GatedE
 
 @pytest.mark.model
 @pytest.mark.parametrize(("model_id", "prompt_tokens"), [(MODEL_ID, 5), (GEMMA_ID, 6)])  # Gemma adds a <bos>
-def test_both_models_continue_text_with_token_counts(model_cloud: LocalCloud, model_id: str, prompt_tokens: int) -> None:
+def test_both_models_continue_text_with_token_counts(
+    model_cloud: LocalCloud, model_id: str, prompt_tokens: int
+) -> None:
     answer = invoke(bedrock_client(model_cloud), "The capital of France is", model_id, maxTokenCount=3, temperature=0)
     result = answer["results"][0]
     assert answer["inputTextTokenCount"] == prompt_tokens

@@ -43,7 +43,9 @@ def test_max_tokens_and_stop_sequences_map_to_stop_reasons(instant_cloud: LocalC
     client = bedrock_client(instant_cloud)
     short = client.converse(modelId=MODEL_ID, messages=[user("one two")], inferenceConfig={"maxTokens": 2})
     assert (short["stopReason"], short["output"]["message"]["content"][0]["text"]) == ("max_tokens", "user: one")
-    stopped = client.converse(modelId=MODEL_ID, messages=[user("a b STOP c")], inferenceConfig={"stopSequences": ["STOP"]})
+    stopped = client.converse(
+        modelId=MODEL_ID, messages=[user("a b STOP c")], inferenceConfig={"stopSequences": ["STOP"]}
+    )
     assert stopped["stopReason"] == "stop_sequence"
 
 
@@ -69,7 +71,9 @@ def test_system_reaches_a_model_that_takes_it_and_is_refused_for_titan(instant_c
         ([{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": b"x"}}}]}], "image"),
     ],
 )
-def test_a_malformed_conversation_is_a_validation_exception(instant_cloud: LocalCloud, messages: Any, says: str) -> None:
+def test_a_malformed_conversation_is_a_validation_exception(
+    instant_cloud: LocalCloud, messages: Any, says: str
+) -> None:
     client = bedrock_client(instant_cloud)
     status, code, message = error_of(lambda: client.converse(modelId=MODEL_ID, messages=messages))
     assert (status, code) == (400, "ValidationException")
@@ -104,7 +108,10 @@ def test_the_stream_decodes_in_boto3_event_by_event(instant_cloud: LocalCloud) -
     deltas = [e["contentBlockDelta"] for e in events if "contentBlockDelta" in e]
     assert "".join(d["delta"]["text"] for d in deltas) == "user: one two three assistant:"
     assert {d["contentBlockIndex"] for d in deltas} == {0}
-    assert events[-3:-1] == [{"contentBlockStop": {"contentBlockIndex": 0}}, {"messageStop": {"stopReason": "end_turn"}}]
+    assert events[-3:-1] == [
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+    ]
     assert events[-1]["metadata"]["usage"] == {"inputTokens": 5, "outputTokens": 5, "totalTokens": 10}
 
 
