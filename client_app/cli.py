@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, help="per generation (default 100, env BEDREST_MAX_TOKENS)")
     parser.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per request (default 130)")
     parser.add_argument(
-        "--raw", action="store_const", const=False, dest="chat", help="send prompts as they are, not as chat turns"
+        "--raw", action="store_const", const=False, dest="chat", help="send prompts as text to continue, not as chat"
     )
     parser.add_argument(
         "--config", type=Path, help="TOML file (default $BEDREST_CONFIG, ~/.config/bedrest.toml or config/bedrest.toml)"
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with make_client(settings.base_url, settings.timeout_s) as client:
             if args.mode == "passive":
                 return run_passive(client, settings.max_tokens, chat=settings.chat)
-            return run_active(client, settings.max_tokens, chat=settings.chat)
+            return run_active(client, settings.max_tokens, chat=settings.chat, history_chars=settings.history_chars)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -21,8 +21,11 @@ class ClientSettings:
     max_tokens: int = field(default=100, metadata={"low": 1, "high": 3072})
     # Above the REST tier's own 32 s deadline, so its 504 arrives before we give up.
     timeout_s: float = field(default=35.0, metadata={"low": 0.1, "high": 3600})
-    # Send each line as a chat turn ("User: ...\nBot:", stopping at the next "User:"); false sends it raw.
+    # Send each line as a conversation turn (the model answers through its chat template); false sends it raw,
+    # as text for the model to continue.
     chat: bool = True
+    # How much of the conversation `bedrest active` keeps, in characters; the oldest exchanges go first.
+    history_chars: int = field(default=12000, metadata={"low": 0, "high": 30000})
 
     @property
     def base_url(self) -> str:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
 
 from generated.llm_client import Client, errors
 from generated.llm_client.api.llm import generate_text
-from generated.llm_client.models import GenerateRequest, GenerateResponse, Problem
+from generated.llm_client.models import GenerateRequest, GenerateResponse, Message, MessageRole, Problem
 
 
 class ClientError(Exception):
     """A failure to show the user as one line."""
+
+
+class ContextFull(ClientError):
+    """The model's context cannot hold the request (a 400 that says so): a shorter conversation may fit."""
 
 
 # Transport and decoding failures, most specific first; {url} is the REST tier's base URL.
@@ -39,10 +43,11 @@ def map_client_errors(url: str) -> Iterator[None]:
         raise
 
 
-def problem_line(status: int, problem: Problem) -> str:
-    """`HTTP 503 Service Unavailable: <detail>` for a problem document."""
+def problem_error(status: int, problem: Problem) -> ClientError:
+    """The error for a problem document, shown as `HTTP 503 Service Unavailable: <detail>`."""
     detail = problem.detail if isinstance(problem.detail, str) else ""
-    return f"HTTP {status} {problem.title}" + (f": {detail}" if detail else "")
+    line = f"HTTP {status} {problem.title}" + (f": {detail}" if detail else "")
+    return ContextFull(line) if status == 400 and "context" in detail else ClientError(line)
 
 
 def make_client(base_url: str, timeout_s: float) -> Client:
@@ -50,19 +55,24 @@ def make_client(base_url: str, timeout_s: float) -> Client:
     return Client(base_url=base_url, timeout=httpx.Timeout(timeout_s), raise_on_unexpected_status=True)
 
 
-def chat_request(line: str, max_tokens: int) -> GenerateRequest:
-    """A conversational turn in the `User: ...\nBot:` form Titan models are tuned for; it ends at the next turn."""
-    return GenerateRequest(prompt=f"User: {line}\nBot:", max_tokens=max_tokens, stop_sequences=["User:"])
+def conversation_request(turns: Sequence[tuple[str, str]], max_tokens: int) -> GenerateRequest:
+    """A conversation, `(role, text)` turns oldest first, ending with the user's; the model answers the last."""
+    messages = [Message(role=MessageRole(role), content=text) for role, text in turns]
+    return GenerateRequest(messages=messages, max_tokens=max_tokens)
 
 
-def generate(client: Client, prompt: str, max_tokens: int, chat: bool = True) -> GenerateResponse:
-    """One generation (a chat turn unless `chat` is false); raise ClientError on any failure."""
+def prompt_request(prompt: str, max_tokens: int) -> GenerateRequest:
+    """Plain text for the model to continue (no chat template)."""
+    return GenerateRequest(prompt=prompt, max_tokens=max_tokens)
+
+
+def generate(client: Client, body: GenerateRequest) -> GenerateResponse:
+    """One generation; raise ClientError (ContextFull when the model's context is too small) on any failure."""
     url = str(client.get_httpx_client().base_url).rstrip("/")
-    body = chat_request(prompt, max_tokens) if chat else GenerateRequest(prompt=prompt, max_tokens=max_tokens)
     with map_client_errors(url):
         response = generate_text.sync_detailed(client=client, body=body)
     if isinstance(response.parsed, GenerateResponse):
         return response.parsed
     if isinstance(response.parsed, Problem):
-        raise ClientError(problem_line(response.status_code, response.parsed))
+        raise problem_error(response.status_code, response.parsed)
     raise ClientError(f"{url} answered HTTP {response.status_code}")

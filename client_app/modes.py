@@ -13,12 +13,14 @@ from typing import TextIO
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from client_app.llm import ClientError, generate
+from client_app.conversation import Conversation, ask
+from client_app.llm import ClientError, conversation_request, generate, prompt_request
 from generated.llm_client import Client
 from generated.llm_client.models import GenerateResponse
 
 PASSIVE_PROMPTS = ("Hi", "Who are you?", "Tell me a story", "What do you think of cloud computing", "I hate you")
 QUIT = "quit"
+CLEAR = "clear"
 
 
 def format_answer(answer: GenerateResponse) -> str:
@@ -62,12 +64,14 @@ def spinner(out: TextIO, text: str = "generating") -> Iterator[None]:
 def run_passive(
     client: Client, max_tokens: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr, chat: bool = True
 ) -> int:
-    """Send the five fixed prompts in order, printing each answer under its prompt; stop at the first error."""
+    """Send the five fixed prompts in order, each a one-turn conversation (plain text without `chat`), printing
+    each answer under its prompt; stop at the first error."""
     for prompt in PASSIVE_PROMPTS:
         print(f">>> {prompt}", file=out, flush=True)
+        body = conversation_request([("user", prompt)], max_tokens) if chat else prompt_request(prompt, max_tokens)
         try:
             with spinner(out):
-                answer = generate(client, prompt, max_tokens, chat)
+                answer = generate(client, body)
         except ClientError as exc:
             return report(exc, err)
         print(format_answer(answer), file=out, flush=True)
@@ -81,11 +85,18 @@ def run_active(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     chat: bool = True,
+    history_chars: int = 12000,
 ) -> int:
-    """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0."""
+    """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0.
+
+    With `chat`, each line goes with the conversation before it (up to `history_chars`; `clear` forgets it);
+    without, each line is plain text for the model to continue.
+    """
     if read_line is None:
         read_line = PromptSession[str](history=_history()).prompt
-    print(f"Welcome to BedREST. Type a prompt; `{QUIT}` or Ctrl-D leaves.", file=out, flush=True)
+    conversation = Conversation(history_chars)
+    welcome = f"Welcome to BedREST. Type a prompt; `{CLEAR}` forgets the conversation, `{QUIT}` or Ctrl-D leaves."
+    print(welcome if chat else f"Welcome to BedREST. Type a prompt; `{QUIT}` or Ctrl-D leaves.", file=out, flush=True)
     status = 0
     while True:
         try:
@@ -98,9 +109,17 @@ def run_active(
             break
         if not line:
             continue
+        if chat and line == CLEAR:
+            conversation.clear()
+            print("(conversation cleared)", file=out, flush=True)
+            continue
         try:
             with spinner(out):
-                answer = generate(client, line, max_tokens, chat)
+                answer = (
+                    ask(client, conversation, line, max_tokens)
+                    if chat
+                    else generate(client, prompt_request(line, max_tokens))
+                )
         except ClientError as exc:
             status = report(exc, err)
             continue

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("demo", _demo, "bring the stack up, run `bedrest passive` through it, and stop it"),
     ):
         sub = add(name, run, help)
-        sub.add_argument("--engine", choices=("gemma", "instant"), default=None, help="local Bedrock model")
+        sub.add_argument("--engine", choices=("llama", "instant"), default=None, help="local Bedrock models")
         if name == "demo":
             sub.add_argument("--max-tokens", type=int, default=None, help="per prompt (default: bedrest's)")
     add("bench", _bench, "measure the chain against its references; writes bench/results/").add_argument(

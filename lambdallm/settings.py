@@ -33,9 +33,12 @@ class CloudSettings:
     host: str = "127.0.0.1"
     apigw_port: int = field(default=3000, metadata=_bounded(0, 65535))
     bedrock_port: int = field(default=4000, metadata=_bounded(0, 65535))
-    # "gemma" serves the real model; "instant" a deterministic echo model for contract and load tests.
-    engine: str = field(default="gemma", metadata=_bounded(choices=("gemma", "instant")))
+    # "llama" serves the real models through llama.cpp; "instant" a deterministic echo for contract and load tests.
+    engine: str = field(default="llama", metadata=_bounded(choices=("llama", "instant")))
+    # The id of the default model (SmolLM2-135M-Instruct), the one the Lambda calls; every Titan id reaches it too.
     model_id: str = "amazon.titan-text-premier-v1:0"
+    # The id of the second model, Gemma 3 270M (a base model: it continues text).
+    gemma_model_id: str = "google.gemma-3-270m"
     threads: int = field(default=2, metadata=_bounded(1, 256))
     context_tokens: int = field(default=4096, metadata=_bounded(256, 32768))
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))

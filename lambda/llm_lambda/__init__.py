@@ -1,1 +1,1 @@
-"""The λλM Lambda function: API Gateway proxy event in, Amazon Bedrock (Titan Text) call, JSON answer out."""
+"""The λλM Lambda function: API Gateway proxy event in, Amazon Bedrock (InvokeModel or Converse), JSON out."""

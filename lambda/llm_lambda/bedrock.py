@@ -1,10 +1,10 @@
-"""The Bedrock boundary: Titan Text request and answer formats, and the one table of Bedrock failures."""
+"""The Bedrock boundary: InvokeModel (Titan Text) for prompts, Converse for conversations, one table of failures."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,20 @@ FINISH_REASONS = {
     "LENGTH": "length",
     "CONTENT_FILTERED": "content_filter",
 }
+# Converse stopReason -> our finish reason; any other (tool_use, malformed output ...) is an answer we cannot use.
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+}
+
+# Model families that take no system prompt: Bedrock's Converse refuses `system` for them (ValidationException).
+# This is the one place that decides what happens to a conversation's `system` text for such a model: it goes
+# before the first user turn, separated by a blank line, so the caller's instructions still reach the model.
+NO_SYSTEM_PROMPT = ("amazon.titan-text",)
 
 # Bedrock error code -> (status for our caller, what we tell them). The caller never sees our IAM trouble as
 # its own 403: AccessDenied is the backend's misconfiguration, a bad gateway.
@@ -57,6 +71,30 @@ def titan_body(request: QueryRequest) -> dict[str, Any]:
     return {"inputText": request.prompt, "textGenerationConfig": config}
 
 
+def takes_system_prompt(model_id: str) -> bool:
+    """Whether Converse accepts `system` for `model_id` (a plain id, an ARN or an inference profile)."""
+    name = model_id.rsplit("/", 1)[-1]
+    return not any(family in name for family in NO_SYSTEM_PROMPT)
+
+
+def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:
+    """The Converse (and ConverseStream) arguments for a conversation; see NO_SYSTEM_PROMPT for `system`."""
+    turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in request.messages]
+    config: dict[str, Any] = {"maxTokens": request.max_tokens}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.stop_sequences:
+        config["stopSequences"] = list(request.stop_sequences)
+    arguments: dict[str, Any] = {"modelId": model_id, "messages": turns, "inferenceConfig": config}
+    if request.system and takes_system_prompt(model_id):
+        arguments["system"] = [{"text": request.system}]
+    elif request.system:
+        turns[0] = {"role": "user", "content": [{"text": f"{request.system}\n\n{request.messages[0].content}"}]}
+    return arguments
+
+
 def parse_titan(payload: bytes) -> Generation:
     """Read a Titan Text answer; anything malformed is a 502, never an empty success."""
     try:
@@ -71,6 +109,29 @@ def parse_titan(payload: bytes) -> Generation:
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise BackendError(502, "the model returned a malformed answer") from exc
     return Generation(text, input_tokens, output_tokens, FINISH_REASONS[reason])
+
+
+def converse_generation(text: Any, stop_reason: Any, usage: Any) -> Generation:
+    """A Generation from Converse's text, stopReason and usage; anything unusable is a 502."""
+    try:
+        input_tokens, output_tokens = usage["inputTokens"], usage["outputTokens"]
+        if not isinstance(text, str) or stop_reason not in STOP_REASONS:
+            raise ValueError(f"text {type(text).__name__}, stopReason {stop_reason!r}")
+        if not all(isinstance(n, int) and n >= 0 for n in (input_tokens, output_tokens)):
+            raise ValueError("token counts are not non-negative integers")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError(502, "the model returned a malformed answer") from exc
+    return Generation(text, input_tokens, output_tokens, STOP_REASONS[stop_reason])
+
+
+def parse_converse(response: dict[str, Any]) -> Generation:
+    """Read a Converse answer: the assistant message's text blocks, its stopReason and usage."""
+    try:
+        blocks = response["output"]["message"]["content"]
+        text: Any = "".join(block["text"] for block in blocks if "text" in block)
+    except (KeyError, TypeError) as exc:
+        raise BackendError(502, "the model returned a malformed answer") from exc
+    return converse_generation(text, response.get("stopReason"), response.get("usage"))
 
 
 @contextmanager
@@ -107,9 +168,31 @@ def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:
     return parse_titan(payload)
 
 
+def converse(client: Any, model_id: str, request: QueryRequest) -> Generation:
+    """Call Bedrock Converse with the conversation and read its answer."""
+    with map_bedrock_exceptions():
+        response = client.converse(**converse_request(model_id, request))
+    return parse_converse(response)
+
+
+def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
+    """The one call for a request: InvokeModel with the Titan body for a prompt, Converse for a conversation."""
+    if request.prompt is not None:
+        return invoke(client, model_id, request)
+    return converse(client, model_id, request)
+
+
+def generate_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+    """The one streamed call for a request: InvokeModelWithResponseStream for a prompt, ConverseStream for a
+    conversation. Failures to start raise here; the iterator then yields the text as it comes and ends with the
+    Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
+    if request.prompt is not None:
+        return invoke_stream(client, model_id, request)
+    return converse_stream(client, model_id, request)
+
+
 def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
-    """Call Bedrock InvokeModelWithResponseStream: failures to start raise here; the iterator then yields the
-    text as it comes and ends with the Generation (its text empty). Closing the iterator closes the stream."""
+    """Call Bedrock InvokeModelWithResponseStream with the Titan body (see `generate_stream`)."""
     with map_bedrock_exceptions():
         response = client.invoke_model_with_response_stream(
             modelId=model_id,
@@ -117,12 +200,29 @@ def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> Generato
             contentType="application/json",
             accept="application/json",
         )
-    return _stream_pieces(response["body"])
+    return _titan_pieces(response["body"])
 
 
-def _stream_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
+def converse_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+    """Call Bedrock ConverseStream with the conversation (see `generate_stream`)."""
+    with map_bedrock_exceptions():
+        response = client.converse_stream(**converse_request(model_id, request))
+    return _converse_pieces(response["stream"])
+
+
+@contextmanager
+def _closing(stream: object) -> Iterator[None]:
+    """Close Bedrock's event stream (its HTTP connection) however the block ends."""
+    try:
+        yield
+    finally:
+        if close := getattr(stream, "close", None):
+            close()
+
+
+def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
     input_tokens, output_tokens, reason = 0, 0, None
-    with map_bedrock_exceptions(), closing(stream):  # type: ignore[type-var]
+    with map_bedrock_exceptions(), _closing(stream):
         for event in stream:
             chunk = _titan_chunk(event)
             if chunk.get("outputText"):
@@ -145,3 +245,19 @@ def _titan_chunk(event: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as exc:
         raise BackendError(502, "the model streamed a malformed chunk") from exc
     return chunk
+
+
+def _converse_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
+    stop_reason: Any = None
+    usage: Any = None
+    with map_bedrock_exceptions(), _closing(stream):
+        for event in stream:
+            if "contentBlockDelta" in event:
+                text = event["contentBlockDelta"].get("delta", {}).get("text", "")
+                if text:
+                    yield text
+            elif "messageStop" in event:
+                stop_reason = event["messageStop"].get("stopReason")
+            elif "metadata" in event:
+                usage = event["metadata"].get("usage")
+    yield converse_generation("", stop_reason, usage)

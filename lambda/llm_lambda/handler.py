@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from llm_lambda.bedrock import Generation, invoke, invoke_stream
+from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
 from llm_lambda.request import QueryRequest, parse_event
@@ -53,7 +53,7 @@ def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         request = _parse(event)
-        generation = invoke(bedrock, MODEL_ID, request)
+        generation = generate(bedrock, MODEL_ID, request)
     except Exception as exc:
         return _failed(exc).to_response(request_id)
     _log_answered(started, generation)
@@ -83,7 +83,7 @@ def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
 def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
     started = time.perf_counter()
     try:
-        pieces = invoke_stream(bedrock, MODEL_ID, _parse(event))
+        pieces = generate_stream(bedrock, MODEL_ID, _parse(event))
     except Exception as exc:
         answer = _failed(exc).to_response(request_id)
         yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
@@ -105,8 +105,11 @@ def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
 
 def _parse(event: dict[str, Any]) -> QueryRequest:
     request = parse_event(event)
-    prompt: dict[str, Any] = {"prompt": request.prompt} if LOG_PROMPTS else {}
-    logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": len(request.prompt)} | prompt)
+    text: dict[str, Any] = {}
+    if LOG_PROMPTS:
+        text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
+    shape = {"turns": len(request.messages)} if request.messages else {}
+    logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
     return request
 
 

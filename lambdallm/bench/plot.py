@@ -29,7 +29,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
         "chain total\n1 client": results["single_client_tokens_per_s"],
         "chain total\n8 clients": results["aggregate_tokens_per_s_c8"],
     }
-    _bars(tokens, bars, "tokens/s", "Gemma 3 270M generation")
+    model = results["meta"].get("model", {}).get("name", "real model")
+    _bars(tokens, bars, "tokens/s", f"{model} generation")
     _bars(requests, {"REST\n64 conns": results["rest_rps_c64"]}, "requests/s", "REST, instant model")
     figure.suptitle(f"λλM bench {results['meta']['date']} (median of {results['meta']['repetitions']}, min-max)")
     figure.tight_layout()

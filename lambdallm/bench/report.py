@@ -46,8 +46,9 @@ def markdown(results: dict[str, Any]) -> str:
         return f"{spread['median']:g}{unit} ({spread['min']:g}-{spread['max']:g})"
 
     reps = results["meta"]["repetitions"]
+    model = results["meta"].get("model", {}).get("name", "the real model")
     rows = [
-        ("direct model, tokens/s (reference)", cell(results["direct_tokens_per_s"])),
+        (f"direct model ({model}), tokens/s (reference)", cell(results["direct_tokens_per_s"])),
         ("whole chain, tokens/s (one client)", cell(results["e2e_tokens_per_s"])),
         ("whole chain / direct", cell(results["e2e_vs_direct"])),
         ("8 clients / 1 client, total tokens/s", cell(results["aggregate_vs_single_c8"])),

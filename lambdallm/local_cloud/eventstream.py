@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 _STRING = 7  # header value type: UTF-8 string
@@ -22,11 +24,24 @@ def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
     return message + struct.pack("!I", binascii.crc32(message))
 
 
+def json_event(event_type: str, body: dict[str, Any]) -> bytes:
+    """An event of `event_type` whose payload is `body` as JSON (ConverseStream's events are this)."""
+    headers = {":event-type": event_type, ":content-type": "application/json", ":message-type": "event"}
+    return encode_message(headers, json.dumps(body).encode())
+
+
 def chunk_event(body: dict[str, Any]) -> bytes:
     """A `chunk` event whose payload carries `body` as base64 JSON, like InvokeModelWithResponseStream."""
-    payload = {"bytes": base64.b64encode(json.dumps(body).encode()).decode()}
-    headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
-    return encode_message(headers, json.dumps(payload).encode())
+    return json_event("chunk", {"bytes": base64.b64encode(json.dumps(body).encode()).decode()})
+
+
+@dataclass(frozen=True)
+class Frames:
+    """How one streaming operation frames a generation: events before the text, per piece, and at the end."""
+
+    start: Callable[[], list[bytes]]
+    piece: Callable[[str, int], bytes]  # (text, output tokens so far)
+    end: Callable[[Any, int, int], list[bytes]]  # (Completion, invocation ms, first byte ms)
 
 
 def exception_event(exception_type: str, message: str) -> bytes:

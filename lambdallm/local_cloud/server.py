@@ -17,8 +17,9 @@ import uvicorn
 
 from lambdallm import logs, tier
 from lambdallm.local_cloud.apigateway import ApiGateway
-from lambdallm.local_cloud.bedrock import ModelHost, create_bedrock_app
+from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
+from lambdallm.local_cloud.models import MODEL_FILES, MODEL_NAMES, ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Scheduler
 from lambdallm.settings import CloudSettings
 
@@ -94,12 +95,12 @@ def _server(app: Any) -> _Server:
 async def start_local_cloud(
     settings: CloudSettings, engine: Engine | None = None, on_bound: Callable[[LocalCloud], None] | None = None
 ) -> AsyncIterator[LocalCloud]:
-    """Start both servers (port 0 picks a free port), load the model, and stop everything on exit.
+    """Start both servers (port 0 picks a free port), load the models, and stop everything on exit.
 
-    `engine` replaces the one `settings.engine` names (tests pass their own); `on_bound` learns the ports as
-    soon as both are bound, before the model loads. The Bedrock endpoint accepts
-    connections at once (its GET /ping answers 200 once the model is loaded); the API Gateway only once the
-    model is loaded, so that a backend that answers is a backend that can generate (the chain's readiness).
+    `engine` replaces the models `settings.engine` names, under every model id (tests pass their own); `on_bound`
+    learns the ports as soon as both are bound, before the models load. The Bedrock endpoint accepts connections
+    at once (its GET /ping answers 200 once the models are loaded); the API Gateway only once they are, so that a
+    backend that answers is a backend that can generate (the chain's readiness).
     """
     bedrock_sock = tier.bind_tcp(settings.host, settings.bedrock_port)
     try:
@@ -108,7 +109,7 @@ async def start_local_cloud(
         bedrock_sock.close()
         raise
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
-    host = ModelHost(settings.model_id)
+    host = ModelHost(settings.model_id, settings.gemma_model_id)
     saved = dict(os.environ)
     gateway = ApiGateway(load_functions(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
     servers = [_server(create_bedrock_app(host)), _server(gateway)]
@@ -119,10 +120,13 @@ async def start_local_cloud(
         logger.info("Bedrock Runtime listening", extra={"url": cloud.bedrock_url, "port": cloud.bedrock_port})
         if on_bound:
             on_bound(cloud)
-        loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings)
-        host.scheduler = Scheduler(loaded, settings.queue_size)
+        for key, model_file in MODEL_FILES.items():
+            loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings, model_file)
+            host.models[key] = ServedModel(
+                MODEL_NAMES[key], Scheduler(loaded, settings.queue_size), loaded.chat_template
+            )
+            logger.info("model loaded", extra={"engine": type(loaded).__name__, "model": MODEL_NAMES[key]})
         host.loaded.set()
-        logger.info("model loaded", extra={"engine": type(loaded).__name__, "model_id": settings.model_id})
         tier.listen(apigw_sock)
         tasks.append(asyncio.create_task(servers[1].serve([apigw_sock])))
         logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
@@ -133,8 +137,7 @@ async def start_local_cloud(
         await asyncio.gather(*tasks, return_exceptions=True)
         for sock in (bedrock_sock, apigw_sock):
             sock.close()
-        if host.scheduler:
-            host.scheduler.close()
+        host.close()
         gateway.close()
         os.environ.clear()
         os.environ.update(saved)

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from lambdallm.local_cloud.engines import Completion, GenerationRequest
+from lambdallm.local_cloud.eventstream import Frames, chunk_event
 
 # Titan text models and their largest maxTokenCount.
 TITAN_MAX_TOKENS = {
@@ -45,16 +46,6 @@ class BedrockError(Exception):
 def validation(message: str) -> BedrockError:
     """A ValidationException worded like Bedrock's."""
     return BedrockError(400, "ValidationException", f"Malformed input request: {message}, please reformat your input")
-
-
-def resolve_model(model_id: str, served: str) -> str:
-    """The served model for its id or ARN; any other model, even another Titan, is ResourceNotFoundException,
-    as for a Bedrock account where only the served model is available."""
-    name = model_id.rsplit("foundation-model/", 1)[-1]
-    if name != served:
-        message = "Could not resolve the foundation model from the provided model identifier."
-        raise BedrockError(404, "ResourceNotFoundException", message)
-    return name
 
 
 def too_large() -> BedrockError:
@@ -130,3 +121,22 @@ def stream_chunk(text: str, tokens: int, input_tokens: int | None, reason: str |
         "completionReason": reason,
         "inputTextTokenCount": input_tokens,
     }
+
+
+def _end(completion: Completion, latency_ms: int, first_byte_ms: int) -> list[bytes]:
+    final = stream_chunk("", completion.output_tokens, completion.input_tokens, completion.reason)
+    final["amazon-bedrock-invocationMetrics"] = {
+        "inputTokenCount": completion.input_tokens,
+        "outputTokenCount": completion.output_tokens,
+        "invocationLatency": latency_ms,
+        "firstByteLatency": first_byte_ms,
+    }
+    return [chunk_event(final)]
+
+
+# InvokeModelWithResponseStream's chunks for Titan Text.
+FRAMES = Frames(
+    start=list,
+    piece=lambda text, tokens: chunk_event(stream_chunk(text, tokens, None, None)),
+    end=_end,
+)

@@ -21,13 +21,24 @@ SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
 
 
+MAX_TEXT_CHARS = 32000  # a prompt, or a conversation's turns and system text together
+MAX_MESSAGES = 99
+MAX_SYSTEM_CHARS = 8000
+ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
+
+
 def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
     """Validate a request with the public contract's bounds and build the backend's JSON body."""
-    if not 1 <= len(request.prompt) <= 32000:
-        raise invalid_argument("prompt", "must be 1..32000 characters")
+    if bool(request.prompt) == bool(request.messages):
+        raise invalid_argument("prompt, messages", "exactly one of the two is required")
+    if request.system and not request.messages:
+        raise invalid_argument("system", "only with messages (a prompt has no system text)")
+    payload: dict[str, Any] = conversation(request) if request.messages else {"prompt": request.prompt}
+    if len(request.prompt) > MAX_TEXT_CHARS:
+        raise invalid_argument("prompt", f"must be 1..{MAX_TEXT_CHARS} characters")
     if not 1 <= request.max_tokens <= 3072:
         raise invalid_argument("max_tokens", "must be between 1 and 3072")
-    payload: dict[str, Any] = {"prompt": request.prompt, "max_tokens": request.max_tokens}
+    payload["max_tokens"] = request.max_tokens
     for name in ("temperature", "top_p"):
         if request.HasField(name):
             value = getattr(request, name)
@@ -42,6 +53,27 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
     if request.stop_sequences:
         payload["stop_sequences"] = list(request.stop_sequences)
     return payload
+
+
+def conversation(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
+    """The backend's `messages` and `system` for a conversation: user first and last, roles alternating."""
+    if len(request.messages) > MAX_MESSAGES:
+        raise invalid_argument("messages", f"at most {MAX_MESSAGES} turns")
+    turns = []
+    for i, message in enumerate(request.messages):
+        expected = llm_pb2.ROLE_USER if i % 2 == 0 else llm_pb2.ROLE_ASSISTANT
+        if message.role != expected:
+            raise invalid_argument(f"messages[{i}].role", f"must be {ROLES[expected]} (turns alternate, user first)")
+        if not 1 <= len(message.content) <= MAX_TEXT_CHARS:
+            raise invalid_argument(f"messages[{i}].content", f"must be 1..{MAX_TEXT_CHARS} characters")
+        turns.append({"role": ROLES[expected], "content": message.content})
+    if turns[-1]["role"] != "user":
+        raise invalid_argument("messages", "the last turn must be the user's")
+    if len(request.system) > MAX_SYSTEM_CHARS:
+        raise invalid_argument("system", f"at most {MAX_SYSTEM_CHARS} characters")
+    if sum(len(turn["content"]) for turn in turns) + len(request.system) > MAX_TEXT_CHARS:
+        raise invalid_argument("messages", f"all turns and system together exceed {MAX_TEXT_CHARS} characters")
+    return {"messages": turns} | ({"system": request.system} if request.system else {})
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:

@@ -16,10 +16,21 @@ from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_s
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
-def to_query(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
-    """The gRPC request for a validated GenerateRequest body."""
+ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
+
+
+def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
+    """The gRPC request for a spec-validated GenerateRequest body, a prompt or a conversation.
+
+    The proxy checks what the schema cannot (exactly one of prompt and messages, turn order) and says which field.
+    """
     return llm_pb2.LlmQueryRequest(
-        prompt=body["prompt"],
+        prompt=body.get("prompt", ""),
+        messages=[
+            llm_pb2.ChatMessage(role=ROLES[message["role"]], content=message["content"])
+            for message in body.get("messages", [])
+        ],
+        system=body.get("system", ""),
         max_tokens=body["max_tokens"],
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
@@ -32,7 +43,9 @@ async def generate_text(
 ) -> dict[str, Any]:
     """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
     with map_grpc_errors():
-        reply = await stub.GenerateText(to_query(body), timeout=deadline_s, metadata=(("x-request-id", request_id),))
+        reply = await stub.GenerateText(
+            to_query_request(body), timeout=deadline_s, metadata=(("x-request-id", request_id),)
+        )
     return _response(reply.text, reply, request_id)
 
 
@@ -44,7 +57,7 @@ async def generate_text_stream(
     A failure before the first message raises a ProblemException (an ordinary problem+json answer); a failure
     after it becomes the stream's `error` event. The deadline bounds the whole stream.
     """
-    request = llm_pb2.GenerateTextStreamRequest(query=to_query(body))
+    request = llm_pb2.GenerateTextStreamRequest(query=to_query_request(body))
     call = stub.GenerateTextStream(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
     try:
         with map_grpc_errors():

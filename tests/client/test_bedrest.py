@@ -7,29 +7,35 @@ from urllib.parse import urlsplit
 import pytest
 
 from client_app.config import load_settings
+from client_app.conversation import Conversation
 from client_app.llm import make_client
 from client_app.modes import PASSIVE_PROMPTS, run_active
 from lambdallm.settings import SettingsError
 from tests.fakes.backend import problem
 
 
+def user(text):
+    return {"role": "user", "content": text}
+
+
+def assistant(text):
+    return {"role": "assistant", "content": text}
+
+
 async def test_passive_prints_five_answers_in_order(bedrest, rest_url, fake):
     port = str(urlsplit(rest_url).port)
     done = await bedrest("passive", "--port", port, "--max-tokens", "7")
     assert done.returncode == 0, done.stderr
-    positions = [done.stdout.index(f">>> {prompt}\necho: User: {prompt}\nBot:\n") for prompt in PASSIVE_PROMPTS]
+    positions = [done.stdout.index(f">>> {prompt}\necho: {prompt}\n") for prompt in PASSIVE_PROMPTS]
     assert positions == sorted(positions)
     assert done.stdout.count("output tokens") == 5
-    assert [body["prompt"] for _, body in fake.requests] == [f"User: {p}\nBot:" for p in PASSIVE_PROMPTS]
-    assert all(body["stop_sequences"] == ["User:"] for _, body in fake.requests)
-    assert {body["max_tokens"] for _, body in fake.requests} == {7}
+    assert [body for _, body in fake.requests] == [{"messages": [user(p)], "max_tokens": 7} for p in PASSIVE_PROMPTS]
 
 
 async def test_raw_sends_the_prompts_as_they_are(bedrest, rest_url, fake):
     done = await bedrest("passive", "--port", str(urlsplit(rest_url).port), "--raw")
     assert done.returncode == 0, done.stderr
-    assert [body["prompt"] for _, body in fake.requests] == list(PASSIVE_PROMPTS)
-    assert all("stop_sequences" not in body for _, body in fake.requests)
+    assert [body for _, body in fake.requests] == [{"prompt": p, "max_tokens": 100} for p in PASSIVE_PROMPTS]
 
 
 async def test_port_from_environment(bedrest, rest_url):
@@ -74,7 +80,7 @@ async def test_active_loop_until_quit(rest_url):
     with make_client(rest_url, 10) as client:
         status = await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), out, err)
     assert status == 0, err.getvalue()
-    assert "echo: User: Hi" in out.getvalue() and "echo: User: Tell me a story" in out.getvalue()
+    assert "echo: Hi" in out.getvalue() and "echo: Tell me a story" in out.getvalue()
     assert "never sent" not in out.getvalue()
 
 
@@ -93,4 +99,62 @@ async def test_active_reports_errors_and_continues_until_eof(rest_url, fake):
         status = await asyncio.to_thread(run_active, client, 5, read_line, out, err)
     assert status == 1
     assert err.getvalue() == "bedrest: HTTP 429 Too Many Requests: busy\n"
-    assert "echo: User: Hi again" in out.getvalue()
+    assert "echo: Hi again" in out.getvalue()
+
+
+async def test_active_sends_every_earlier_turn_until_cleared(rest_url, fake):
+    lines = iter(["My name is Ada.", "What is my name?", "clear", "And now?", "quit"])
+    out, err = io.StringIO(), io.StringIO()
+    with make_client(rest_url, 10) as client:
+        status = await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), out, err)
+    assert status == 0, err.getvalue()
+    assert [body["messages"] for _, body in fake.requests] == [
+        [user("My name is Ada.")],
+        [user("My name is Ada."), assistant("echo: My name is Ada."), user("What is my name?")],
+        [user("And now?")],
+    ]
+    assert "(conversation cleared)" in out.getvalue()
+
+
+async def test_raw_active_sends_each_line_alone_as_text(rest_url, fake):
+    lines = iter(["one", "two", "quit"])
+    with make_client(rest_url, 10) as client:
+        await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), io.StringIO(), io.StringIO(), False)
+    assert [body for _, body in fake.requests] == [
+        {"prompt": "one", "max_tokens": 5},
+        {"prompt": "two", "max_tokens": 5},
+    ]
+
+
+def test_the_conversation_drops_whole_exchanges_from_the_oldest_to_fit():
+    conversation = Conversation(budget_chars=20)
+    conversation.remember("aaaa", "AAAA")
+    conversation.remember("bbbb", "BBBB")
+    assert conversation.with_line("cccc") == [
+        ("user", "aaaa"),
+        ("assistant", "AAAA"),
+        ("user", "bbbb"),
+        ("assistant", "BBBB"),
+        ("user", "cccc"),
+    ]
+    assert conversation.with_line("c" * 10) == [("user", "bbbb"), ("assistant", "BBBB"), ("user", "c" * 10)]
+    assert conversation.with_line("c" * 30) == [("user", "c" * 30)]
+    conversation.remember("x", "  ")
+    assert conversation.turns == []
+
+
+async def test_a_full_context_drops_the_oldest_exchange_and_retries(rest_url, fake):
+    fake.replies.append(
+        problem(400, "the model rejected the request: the prompt is 600 tokens; the model's context is 512")
+    )
+    conversation = Conversation(budget_chars=1000, turns=[("user", "old"), ("assistant", "older answer")])
+    from client_app.conversation import ask
+
+    with make_client(rest_url, 10) as client:
+        answer = await asyncio.to_thread(ask, client, conversation, "new", 5)
+    assert answer.text == "echo: new"
+    assert [body["messages"] for _, body in fake.requests] == [
+        [user("old"), assistant("older answer"), user("new")],
+        [user("new")],
+    ]
+    assert conversation.turns == [("user", "new"), ("assistant", "echo: new")]

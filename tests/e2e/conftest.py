@@ -22,9 +22,9 @@ def _stack(engine: str, **env: str) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def gemma_chain() -> Iterator[Stack]:
+def model_chain() -> Iterator[Stack]:
     """The whole chain with the real model behind the local Bedrock endpoint."""
-    yield from _stack("gemma")
+    yield from _stack("llama")
 
 
 @pytest.fixture(scope="session")
@@ -35,5 +35,5 @@ def instant_chain() -> Iterator[Stack]:
 
 @pytest.fixture
 def impatient_chain() -> Iterator[Stack]:
-    """The real chain with a REST deadline (1 s) far shorter than a long generation, and longer than a token."""
-    yield from _stack("gemma", LAMBDALLM_REST_DEADLINE_S="1.0")
+    """The real chain with a REST deadline (5 s) far shorter than a long generation, and longer than a token."""
+    yield from _stack("llama", LAMBDALLM_REST_DEADLINE_S="5.0")

@@ -18,15 +18,15 @@ import pytest
 
 from generated.llm_client import Client
 from generated.llm_client.api.llm import generate_text
-from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse
+from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse, Message, MessageRole
 from lambdallm.stack import Ports, Stack
 
 pytestmark = [pytest.mark.e2e]
 
 
 @pytest.mark.model
-def test_a_real_generation_crosses_every_tier(gemma_chain: Stack) -> None:
-    client = Client(base_url=gemma_chain.rest_url, raise_on_unexpected_status=True)
+def test_a_real_generation_crosses_every_tier(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
     request = GenerateRequest(prompt="The capital of France is", max_tokens=6, temperature=0.0)
 
     answer = generate_text.sync_detailed(client=client, body=request, x_request_id="e2e-real-1")
@@ -43,8 +43,8 @@ def test_a_real_generation_crosses_every_tier(gemma_chain: Stack) -> None:
 
 
 @pytest.mark.model
-def test_max_tokens_is_a_hard_limit_reported_as_length(gemma_chain: Stack) -> None:
-    client = Client(base_url=gemma_chain.rest_url)
+def test_max_tokens_is_a_hard_limit_reported_as_length(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url)
     request = GenerateRequest(prompt="Count with me: one, two, three,", max_tokens=2, temperature=0.0)
 
     body = generate_text.sync(client=client, body=request)
@@ -55,8 +55,8 @@ def test_max_tokens_is_a_hard_limit_reported_as_length(gemma_chain: Stack) -> No
 
 
 @pytest.mark.model
-def test_a_request_id_is_generated_when_the_caller_sends_none(gemma_chain: Stack) -> None:
-    answer = httpx.post(f"{gemma_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
+def test_a_request_id_is_generated_when_the_caller_sends_none(model_chain: Stack) -> None:
+    answer = httpx.post(f"{model_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
 
     assert answer.status_code == 200
     assert answer.json()["request_id"] == answer.headers["X-Request-ID"] != ""
@@ -68,7 +68,10 @@ def test_a_request_id_is_generated_when_the_caller_sends_none(gemma_chain: Stack
         ({"prompt": "Hi", "max_tokens": 0}, "max_tokens"),
         ({"prompt": "Hi", "max_tokens": 4000}, "max_tokens"),
         ({"prompt": "", "max_tokens": 5}, "prompt"),
-        ({"max_tokens": 5}, "prompt"),
+        ({"max_tokens": 5}, "prompt, messages"),
+        ({"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}, "prompt, messages"),
+        ({"messages": [{"role": "assistant", "content": "Hi"}], "max_tokens": 5}, "messages[0].role"),
+        ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 5}, "system"),
         ({"prompt": "Hi", "max_tokens": 5, "temperature": 1.5}, "temperature"),
         ({"prompt": "Hi", "max_tokens": 5, "mood": "happy"}, "mood"),
     ],
@@ -79,6 +82,41 @@ def test_bad_input_is_a_problem_that_names_the_field(instant_chain: Stack, body:
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert field in answer.json()["detail"]
+
+
+CHAT = [
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Hello Ada!"},
+    {"role": "user", "content": "What is my name?"},
+]
+
+
+def test_every_turn_and_the_system_text_reach_the_model(instant_chain: Stack) -> None:
+    body = {"messages": CHAT, "system": "Be brief.", "max_tokens": 50}
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+
+    assert answer.status_code == 200, answer.text
+    # The instant model echoes the prompt its chat template rendered; Titan takes no system prompt, so the
+    # Lambda put it before the first user turn.
+    assert answer.json()["text"] == (
+        "user: Be brief. My name is Ada. assistant: Hello Ada! user: What is my name? assistant:"
+    )
+    assert answer.json()["finish_reason"] == "stop"
+
+
+@pytest.mark.model
+def test_a_real_conversation_crosses_every_tier(model_chain: Stack) -> None:
+    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
+    messages = [Message(role=MessageRole(m["role"]), content=m["content"]) for m in CHAT]
+    request = GenerateRequest(messages=messages, system="Answer in a few words.", max_tokens=8, temperature=0.0)
+
+    body = generate_text.sync(client=client, body=request)
+
+    assert isinstance(body, GenerateResponse)
+    assert body.text.strip()
+    assert 1 <= body.output_tokens <= 8
+    assert body.input_tokens > 20  # every turn, through the chat template
+    assert body.model == "amazon.titan-text-premier-v1:0"
 
 
 @pytest.fixture
@@ -124,7 +162,7 @@ def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack
 
 @pytest.mark.model
 def test_a_slow_backend_is_a_504_not_a_hang(impatient_chain: Stack) -> None:
-    body = {"prompt": "Count from one to one thousand: one, two, three,", "max_tokens": 600, "temperature": 0}
+    body = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 3000, "temperature": 0}
 
     answer = httpx.post(f"{impatient_chain.rest_url}/query", json=body, timeout=30)
 
@@ -136,9 +174,9 @@ PASSIVE_PROMPTS = ["Hi", "Who are you?", "Tell me a story", "What do you think o
 
 
 @pytest.mark.model
-def test_bedrest_passive_prints_five_real_generations(gemma_chain: Stack) -> None:
+def test_bedrest_passive_prints_five_real_generations(model_chain: Stack) -> None:
     bedrest = Path(sys.executable).with_name("bedrest")
-    command = [str(bedrest), "--port", str(gemma_chain.ports.rest), "--max-tokens", "3", "passive"]
+    command = [str(bedrest), "--port", str(model_chain.ports.rest), "--max-tokens", "3", "passive"]
 
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 

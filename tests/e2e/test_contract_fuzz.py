@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import pytest
 from lambdallm.stack import Stack
 
 pytestmark = [pytest.mark.e2e]
-SPECS = Path(__file__).resolve().parents[2] / "specs"
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = ROOT / "specs"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 CHECKS = ",".join(
     [
@@ -35,7 +37,8 @@ def _schemathesis(spec: Path, url: str, tmp_path: Path) -> subprocess.CompletedP
         "--request-timeout", "20", "--output-sanitize", "false", "--no-color",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    hooks = {"SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_hooks", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=os.environ | hooks)
 
 
 def test_the_rest_contract_holds_over_the_whole_chain(instant_chain: Stack, tmp_path: Path) -> None:

@@ -23,11 +23,11 @@ def events_of(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def test_a_streamed_answer_is_the_unary_answer_in_pieces(gemma_chain: Stack) -> None:
+def test_a_streamed_answer_is_the_unary_answer_in_pieces(model_chain: Stack) -> None:
     body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}
 
-    streamed = httpx.post(f"{gemma_chain.rest_url}/query", json=body, headers=STREAM, timeout=60)
-    whole = httpx.post(f"{gemma_chain.rest_url}/query", json=body, timeout=60).json()
+    streamed = httpx.post(f"{model_chain.rest_url}/query", json=body, headers=STREAM, timeout=60)
+    whole = httpx.post(f"{model_chain.rest_url}/query", json=body, timeout=60).json()
 
     assert streamed.status_code == 200
     events = events_of(streamed)
@@ -40,22 +40,22 @@ def test_a_streamed_answer_is_the_unary_answer_in_pieces(gemma_chain: Stack) -> 
     assert done["request_id"] == streamed.headers["X-Request-ID"]
 
 
-LONG = {"prompt": "Count from one to ten thousand: one, two, three,", "max_tokens": 3000, "temperature": 0}
+LONG = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 3000, "temperature": 0}
 
 
-def test_a_client_that_hangs_up_frees_the_model_for_the_next_request(gemma_chain: Stack) -> None:
-    with httpx.stream("POST", f"{gemma_chain.rest_url}/query", json=LONG, headers=STREAM, timeout=60) as response:
+def test_a_client_that_hangs_up_frees_the_model_for_the_next_request(model_chain: Stack) -> None:
+    with httpx.stream("POST", f"{model_chain.rest_url}/query", json=LONG, headers=STREAM, timeout=60) as response:
         assert next(response.iter_lines()).startswith("event: text")
     # 3000 tokens take about a minute here: the next answer within the timeout means the abandoned one stopped.
     after = httpx.post(
-        f"{gemma_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 2}, headers=STREAM, timeout=30
+        f"{model_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 2}, headers=STREAM, timeout=30
     )
 
     assert events_of(after)[-1][0] == "done"
-    assert gemma_chain.log is not None
+    assert model_chain.log is not None
     stopped = [
         json.loads(line.split("| ", 1)[1])
-        for line in gemma_chain.log.getvalue().splitlines()
+        for line in model_chain.log.getvalue().splitlines()
         if "generation stopped" in line
     ]
     assert stopped and stopped[-1]["output_tokens"] < 1000

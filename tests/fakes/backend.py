@@ -113,6 +113,8 @@ class FakeBackend:
         if reply.raw is not None:
             return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
         prompt = body.get("prompt", "") if isinstance(body, dict) else ""
+        if isinstance(body, dict) and body.get("messages"):
+            prompt = body["messages"][-1]["content"]  # a conversation: echo its last turn
         rid = request.headers.get("X-Request-ID", "none")
         if reply.status == 200 and request.path == "/query/stream":
             return await self._stream(request, reply, reply.events or stream_events(prompt, rid))

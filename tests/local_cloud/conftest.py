@@ -1,4 +1,4 @@
-"""Fixtures for the local cloud: clouds on free loopback ports (the Gemma one once per session), boto3 clients."""
+"""Fixtures for the local cloud: clouds on free loopback ports (the real models once per session), boto3 clients."""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
 from lambdallm.settings import CloudSettings
 
 MODEL_ID = "amazon.titan-text-premier-v1:0"
+GEMMA_ID = "google.gemma-3-270m"
 
 
 class GatedEngine(InstantEngine):
-    """The instant echo, but blocking (queued like Gemma) and held until `gate` opens; records what ran."""
+    """The instant echo, but blocking (queued like a real model) and held until `gate` opens; records what ran."""
 
     blocking = True
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
         self.started = threading.Event()
         self.prompts: list[str] = []
@@ -52,10 +54,10 @@ def bedrock_client(cloud: LocalCloud) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gemma_cloud() -> Iterator[LocalCloud]:
-    """The real model, loaded once per session (context kept small so an over-long prompt is cheap)."""
+def model_cloud() -> Iterator[LocalCloud]:
+    """The real models, loaded once per session (context kept small so an over-long prompt is cheap)."""
     pytest.importorskip("llama_cpp")
-    with running_local_cloud(settings(engine="gemma", context_tokens=512, queue_size=4)) as cloud:
+    with running_local_cloud(settings(engine="llama", context_tokens=512, queue_size=4)) as cloud:
         yield cloud
 
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdallm.local_cloud.server import LocalCloud
-from tests.local_cloud.conftest import MODEL_ID, GatedEngine, bedrock_client
+from tests.local_cloud.conftest import GEMMA_ID, MODEL_ID, GatedEngine, bedrock_client
 
 
 def invoke(client: Any, text: str, model_id: str = MODEL_ID, **config: Any) -> dict[str, Any]:
@@ -179,18 +179,21 @@ def test_beyond_the_queue_requests_are_throttled(gated: tuple[LocalCloud, GatedE
 
 
 @pytest.mark.model
-def test_gemma_generates_with_token_counts(gemma_cloud: LocalCloud) -> None:
-    answer = invoke(bedrock_client(gemma_cloud), "The capital of France is", maxTokenCount=3, temperature=0)
+@pytest.mark.parametrize(("model_id", "prompt_tokens"), [(MODEL_ID, 5), (GEMMA_ID, 6)])  # Gemma adds a <bos>
+def test_both_models_continue_text_with_token_counts(
+    model_cloud: LocalCloud, model_id: str, prompt_tokens: int
+) -> None:
+    answer = invoke(bedrock_client(model_cloud), "The capital of France is", model_id, maxTokenCount=3, temperature=0)
     result = answer["results"][0]
-    assert answer["inputTextTokenCount"] == 6  # <bos> + 5 tokens
+    assert answer["inputTextTokenCount"] == prompt_tokens
     assert result["tokenCount"] == 3
     assert result["completionReason"] == "LENGTH"
     assert result["outputText"].strip()
 
 
 @pytest.mark.model
-def test_gemma_streams_the_same_text_it_would_return(gemma_cloud: LocalCloud) -> None:
-    client = bedrock_client(gemma_cloud)
+def test_the_stream_carries_the_same_text_the_answer_would(model_cloud: LocalCloud) -> None:
+    client = bedrock_client(model_cloud)
     whole = invoke(client, "Once upon a time", maxTokenCount=4, temperature=0)["results"][0]["outputText"]
     chunks = stream(client, "Once upon a time", maxTokenCount=4, temperature=0)
     assert "".join(c["outputText"] for c in chunks) == whole
@@ -198,8 +201,8 @@ def test_gemma_streams_the_same_text_it_would_return(gemma_cloud: LocalCloud) ->
 
 
 @pytest.mark.model
-def test_gemma_rejects_a_prompt_longer_than_its_context(gemma_cloud: LocalCloud) -> None:
-    client = bedrock_client(gemma_cloud)
+def test_a_prompt_longer_than_the_context_is_a_validation_error(model_cloud: LocalCloud) -> None:
+    client = bedrock_client(model_cloud)
     status, code, message = error_of(lambda: invoke(client, "word " * 600, maxTokenCount=1))
     assert (status, code) == (400, "ValidationException")
     assert "context" in message

@@ -15,8 +15,8 @@ EVENTS = Path(__file__).parent.parent / "events"
 
 
 @pytest.fixture(scope="module")
-def handler(gemma_cloud: LocalCloud) -> Any:
-    return load_functions(lambda_environment(gemma_cloud.settings, gemma_cloud.bedrock_url))["QueryFunction"]
+def handler(model_cloud: LocalCloud) -> Any:
+    return load_functions(lambda_environment(model_cloud.settings, model_cloud.bedrock_url))["QueryFunction"]
 
 
 def run(handler: Any, name: str) -> tuple[int, dict[str, Any]]:
@@ -31,7 +31,7 @@ def test_query_event_generates_real_text(handler: Any) -> None:
     assert status == 200
     assert body["request_id"] == "req-query-1"
     assert body["output_tokens"] == 4
-    assert body["input_tokens"] == 6
+    assert body["input_tokens"] == 5  # "The capital of France is", no <bos>
     assert body["finish_reason"] == "length"
     assert body["text"].strip()
 

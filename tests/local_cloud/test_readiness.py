@@ -16,7 +16,7 @@ from lambdallm.settings import CloudSettings
 async def test_the_gateway_opens_only_once_the_model_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     loading = threading.Event()
 
-    def slow_load(_settings: CloudSettings) -> Engine:
+    def slow_load(_settings: CloudSettings, _model_file: object) -> Engine:
         loading.wait(timeout=30)
         return InstantEngine()
 

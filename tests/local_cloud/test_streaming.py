@@ -60,6 +60,7 @@ class TrickleEngine(InstantEngine):
     blocking = True
 
     def __init__(self, fail: bool = False) -> None:
+        super().__init__()
         self.gate = threading.Event()
         self.cancelled_seen = threading.Event()
         self.fail = fail

@@ -148,7 +148,7 @@ async def test_caller_cancellation_cancels_backend_request(stub, proxy):
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
-        ({"prompt": ""}, "prompt"),
+        ({"prompt": ""}, "prompt, messages"),
         ({"prompt": "x" * 32001}, "prompt"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"max_tokens": 3073}, "max_tokens"),
@@ -164,4 +164,50 @@ async def test_validation_names_the_field(stub, proxy, fields, field):
         await stub.GenerateText(query(**fields))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith(f"{field}:")
+    assert proxy.fake.requests == []
+
+
+def turn(role, content):
+    return llm_pb2.ChatMessage(role=role, content=content)
+
+
+CHAT = [
+    turn(llm_pb2.ROLE_USER, "My name is Ada."),
+    turn(llm_pb2.ROLE_ASSISTANT, "Hello Ada!"),
+    turn(llm_pb2.ROLE_USER, "What is my name?"),
+]
+
+
+async def test_a_conversation_reaches_the_backend_as_messages_and_system(stub, proxy):
+    await stub.GenerateText(llm_pb2.LlmQueryRequest(messages=CHAT, system="Be brief.", max_tokens=7))
+    assert proxy.fake.requests[-1][1] == {
+        "messages": [
+            {"role": "user", "content": "My name is Ada."},
+            {"role": "assistant", "content": "Hello Ada!"},
+            {"role": "user", "content": "What is my name?"},
+        ],
+        "system": "Be brief.",
+        "max_tokens": 7,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"prompt": ""}, "prompt, messages"),
+        ({"messages": CHAT}, "prompt, messages"),
+        ({"system": "Be brief."}, "system"),
+        ({"prompt": "", "messages": CHAT[:2]}, "messages"),
+        ({"prompt": "", "messages": [CHAT[1]]}, "messages[0].role"),
+        ({"prompt": "", "messages": [CHAT[0], CHAT[0]]}, "messages[1].role"),
+        ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "")]}, "messages[0].content"),
+        ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "x" * 30000)], "system": "y" * 2001}, "together"),
+        ({"prompt": "", "messages": [CHAT[0], CHAT[1]] * 49 + [CHAT[0], CHAT[1], CHAT[2]]}, "at most 99"),
+    ],
+)
+async def test_bad_conversations_are_invalid_argument_naming_the_field(stub, proxy, fields, named):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query(**fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert named in caught.value.details()
     assert proxy.fake.requests == []

@@ -65,6 +65,37 @@ async def test_invalid_body_is_400_naming_the_field(http, fake, body, field):
     assert fake.requests == []
 
 
+CHAT = [
+    {"role": "user", "content": "My name is Ada."},
+    {"role": "assistant", "content": "Hello Ada!"},
+    {"role": "user", "content": "What is my name?"},
+]
+
+
+async def test_a_conversation_reaches_the_backend_turn_by_turn(http, fake):
+    response = await http.post("/query", json={"messages": CHAT, "system": "Be brief.", "max_tokens": 7})
+    assert response.status_code == 200, response.text
+    assert fake.requests[-1][1] == {"messages": CHAT, "system": "Be brief.", "max_tokens": 7}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"max_tokens": 10}, "prompt, messages"),
+        (VALID | {"messages": CHAT}, "prompt, messages"),
+        (VALID | {"system": "Be brief."}, "system"),
+        ({"messages": CHAT[:2], "max_tokens": 5}, "last turn"),
+        ({"messages": CHAT[1:], "max_tokens": 5}, "messages[0].role"),
+        ({"messages": [{"role": "bot", "content": "Hi"}], "max_tokens": 5}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": ""}], "max_tokens": 5}, "content"),
+        ({"messages": [], "max_tokens": 5}, "messages"),
+    ],
+)
+async def test_a_bad_conversation_is_400_naming_the_field(http, fake, body, field):
+    assert_problem(await http.post("/query", json=body), 400, field)
+    assert fake.requests == []
+
+
 async def test_unknown_query_parameter_is_400(http):
     assert_problem(await http.post("/query?debug=1", json=VALID), 400, "debug")
 

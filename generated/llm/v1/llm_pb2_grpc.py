@@ -52,8 +52,11 @@ class LlmServiceServicer:
     """
 
     def GenerateText(self, request, context):
-        """One prompt in, one completion out. Errors come back as gRPC status codes
+        """One prompt (continued) or one conversation (answered) in, one completion out. Errors come back as gRPC status codes
         (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL).
+        The seed's message names are kept for compatibility:
+        buf:lint:ignore RPC_REQUEST_STANDARD_NAME
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,6 +5,8 @@ from .generate_request import GenerateRequest
 from .generate_response import GenerateResponse
 from .health import Health
 from .health_status import HealthStatus
+from .message import Message
+from .message_role import MessageRole
 from .problem import Problem
 from .stream_text import StreamText
 
@@ -14,6 +16,8 @@ __all__ = (
     "GenerateResponse",
     "Health",
     "HealthStatus",
+    "Message",
+    "MessageRole",
     "Problem",
     "StreamText",
 )

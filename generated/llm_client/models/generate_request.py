@@ -1,36 +1,61 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from attrs import define as _attrs_define
 
 from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.message import Message
+
 
 T = TypeVar("T", bound="GenerateRequest")
 
 
 @_attrs_define
 class GenerateRequest:
-    """
-    Attributes:
-        prompt (str): The text the model continues.
-        max_tokens (int): Upper bound on generated tokens.
-        temperature (float | Unset): Sampling temperature; 0 is greedy. The model's default when absent.
-        top_p (float | Unset): Nucleus sampling probability mass. The model's default when absent.
-        stop_sequences (list[str] | Unset): Generation stops before any of these strings.
+    """Exactly one of `prompt` (text the model continues) and `messages` (a conversation the model answers,
+    with an optional `system` text) is required; sending both, or neither, is a 400 naming the two fields.
+    `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with `user`; all its
+    text and `system` together are at most 32000 characters.
+
+        Attributes:
+            max_tokens (int): Upper bound on generated tokens.
+            prompt (str | Unset): The text the model continues (plain continuation, no chat template).
+            messages (list[Message] | Unset): The conversation so far, oldest first: `user`, `assistant`, `user`, ... ending
+                with `user`.
+                The model answers the last turn with the earlier turns as context.
+            system (str | Unset): Instructions for the whole conversation (only with `messages`). For a model that takes no
+                system
+                prompt (Amazon Titan Text), the backend puts it before the first user turn.
+            temperature (float | Unset): Sampling temperature; 0 is greedy. The model's default when absent.
+            top_p (float | Unset): Nucleus sampling probability mass. The model's default when absent.
+            stop_sequences (list[str] | Unset): Generation stops before any of these strings.
     """
 
-    prompt: str
     max_tokens: int
+    prompt: str | Unset = UNSET
+    messages: list[Message] | Unset = UNSET
+    system: str | Unset = UNSET
     temperature: float | Unset = UNSET
     top_p: float | Unset = UNSET
     stop_sequences: list[str] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
+        max_tokens = self.max_tokens
+
         prompt = self.prompt
 
-        max_tokens = self.max_tokens
+        messages: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.messages, Unset):
+            messages = []
+            for messages_item_data in self.messages:
+                messages_item = messages_item_data.to_dict()
+                messages.append(messages_item)
+
+        system = self.system
 
         temperature = self.temperature
 
@@ -44,10 +69,15 @@ class GenerateRequest:
 
         field_dict.update(
             {
-                "prompt": prompt,
                 "max_tokens": max_tokens,
             }
         )
+        if prompt is not UNSET:
+            field_dict["prompt"] = prompt
+        if messages is not UNSET:
+            field_dict["messages"] = messages
+        if system is not UNSET:
+            field_dict["system"] = system
         if temperature is not UNSET:
             field_dict["temperature"] = temperature
         if top_p is not UNSET:
@@ -59,10 +89,23 @@ class GenerateRequest:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
-        d = dict(src_dict)
-        prompt = d.pop("prompt")
+        from ..models.message import Message
 
+        d = dict(src_dict)
         max_tokens = d.pop("max_tokens")
+
+        prompt = d.pop("prompt", UNSET)
+
+        _messages = d.pop("messages", UNSET)
+        messages: list[Message] | Unset = UNSET
+        if _messages is not UNSET:
+            messages = []
+            for messages_item_data in _messages:
+                messages_item = Message.from_dict(messages_item_data)
+
+                messages.append(messages_item)
+
+        system = d.pop("system", UNSET)
 
         temperature = d.pop("temperature", UNSET)
 
@@ -71,8 +114,10 @@ class GenerateRequest:
         stop_sequences = cast(list[str], d.pop("stop_sequences", UNSET))
 
         generate_request = cls(
-            prompt=prompt,
             max_tokens=max_tokens,
+            prompt=prompt,
+            messages=messages,
+            system=system,
             temperature=temperature,
             top_p=top_p,
             stop_sequences=stop_sequences,

@@ -14,7 +14,7 @@ T = TypeVar("T", bound="GenerateResponse")
 class GenerateResponse:
     """
     Attributes:
-        text (str): The generated text, without the prompt.
+        text (str): The generated text, without the prompt (for a conversation, the assistant's answer).
         model (str): The model that produced the text.
         input_tokens (int):
         output_tokens (int):

@@ -104,11 +104,17 @@ def sync_detailed(
     body: GenerateRequest,
     x_request_id: str | Unset = UNSET,
 ) -> Response[GenerateResponse | Problem]:
-    """Generate text from a prompt
+    """Continue a prompt, or answer a conversation
 
     Args:
         x_request_id (str | Unset):
-        body (GenerateRequest):
+        body (GenerateRequest): Exactly one of `prompt` (text the model continues) and `messages`
+            (a conversation the model answers,
+            with an optional `system` text) is required; sending both, or neither, is a 400 naming the
+            two fields.
+            `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
+            `user`; all its
+            text and `system` together are at most 32000 characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -136,11 +142,17 @@ def sync(
     body: GenerateRequest,
     x_request_id: str | Unset = UNSET,
 ) -> GenerateResponse | Problem | None:
-    """Generate text from a prompt
+    """Continue a prompt, or answer a conversation
 
     Args:
         x_request_id (str | Unset):
-        body (GenerateRequest):
+        body (GenerateRequest): Exactly one of `prompt` (text the model continues) and `messages`
+            (a conversation the model answers,
+            with an optional `system` text) is required; sending both, or neither, is a 400 naming the
+            two fields.
+            `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
+            `user`; all its
+            text and `system` together are at most 32000 characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -163,11 +175,17 @@ async def asyncio_detailed(
     body: GenerateRequest,
     x_request_id: str | Unset = UNSET,
 ) -> Response[GenerateResponse | Problem]:
-    """Generate text from a prompt
+    """Continue a prompt, or answer a conversation
 
     Args:
         x_request_id (str | Unset):
-        body (GenerateRequest):
+        body (GenerateRequest): Exactly one of `prompt` (text the model continues) and `messages`
+            (a conversation the model answers,
+            with an optional `system` text) is required; sending both, or neither, is a 400 naming the
+            two fields.
+            `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
+            `user`; all its
+            text and `system` together are at most 32000 characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -193,11 +211,17 @@ async def asyncio(
     body: GenerateRequest,
     x_request_id: str | Unset = UNSET,
 ) -> GenerateResponse | Problem | None:
-    """Generate text from a prompt
+    """Continue a prompt, or answer a conversation
 
     Args:
         x_request_id (str | Unset):
-        body (GenerateRequest):
+        body (GenerateRequest): Exactly one of `prompt` (text the model continues) and `messages`
+            (a conversation the model answers,
+            with an optional `system` text) is required; sending both, or neither, is a 400 naming the
+            two fields.
+            `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
+            `user`; all its
+            text and `system` together are at most 32000 characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -1,0 +1,156 @@
+"""Conversations in the Lambda: Converse with the turns, `system` for a model without system prompts, the answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from llm_lambda import bedrock, handler
+from llm_lambda.errors import BackendError
+from llm_lambda.request import QueryRequest, Turn
+
+TURNS = [
+    {"role": "user", "content": [{"text": "Answer in one short sentence.\n\nMy name is Ada."}]},
+    {"role": "assistant", "content": [{"text": "Hello Ada!"}]},
+    {"role": "user", "content": [{"text": "What is my name?"}]},
+]
+
+
+def converse_answer(text: str = "Your name is Ada.", reason: str = "end_turn") -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+        "stopReason": reason,
+        "usage": {"inputTokens": 40, "outputTokens": 6, "totalTokens": 46},
+        "metrics": {"latencyMs": 120},
+    }
+
+
+def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
+    response = handler.lambda_handler(event, context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_conversation_goes_to_converse_with_every_turn(event: Any, context: Any, stubbed: Stubber) -> None:
+    expected = {
+        "modelId": handler.MODEL_ID,
+        "messages": TURNS,
+        "inferenceConfig": {"maxTokens": 12, "temperature": 0.0},
+    }
+    stubbed.add_response("converse", converse_answer(), expected)
+    status, body = call(event("query_conversation.json"), context)
+    assert status == 200
+    assert body == {
+        "text": "Your name is Ada.",
+        "model": "amazon.titan-text-premier-v1:0",
+        "input_tokens": 40,
+        "output_tokens": 6,
+        "finish_reason": "stop",
+        "request_id": "req-chat-1",
+    }
+
+
+def test_system_goes_to_system_for_a_model_that_takes_one() -> None:
+    request = QueryRequest(None, 5, messages=(Turn("user", "Hi"),), system="Be brief.")
+    arguments = bedrock.converse_request("meta.llama3-8b-instruct-v1:0", request)
+    assert arguments["system"] == [{"text": "Be brief."}]
+    assert arguments["messages"] == [{"role": "user", "content": [{"text": "Hi"}]}]
+    titan = bedrock.converse_request("arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-text-lite-v1", request)
+    assert "system" not in titan
+    assert titan["messages"] == [{"role": "user", "content": [{"text": "Be brief.\n\nHi"}]}]
+
+
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("content_filtered", "content_filter"),
+        ("guardrail_intervened", "content_filter"),
+    ],
+)
+def test_stop_reasons_map_to_finish_reasons(
+    event: Any, context: Any, stubbed: Stubber, reason: str, finish: str
+) -> None:
+    stubbed.add_response("converse", converse_answer(reason=reason))
+    assert call(event("query_conversation.json"), context)[1]["finish_reason"] == finish
+
+
+def test_an_answer_that_stops_for_a_tool_is_a_bad_gateway(event: Any, context: Any, stubbed: Stubber) -> None:
+    stubbed.add_response("converse", converse_answer(reason="tool_use"))
+    status, body = call(event("query_conversation.json"), context)
+    assert (status, body["detail"]) == (502, "the model returned a malformed answer")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {**converse_answer(), "output": {}},
+        {**converse_answer(), "output": {"message": {"role": "assistant", "content": [{"text": 5}]}}},
+        {**converse_answer(), "usage": {"inputTokens": -1, "outputTokens": 1, "totalTokens": 0}},
+        {key: value for key, value in converse_answer().items() if key != "stopReason"},
+    ],
+)
+def test_a_malformed_converse_answer_is_a_bad_gateway(answer: dict[str, Any]) -> None:
+    with pytest.raises(BackendError) as caught:
+        bedrock.parse_converse(answer)
+    assert (caught.value.status, caught.value.detail) == (502, "the model returned a malformed answer")
+
+
+def test_converse_errors_go_through_the_same_table(event: Any, context: Any, stubbed: Stubber) -> None:
+    stubbed.add_client_error("converse", "ThrottlingException", "slow down", 429)
+    status, body = call(event("query_conversation.json"), context)
+    assert (status, body["detail"]) == (429, "the model is busy; retry later")
+
+
+def test_converse_stream_yields_text_then_the_generation(stubbed: Stubber) -> None:
+    class Events:
+        def __iter__(self) -> Any:
+            yield {"messageStart": {"role": "assistant"}}
+            yield {"contentBlockDelta": {"delta": {"text": "Your name"}, "contentBlockIndex": 0}}
+            yield {"contentBlockDelta": {"delta": {"text": " is Ada."}, "contentBlockIndex": 0}}
+            yield {"contentBlockStop": {"contentBlockIndex": 0}}
+            yield {"messageStop": {"stopReason": "max_tokens"}}
+            yield {"metadata": {"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}, "metrics": {}}}
+
+    class Client:
+        def converse_stream(self, **arguments: Any) -> dict[str, Any]:
+            assert arguments["messages"][-1] == {"role": "user", "content": [{"text": "And mine?"}]}
+            return {"stream": Events()}
+
+    request = QueryRequest(None, 4, messages=(Turn("user", "And mine?"),))
+    *pieces, final = bedrock.converse_stream(Client(), "amazon.titan-text-premier-v1:0", request)
+    assert pieces == ["Your name", " is Ada."]
+    assert final == bedrock.Generation("", 9, 4, "length")  # the text came in the pieces
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"max_tokens": 4}, "prompt, messages"),
+        ({"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}, "prompt, messages"),
+        ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 4}, "system"),
+        ({"messages": [], "max_tokens": 4}, "messages"),
+        ({"messages": [{"role": "assistant", "content": "Hi"}], "max_tokens": 4}, "messages[0].role"),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "max_tokens": 4},
+            "messages[1].role",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "max_tokens": 4},
+            "last turn",
+        ),
+        ({"messages": [{"role": "user", "content": ""}], "max_tokens": 4}, "messages[0].content"),
+        ({"messages": [{"role": "user"}], "max_tokens": 4}, "messages[0]"),
+        ({"messages": [{"role": "user", "content": "x" * 30000}], "system": "y" * 2001, "max_tokens": 4}, "together"),
+        ({"messages": [{"role": "user", "content": "Hi"}], "system": "", "max_tokens": 4}, "system"),
+    ],
+)
+def test_bad_conversations_are_400_naming_the_field(
+    event: Any, context: Any, stubbed: Stubber, body: dict[str, Any], field: str
+) -> None:
+    status, problem = call(event("query.json", body), context)
+    assert status == 400
+    assert field in problem["detail"]
