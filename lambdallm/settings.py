@@ -35,7 +35,11 @@ class CloudSettings:
     engine: str = field(default="gemma", metadata=_bounded(choices=("gemma", "instant")))
     model_id: str = "amazon.titan-text-premier-v1:0"
     threads: int = field(default=2, metadata=_bounded(1, 256))
+    # Each of the `slots` requests generating together has `context_tokens` of the model's context to itself.
     context_tokens: int = field(default=4096, metadata=_bounded(256, 32768))
+    slots: int = field(default=8, metadata=_bounded(1, 64))
+    # A joining request's prompt enters this many tokens per step, so the others keep generating meanwhile.
+    prompt_chunk_tokens: int = field(default=256, metadata=_bounded(16, 8192))
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
     lambda_timeout_s: float = field(default=120.0, metadata=_bounded(1, 900))
     log_prompts: bool = False

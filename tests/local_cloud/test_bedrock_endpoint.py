@@ -145,8 +145,9 @@ def test_gemma_streams_the_same_text_it_would_return(gemma_cloud: LocalCloud) ->
 
 
 @pytest.mark.model
-def test_gemma_rejects_a_prompt_longer_than_its_context(gemma_cloud: LocalCloud) -> None:
+def test_gemma_rejects_a_prompt_longer_than_its_context_and_serves_on(gemma_cloud: LocalCloud) -> None:
     client = bedrock_client(gemma_cloud)
     status, code, message = error_of(lambda: invoke(client, "word " * 600, maxTokenCount=1))
     assert (status, code) == (400, "ValidationException")
     assert "context" in message
+    assert invoke(client, "The sky is", maxTokenCount=2)["results"][0]["tokenCount"] == 2
