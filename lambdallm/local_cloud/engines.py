@@ -181,4 +181,6 @@ def create_engine(settings: CloudSettings) -> Engine:
 
     from lambdallm.local_cloud.llama_engine import LlamaEngine
 
-    return LlamaEngine(assemble(), settings.threads, settings.context_tokens, settings.slots, settings.prompt_chunk_tokens)
+    return LlamaEngine(
+        assemble(), settings.threads, settings.context_tokens, settings.slots, settings.prompt_chunk_tokens
+    )

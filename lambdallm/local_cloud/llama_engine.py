@@ -67,9 +67,9 @@ class LlamaEngine:
     def __init__(self, model_path: Path, threads: int, context_tokens: int, slots: int, chunk_tokens: int) -> None:
         llama_cpp.llama_backend_init()
         self.slots, self.chunk_tokens = slots, chunk_tokens
-        self._model = llama_cpp.llama_model_load_from_file(
-            str(model_path).encode(), llama_cpp.llama_model_default_params()
-        )
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.use_extra_bufts = False
+        self._model = llama_cpp.llama_model_load_from_file(str(model_path).encode(), model_params)
         if not self._model:
             raise RuntimeError(f"llama.cpp could not load {model_path}")
         params = llama_cpp.llama_context_default_params()
@@ -153,7 +153,9 @@ class LlamaEngine:
             return
         slot = self._free.pop(0)
         limit = min(job.request.max_tokens, room)
-        self._active[slot] = _Sequence(job, slot, prompt, TextStream(job.request, limit, job.emit), _sampler(job.request))
+        self._active[slot] = _Sequence(
+            job, slot, prompt, TextStream(job.request, limit, job.emit), _sampler(job.request)
+        )
 
     def _step(self) -> None:
         """One decode over every active sequence: a token each for those generating, prompt chunks for the rest."""
@@ -164,12 +166,15 @@ class LlamaEngine:
                 rows = self._add(rows, sequence.next_token, sequence.next_position, sequence.slot, True)
                 sequence.row = rows - 1
         for sequence in self._active.values():
-            take = min(budget, len(sequence.prompt) - sequence.fed)
-            if take <= 0:
+            # Whole chunks only: a prompt splits at the same places whoever else is decoding, so its numbers do too.
+            take = min(self.chunk_tokens, len(sequence.prompt) - sequence.fed)
+            if take <= 0 or take > budget:
                 continue
             for offset in range(take):
                 position = sequence.fed + offset
-                rows = self._add(rows, sequence.prompt[position], position, sequence.slot, position == len(sequence.prompt) - 1)
+                rows = self._add(
+                    rows, sequence.prompt[position], position, sequence.slot, position == len(sequence.prompt) - 1
+                )
             sequence.fed += take
             budget -= take
             sequence.row = rows - 1 if sequence.fed == len(sequence.prompt) else -1

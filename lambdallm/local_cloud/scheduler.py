@@ -73,4 +73,3 @@ def _call_soon(
 ) -> None:
     with contextlib.suppress(RuntimeError):  # the loop closed at shutdown while a generation finished
         loop.call_soon_threadsafe(callback, arg)
-
