@@ -78,6 +78,7 @@ class LlamaEngine:
         params.n_batch = params.n_ubatch = chunk_tokens + slots
         params.n_threads = params.n_threads_batch = threads
         params.no_perf = True
+        params.swa_full = False  # sliding-window layers keep their window, not the whole context (as llama-server)
         self._ctx = llama_cpp.llama_init_from_model(self._model, params)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
