@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import socket
 import subprocess
 import sys
 import tarfile
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from lambdallm.bench.loadgen import LoadResult, wrk
-from lambdallm.stack import free_port
 
 CACHE = Path.home() / ".cache" / "lambdallm" / "llama-server"
 CMAKE_FLAGS = (
@@ -78,7 +78,7 @@ def running_llama_server(
 
     As in the local Bedrock, each of the `slots` sequences gets `context_tokens` of context (`-c` is the total).
     """
-    port = free_port()
+    port = _free_port()
     command = [str(llama_server_binary()), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
     command += ["-t", str(threads), "-tb", str(threads), "-c", str(context_tokens * slots), "-np", str(slots)]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -93,6 +93,13 @@ def running_llama_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _free_port() -> int:
+    # The chain's tiers already hold their ports (they bind port 0), so nothing else races for this one.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> None:
