@@ -40,7 +40,11 @@ class CloudSettings:
     # The id of the second model, Gemma 3 270M (a base model: it continues text).
     gemma_model_id: str = "google.gemma-3-270m"
     threads: int = field(default=2, metadata=_bounded(1, 256))
+    # Each of the `slots` requests generating together has `context_tokens` of the model's context to itself.
     context_tokens: int = field(default=4096, metadata=_bounded(256, 32768))
+    slots: int = field(default=8, metadata=_bounded(1, 64))
+    # A joining request's prompt enters this many tokens per step, so the others keep generating meanwhile.
+    prompt_chunk_tokens: int = field(default=256, metadata=_bounded(16, 8192))
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
     # The function's timeout, as in deploy/template.yaml; below API Gateway's 29 s (README, "Time budget").
     lambda_timeout_s: float = field(default=28.0, metadata=_bounded(5, 900))

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lambdallm import settings
@@ -28,6 +29,11 @@ class Generation:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds
+
+
+def model_path() -> Path:
+    """The GGUF file of the local Bedrock's default model (the one the bench measures)."""
+    return MODEL_FILES[DEFAULT]()
 
 
 @contextlib.contextmanager
@@ -56,10 +62,7 @@ class DirectModel:
         cloud = settings.load(settings.CloudSettings, "local-cloud")
         with _quiet_stderr():  # llama.cpp prints notices from C even with verbose=False; they break the bar
             self.llama: Any = Llama(
-                model_path=str(MODEL_FILES[DEFAULT]()),
-                n_threads=cloud.threads,
-                n_ctx=cloud.context_tokens,
-                verbose=False,
+                model_path=str(model_path()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
             )
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:

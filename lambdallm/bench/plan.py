@@ -23,8 +23,9 @@ class Plan:
 
     @property
     def steps(self) -> int:
-        """Progress-bar steps: two stack starts, the load runs, the direct generations, the memory reading."""
-        return 2 + self.repetitions * (4 + 1) + self.repetitions * 3 + 1
+        """Progress-bar steps: two stack starts, the load runs, llama-server's start, the generation runs (direct,
+        chain and llama-server), the memory reading."""
+        return 2 + self.repetitions * (4 + 1) + 1 + self.repetitions * 5 + 1
 
 
 FULL = Plan()

@@ -15,7 +15,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (latency, tokens, requests) = plt.subplots(1, 3, figsize=(15, 4.5), width_ratios=(2, 1.4, 0.8))
+    figure, (latency, tokens, requests) = plt.subplots(1, 3, figsize=(17, 4.5), width_ratios=(2, 2, 0.8))
     for entry, points in results["latency_percentiles_ms"].items():
         latency.plot(range(len(points)), list(points.values()), marker="o", label=LABELS[entry])
         latency.set_xticks(range(len(points)), [f"p{p}" for p in points])
@@ -27,7 +27,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
         "direct": results["direct_tokens_per_s"],
         "chain\n1 client": results["e2e_tokens_per_s"],
         "chain total\n1 client": results["single_client_tokens_per_s"],
+        "llama-server\n1 client": results["llama_server"]["tokens_per_s"],
         "chain total\n8 clients": results["aggregate_tokens_per_s_c8"],
+        "llama-server\ntotal 8 clients": results["llama_server"]["aggregate_c8"],
     }
     model = results["meta"].get("model", {}).get("name", "real model")
     _bars(tokens, bars, "tokens/s", f"{model} generation")

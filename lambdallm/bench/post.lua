@@ -32,8 +32,10 @@ function response(status, headers, body)
   answered = answered + 1
   if status >= 200 and status < 300 then
     ok = ok + 1
-    -- REST and API Gateway answer output_tokens; the Bedrock endpoint answers Titan's tokenCount.
+    -- REST and API Gateway answer output_tokens; the Bedrock endpoint Titan's tokenCount; llama-server
+    -- tokens_predicted.
     local n = body:match('"output_tokens"%s*:%s*(%d+)') or body:match('"tokenCount"%s*:%s*(%d+)')
+      or body:match('"tokens_predicted"%s*:%s*(%d+)')
     if n then tokens = tokens + tonumber(n) end
   else
     failed = failed + 1

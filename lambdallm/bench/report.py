@@ -32,6 +32,17 @@ def build(
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
         "e2e_output_tokens_per_request": Spread.of([r.tokens / r.ok for r in generation.single if r.ok]).as_dict(1),
+        "llama_server": {
+            "tokens_per_s": Spread.of([r.tokens_per_s_per_request for r in generation.server_single]).as_dict(),
+            "aggregate_c8": Spread.of([r.tokens_per_s for r in generation.server_many]).as_dict(),
+        },
+        "e2e_vs_llama_server": generation.e2e_vs_llama_server().as_dict(),
+        "aggregate_c8_vs_llama_server": generation.aggregate_vs_llama_server().as_dict(),
+        # Latency of each of the 8 requests until streaming reaches the REST tier; then time to first token.
+        "ttft_ms_c8": {
+            "p50": Spread.of([r.p50_ms for r in generation.many]).as_dict(1),
+            "p99": Spread.of([r.p99_ms for r in generation.many]).as_dict(1),
+        },
         "rss_mb": {k: round(v, 1) for k, v in rss_mb.items()},
         "rss_mb_instant": {k: round(v, 1) for k, v in rss_mb_instant.items()},
         "latency_percentiles_ms": plumbing.percentiles_ms(),
@@ -51,7 +62,16 @@ def markdown(results: dict[str, Any]) -> str:
         (f"direct model ({model}), tokens/s (reference)", cell(results["direct_tokens_per_s"])),
         ("whole chain, tokens/s (one client)", cell(results["e2e_tokens_per_s"])),
         ("whole chain / direct", cell(results["e2e_vs_direct"])),
+        ("llama-server, tokens/s (one client, reference)", cell(results["llama_server"]["tokens_per_s"])),
+        ("whole chain / llama-server (one client)", cell(results["e2e_vs_llama_server"])),
         ("8 clients / 1 client, total tokens/s", cell(results["aggregate_vs_single_c8"])),
+        ("8 clients, total tokens/s: chain", cell(results["aggregate_tokens_per_s_c8"])),
+        ("8 clients, total tokens/s: llama-server (reference)", cell(results["llama_server"]["aggregate_c8"])),
+        ("8 clients, total tokens/s: chain / llama-server", cell(results["aggregate_c8_vs_llama_server"])),
+        (
+            "8 clients, chain: latency p50 / p99",
+            f"{cell(results['ttft_ms_c8']['p50'])} / {cell(results['ttft_ms_c8']['p99'])} ms",
+        ),
     ]
     for entry, name in (("bedrock", "Bedrock"), ("apigw", "API Gateway"), ("grpc", "gRPC proxy"), ("rest", "REST")):
         spreads = results["overhead_ms"][entry]

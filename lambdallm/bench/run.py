@@ -74,7 +74,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         rss_instant = _rss(stack, rss_mb)
     step(f"starting the chain ({MODEL['name']})")
     with Stack(Ports.any(), engine="llama", log=log, extra_env=env) as stack:
-        generation = measure_generation(stack, plan, step)
+        generation = measure_generation(stack, plan, log, step)
         step("reading memory")
         rss = _rss(stack, rss_mb)
     meta = {

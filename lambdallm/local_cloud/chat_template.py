@@ -53,20 +53,14 @@ class ChatTemplate:
         self._formatter = Jinja2ChatFormatter(source, eos_token=eos_token, bos_token=bos_token)
 
     @classmethod
-    def of_model(cls, llm: Any) -> ChatTemplate:
-        """The template in a loaded `llama_cpp.Llama`'s GGUF metadata (else its architecture's), with its BOS and EOS
-        token text."""
-        metadata = llm.metadata
+    def of_model(cls, metadata: dict[str, str], bos_token: str, eos_token: str) -> ChatTemplate:
+        """The template in a model file's GGUF metadata (else its architecture's), with its BOS and EOS text."""
         source = metadata.get("tokenizer.chat_template") or ARCHITECTURE_TEMPLATES.get(
-            metadata.get("general.architecture")
+            metadata.get("general.architecture", "")
         )
         if not source:
             raise ValueError("the model file has no chat template (tokenizer.chat_template)")
-
-        def text(token: int) -> str:
-            return "" if token < 0 else bytes(llm.detokenize([token], special=True)).decode("utf-8", "replace")
-
-        return cls(source, bos_token=text(llm.token_bos()), eos_token=text(llm.token_eos()))
+        return cls(source, bos_token=bos_token, eos_token=eos_token)
 
     def render(self, conversation: Conversation) -> str:
         """The prompt for the model's next (assistant) turn; it holds the template's special tokens."""

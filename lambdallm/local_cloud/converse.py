@@ -63,7 +63,7 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> Generat
         temperature=_unit(config, "temperature", 0.7),
         top_p=_unit(config, "topP", 0.9),
         stop_sequences=tuple(stops),
-        templated=True,
+        parse_special=True,
     )
 
 

@@ -1,13 +1,16 @@
-"""Text generation engines for the local Bedrock: a GGUF model through llama.cpp, and a deterministic echo."""
+"""Text generation engines for the local Bedrock: the shared request/answer types, and a deterministic echo.
+
+The real models' engine (continuous batching over llama.cpp) is in `llama_engine.py`.
+"""
 
 from __future__ import annotations
 
-import codecs
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from lambdallm.local_cloud.chat_template import ECHO_TEMPLATE, ChatTemplate
 from lambdallm.settings import CloudSettings
@@ -28,16 +31,22 @@ class Cancelled(Exception):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One Titan generation, with Titan's defaults already applied."""
+    """One generation, with Titan's defaults already applied.
+
+    `seed` makes sampling at temperature > 0 repeatable; `parse_special` says the prompt was rendered from a
+    chat template: its special tokens (such as `<start_of_turn>`) are parsed as such, and a BOS it already
+    starts with is not added twice.
+    """
 
     prompt: str
     max_tokens: int = 512
     temperature: float = 0.7
     top_p: float = 0.9
     stop_sequences: tuple[str, ...] = ()
+    seed: int | None = None
     # The prompt was rendered by the model's chat template: it holds special tokens (BOS too, if the model wants
     # one), so it is tokenized with them parsed and without a second BOS.
-    templated: bool = False
+    parse_special: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,13 +60,20 @@ class Completion:
 
 
 class Engine(Protocol):
-    """A model. `blocking` engines run in the one model thread, behind the queue; others run inline."""
+    """A model. It generates for up to `slots` requests at once; `slots == 0` means it answers inline, at once."""
 
-    blocking: bool
+    slots: int
     chat_template: ChatTemplate  # how conversations become this model's prompts (rendered by the caller)
 
-    def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
-        """Generate for `request`, calling `emit` with text as it becomes final."""
+    def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
+        """Start generating for `request`, calling `emit` with text as it becomes final; the result's future.
+
+        Cancelling the future before it runs drops the request; setting `cancelled` stops it at its next token.
+        """
+        ...
+
+    def close(self) -> None:
+        """Stop generating and free the model."""
         ...
 
 
@@ -88,27 +104,49 @@ class StopMatcher:
         return out
 
 
+class TextStream:
+    """One generation's text as its tokens arrive: the one place that decides Titan's ending.
+
+    FINISH when the model ends, LENGTH when a token comes after `limit` of them, STOP_CRITERIA_MET on a stop
+    sequence (the text ends before it); text is passed to `emit` as soon as no stop sequence can claim it.
+    """
+
+    def __init__(self, request: GenerationRequest, limit: int, emit: Emit | None) -> None:
+        self.matcher = StopMatcher(request.stop_sequences)
+        self.limit, self.emit = limit, emit
+        self.count, self.reason = 0, FINISH
+
+    def push(self, piece: str) -> bool:
+        """Take the next token's text; False once the generation is over (this token is then not counted)."""
+        if self.count >= self.limit:
+            self.reason = LENGTH
+            return False
+        self.count += 1
+        out, stopped = self.matcher.add(piece)
+        if out and self.emit:
+            self.emit(out, self.count)
+        if stopped:
+            self.reason = STOP
+        return not stopped
+
+    def result(self) -> tuple[str, int, str]:
+        """The text, the output token count and the reason, releasing any tail held back for a stop sequence."""
+        if self.reason != STOP and (tail := self.matcher.flush()) and self.emit:
+            self.emit(tail, self.count)
+        return self.matcher.text, self.count, self.reason
+
+
 def run_generation(
     pieces: Iterator[str], limit: int, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event
 ) -> tuple[str, int, str]:
-    """Drive a token stream to a Titan ending: FINISH when it ends, LENGTH when more came after `limit`
-    tokens, STOP_CRITERIA_MET on a stop sequence (the text ends before it)."""
-    matcher, count, reason = StopMatcher(request.stop_sequences), 0, FINISH
+    """Drive a whole token stream through a `TextStream`; raises `Cancelled` once `cancelled` is set."""
+    stream = TextStream(request, limit, emit)
     for piece in pieces:
         if cancelled.is_set():
             raise Cancelled
-        if count >= limit:
-            reason = LENGTH
+        if not stream.push(piece):
             break
-        count += 1
-        out, stopped = matcher.add(piece)
-        if out and emit:
-            emit(out, count)
-        if stopped:
-            return matcher.text, count, STOP
-    if (tail := matcher.flush()) and emit:
-        emit(tail, count)
-    return matcher.text, count, reason
+    return stream.result()
 
 
 class InstantEngine:
@@ -118,7 +156,7 @@ class InstantEngine:
     the last word, LENGTH at max tokens, or STOP_CRITERIA_MET when the text reaches a stop sequence.
     """
 
-    blocking = False
+    slots = 0  # answers inline: never queued, never refused
 
     def __init__(self) -> None:
         self.chat_template = ChatTemplate(ECHO_TEMPLATE)
@@ -130,55 +168,25 @@ class InstantEngine:
         text, count, reason = run_generation(pieces, request.max_tokens, request, emit, cancelled)
         return Completion(text, len(words), count, reason)
 
-
-class LlamaEngine:
-    """One GGUF model through llama-cpp-python, loaded once; its chat template comes from the file."""
-
-    blocking = True
-
-    def __init__(self, model_path: Path, settings: CloudSettings) -> None:
-        from llama_cpp import Llama
-
-        self.llm: Any = Llama(
-            model_path=str(model_path), n_ctx=settings.context_tokens, n_threads=settings.threads, verbose=False
-        )
-        self._is_eog = _eog_test(self.llm)
-        self.chat_template = ChatTemplate.of_model(self.llm)
-
-    def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
-        """Sample up to `max_tokens` tokens after the prompt; the caller serialises calls."""
-        encoded = request.prompt.encode("utf-8")
-        prompt = self.llm.tokenize(encoded, add_bos=not request.templated, special=request.templated)
-        room = self.llm.n_ctx() - len(prompt)
-        if room <= 0:
-            raise PromptTooLong(f"the prompt is {len(prompt)} tokens; the model's context is {self.llm.n_ctx()}")
-        tokens = self.llm.generate(prompt, temp=request.temperature, top_p=request.top_p, reset=True)
+    def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
+        """`generate`, already done."""
+        future: Future[Completion] = Future()
         try:
-            pieces = self._pieces(tokens)
-            text, count, reason = run_generation(pieces, min(request.max_tokens, room), request, emit, cancelled)
-        finally:
-            tokens.close()
-        return Completion(text, len(prompt), count, reason)
+            future.set_result(self.generate(request, emit, cancelled))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
-    def _pieces(self, tokens: Iterator[int]) -> Iterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        for token in tokens:
-            if self._is_eog(token):
-                return
-            # Multi-byte characters can span tokens: the decoder keeps partial bytes until they complete.
-            yield decoder.decode(self.llm.detokenize([token]))
-
-
-def _eog_test(llm: Any) -> Callable[[int], bool]:
-    import llama_cpp
-
-    if hasattr(llama_cpp, "llama_vocab_is_eog") and hasattr(llama_cpp, "llama_model_get_vocab"):
-        vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        return lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
-    eos = llm.token_eos()
-    return lambda token: token == eos
+    def close(self) -> None:
+        """Nothing to free."""
 
 
 def create_engine(settings: CloudSettings, model_file: Callable[[], Path]) -> Engine:
     """The engine `settings.engine` names: the model in `model_file()` loaded (about a second), or the echo."""
-    return LlamaEngine(model_file(), settings) if settings.engine == "llama" else InstantEngine()
+    if settings.engine == "instant":
+        return InstantEngine()
+    from lambdallm.local_cloud.llama_engine import LlamaEngine
+
+    return LlamaEngine(
+        model_file(), settings.threads, settings.context_tokens, settings.slots, settings.prompt_chunk_tokens
+    )

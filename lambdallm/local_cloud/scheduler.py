@@ -1,4 +1,4 @@
-"""One model thread, one generation at a time, behind a fair FIFO queue that refuses work when full."""
+"""Admission to the model: as many requests as it has slots generate together, a bounded FIFO queue waits."""
 
 from __future__ import annotations
 
@@ -6,71 +6,66 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from lambdallm.local_cloud.engines import Completion, Emit, Engine, GenerationRequest
 
 
 class Overloaded(Exception):
-    """More requests than the one generating plus `queue_size` waiting."""
+    """More requests than the model's slots plus `queue_size` waiting."""
 
 
 class Scheduler:
-    """Runs `engine` generations in arrival order on a single worker thread.
+    """Hands requests to `engine`, which generates up to `engine.slots` of them at once in arrival order.
 
-    A request beyond `queue_size` waiting is refused at once (`Overloaded`); a request whose caller is
-    cancelled while queued never reaches the model, and one cancelled mid-generation stops at its next token.
-    Non-blocking engines (the instant echo) run inline on the event loop and are never refused.
+    A request beyond the slots and `queue_size` waiting is refused at once (`Overloaded`); a request whose
+    caller is cancelled while queued never reaches the model, and one cancelled mid-generation stops at the
+    engine's next step, freeing its slot. Inline engines (`slots == 0`, the instant echo) are never refused.
     """
 
     def __init__(self, engine: Engine, queue_size: int) -> None:
         self.engine = engine
         self.queue_size = queue_size
         self._admitted = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._running: set[threading.Event] = set()
 
     @property
     def waiting(self) -> int:
-        """Requests admitted and not finished, minus the one generating."""
-        return max(0, self._admitted - 1)
+        """Requests admitted and not finished, beyond those in a slot."""
+        return max(0, self._admitted - self.engine.slots)
 
     def check_room(self) -> None:
-        """Raise `Overloaded` if a new blocking request would find the queue full."""
-        if self.engine.blocking and self._admitted > self.queue_size:
+        """Raise `Overloaded` if a new request would find every slot busy and the queue full."""
+        if self.engine.slots and self._admitted >= self.engine.slots + self.queue_size:
             raise Overloaded(f"{self.waiting} requests are waiting for the model")
 
     async def generate(self, request: GenerationRequest, emit: Emit | None = None) -> Completion:
         """Generate for `request`; raises `Overloaded` when the queue is full."""
-        cancelled = threading.Event()
-        if not self.engine.blocking:
-            return self.engine.generate(request, emit, cancelled)
         self.check_room()
+        cancelled = threading.Event()
+        future = self.engine.submit(request, emit, cancelled)
+        if not self.engine.slots:
+            return future.result()
         loop = asyncio.get_running_loop()
         self._admitted += 1
         self._running.add(cancelled)
-        future: Future[Completion] = self._executor.submit(self.engine.generate, request, emit, cancelled)
         future.add_done_callback(lambda _: _call_soon(loop, self._release, cancelled))
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            # Still queued: wrap_future cancelled it, the thread skips it and its place is free now.
-            # Generating: it stops at its next token and frees its place when it returns.
+            # Still queued: wrap_future cancelled the future, the engine skips it and its place is free now.
+            # Generating: the engine ends it at its next step and frees its slot.
             cancelled.set()
-            if future.cancelled():
-                self._release(cancelled)
             raise
 
     def _release(self, cancelled: threading.Event) -> None:
-        if cancelled in self._running:
-            self._running.discard(cancelled)
-            self._admitted -= 1
+        self._running.discard(cancelled)
+        self._admitted -= 1
 
     def close(self) -> None:
-        """Stop running generations, drop queued ones and let the thread end."""
+        """Stop running generations, drop queued ones and free the model."""
         for cancelled in self._running:
             cancelled.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
 
 
 def _call_soon(

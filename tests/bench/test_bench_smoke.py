@@ -21,6 +21,10 @@ KEYS = (
     "rest_errors_c64",
     "aggregate_vs_single_c8",
     "rss_mb",
+    "llama_server",
+    "e2e_vs_llama_server",
+    "aggregate_c8_vs_llama_server",
+    "ttft_ms_c8",
 )
 
 
@@ -29,9 +33,14 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
 
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(KEYS) <= set(results)
-    for key in ("direct_tokens_per_s", "e2e_tokens_per_s", "e2e_vs_direct", "rest_rps_c64", "aggregate_vs_single_c8"):
-        assert set(results[key]) >= {"median", "min", "max"}
-        assert results[key]["n"] == QUICK.repetitions
+    flat = ("direct_tokens_per_s", "e2e_tokens_per_s", "e2e_vs_direct", "rest_rps_c64", "aggregate_vs_single_c8")
+    spreads = [results[key] for key in (*flat, "e2e_vs_llama_server", "aggregate_c8_vs_llama_server")]
+    spreads += [*results["llama_server"].values(), *results["ttft_ms_c8"].values()]
+    for spread in spreads:
+        assert set(spread) >= {"median", "min", "max"}
+        assert spread["n"] == QUICK.repetitions
+    assert set(results["llama_server"]) == {"tokens_per_s", "aggregate_c8"}
+    assert results["llama_server"]["aggregate_c8"]["median"] > 0  # the reference really generated
     assert set(results["overhead_ms"]) == {"bedrock", "apigw", "grpc", "rest"}
     assert all(set(spreads) == {"p50", "p99"} for spreads in results["overhead_ms"].values())
     assert set(results["rss_mb"]) == {"rest", "proxy", "cloud"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -19,21 +20,29 @@ GEMMA_ID = "google.gemma-3-270m"
 
 
 class GatedEngine(InstantEngine):
-    """The instant echo, but blocking (queued like a real model) and held until `gate` opens; records what ran."""
+    """The instant echo, but queued like the real model (`slots` at a time, on worker threads) and held until
+    `gate` opens; records what ran."""
 
-    blocking = True
-
-    def __init__(self) -> None:
+    def __init__(self, slots: int = 1) -> None:
         super().__init__()
+        self.slots = slots
         self.gate = threading.Event()
         self.started = threading.Event()
         self.prompts: list[str] = []
+        self._workers = ThreadPoolExecutor(max_workers=slots)
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         self.prompts.append(request.prompt)
         self.started.set()
         self.gate.wait(timeout=30)
         return super().generate(request, emit, cancelled)
+
+    def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
+        return self._workers.submit(self.generate, request, emit, cancelled)
+
+    def close(self) -> None:
+        self.gate.set()
+        self._workers.shutdown(wait=False, cancel_futures=True)
 
 
 def settings(**overrides: Any) -> CloudSettings:

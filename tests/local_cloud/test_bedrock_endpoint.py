@@ -201,8 +201,11 @@ def test_the_stream_carries_the_same_text_the_answer_would(model_cloud: LocalClo
 
 
 @pytest.mark.model
-def test_a_prompt_longer_than_the_context_is_a_validation_error(model_cloud: LocalCloud) -> None:
+def test_a_prompt_longer_than_the_context_is_a_validation_error_and_the_model_serves_on(
+    model_cloud: LocalCloud,
+) -> None:
     client = bedrock_client(model_cloud)
     status, code, message = error_of(lambda: invoke(client, "word " * 600, maxTokenCount=1))
     assert (status, code) == (400, "ValidationException")
     assert "context" in message
+    assert invoke(client, "The sky is", maxTokenCount=2)["results"][0]["tokenCount"] == 2

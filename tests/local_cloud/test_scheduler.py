@@ -1,4 +1,5 @@
-"""The model queue: one at a time in arrival order, refused when full, dropped when the caller leaves."""
+"""The model queue: as many at once as the model has slots, then arrival order; refused when full, dropped when the
+caller leaves."""
 
 from __future__ import annotations
 
@@ -54,4 +55,21 @@ async def test_a_request_cancelled_while_queued_never_reaches_the_model() -> Non
         assert engine.prompts == ["first", "third"]
     finally:
         engine.gate.set()
+        scheduler.close()
+
+
+async def test_beyond_the_slots_and_the_queue_requests_are_refused() -> None:
+    engine = GatedEngine(slots=2)
+    scheduler = Scheduler(engine, queue_size=1)
+    try:
+        admitted = [asyncio.create_task(scheduler.generate(GenerationRequest(p))) for p in ("a", "b", "c")]
+        await asyncio.wait_for(until(lambda: len(engine.prompts) == 2), 10)
+        assert scheduler.waiting == 1
+        with pytest.raises(Overloaded):
+            await scheduler.generate(GenerationRequest("d"))
+        engine.gate.set()
+        assert [r.text for r in await asyncio.gather(*admitted)] == ["a", "b", "c"]
+        # Every place is free again.
+        assert (await scheduler.generate(GenerationRequest("e"))).text == "e"
+    finally:
         scheduler.close()

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest, InstantEngine
+from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest
 from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
-from tests.local_cloud.conftest import settings
+from tests.local_cloud.conftest import GatedEngine, settings
 
 
 def stream_lines(cloud: LocalCloud, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[Any]]:
@@ -53,15 +53,12 @@ def test_bad_input_is_a_problem_before_any_stream(instant_cloud: LocalCloud) -> 
     assert "max_tokens" in response.json()["detail"]
 
 
-class TrickleEngine(InstantEngine):
-    """A blocking model that emits one word, then more every few milliseconds until `gate` opens or its caller
+class TrickleEngine(GatedEngine):
+    """A queued model that emits one word, then more every few milliseconds until `gate` opens or its caller
     goes; it records whether it was cancelled, and can fail after the first word."""
 
-    blocking = True
-
     def __init__(self, fail: bool = False) -> None:
-        super().__init__()
-        self.gate = threading.Event()
+        super().__init__(slots=1)
         self.cancelled_seen = threading.Event()
         self.fail = fail
 
