@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_const", const=False, dest="chat", help="send prompts as text to continue, not as chat"
     )
     parser.add_argument(
+        "--no-stream",
+        action="store_const",
+        const=False,
+        dest="stream",
+        help="wait for each whole answer instead of printing it as it is made",
+    )
+    parser.add_argument(
         "--config", type=Path, help="TOML file (default $BEDREST_CONFIG, ~/.config/bedrest.toml or config/bedrest.toml)"
     )
     return parser
@@ -41,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_tokens=args.max_tokens,
             timeout_s=args.timeout_s,
             chat=args.chat,
+            stream=args.stream,
         )
     except SettingsError as exc:
         print(f"bedrest: bad configuration: {exc}", file=sys.stderr)
@@ -48,8 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with make_client(settings.base_url, settings.timeout_s) as client:
             if args.mode == "passive":
-                return run_passive(client, settings.max_tokens, chat=settings.chat)
-            return run_active(client, settings.max_tokens, chat=settings.chat, history_chars=settings.history_chars)
+                return run_passive(client, settings.max_tokens, chat=settings.chat, stream=settings.stream)
+            return run_active(
+                client,
+                settings.max_tokens,
+                chat=settings.chat,
+                history_chars=settings.history_chars,
+                stream=settings.stream,
+            )
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

@@ -24,6 +24,8 @@ class ClientSettings:
     # Send each line as a conversation turn (the model answers through its chat template); false sends it raw,
     # as text for the model to continue.
     chat: bool = True
+    # Print each answer as the model makes it (server-sent events); false waits for the whole answer.
+    stream: bool = True
     # How much of the conversation `bedrest active` keeps, in characters; the oldest exchanges go first.
     history_chars: int = field(default=12000, metadata={"low": 0, "high": 30000})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from client_app.llm import ContextFull, conversation_request, generate
@@ -39,11 +40,18 @@ class Conversation:
         self.turns.clear()
 
 
-def ask(client: Client, conversation: Conversation, line: str, max_tokens: int) -> GenerateResponse:
-    """Send `line` with the turns before it; when the model's context is full, drop the oldest and try again."""
+def ask(
+    client: Client,
+    conversation: Conversation,
+    line: str,
+    max_tokens: int,
+    on_text: Callable[[str], None] | None = None,
+) -> GenerateResponse:
+    """Send `line` with the turns before it (streamed to `on_text` if given); when the model's context is full,
+    drop the oldest and try again."""
     while True:
         try:
-            answer = generate(client, conversation_request(conversation.with_line(line), max_tokens))
+            answer = generate(client, conversation_request(conversation.with_line(line), max_tokens), on_text)
         except ContextFull:
             if not conversation.drop_oldest():
                 raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -66,9 +68,15 @@ def prompt_request(prompt: str, max_tokens: int) -> GenerateRequest:
     return GenerateRequest(prompt=prompt, max_tokens=max_tokens)
 
 
-def generate(client: Client, body: GenerateRequest) -> GenerateResponse:
-    """One generation; raise ClientError (ContextFull when the model's context is too small) on any failure."""
+def generate(client: Client, body: GenerateRequest, on_text: Callable[[str], None] | None = None) -> GenerateResponse:
+    """One generation; raise ClientError (ContextFull when the model's context is too small) on any failure.
+
+    With `on_text`, the answer is streamed (server-sent events) and `on_text` gets each piece as it arrives.
+    """
     url = str(client.get_httpx_client().base_url).rstrip("/")
+    if on_text is not None:
+        with map_client_errors(url):
+            return _stream(client, body, on_text, url)
     with map_client_errors(url):
         response = generate_text.sync_detailed(client=client, body=body)
     if isinstance(response.parsed, GenerateResponse):
@@ -76,3 +84,34 @@ def generate(client: Client, body: GenerateRequest) -> GenerateResponse:
     if isinstance(response.parsed, Problem):
         raise problem_error(response.status_code, response.parsed)
     raise ClientError(f"{url} answered HTTP {response.status_code}")
+
+
+def _stream(client: Client, body: GenerateRequest, on_text: Callable[[str], None], url: str) -> GenerateResponse:
+    """POST /query asking for text/event-stream, through the generated client's own httpx client."""
+    headers = {"Accept": "text/event-stream"}
+    with client.get_httpx_client().stream("POST", "/query", json=body.to_dict(), headers=headers) as response:
+        if response.status_code != 200:
+            response.read()
+            raise problem_error(response.status_code, Problem.from_dict(response.json()))
+        for event, data in server_sent_events(response.iter_lines()):
+            if event == "text":
+                on_text(data["text"])
+            elif event == "done":
+                return GenerateResponse.from_dict(data)
+            elif event == "error":
+                raise problem_error(int(data["status"]), Problem.from_dict(data))
+    raise ClientError(f"{url} ended the stream without its final event")
+
+
+def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, JSON data) for each event of a text/event-stream (events are separated by blank lines)."""
+    event, data = "message", ""
+    for line in lines:
+        if not line:
+            if data:
+                yield event, json.loads(data)
+            event, data = "message", ""
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()

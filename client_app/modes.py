@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 import threading
@@ -25,8 +26,11 @@ CLEAR = "clear"
 
 def format_answer(answer: GenerateResponse) -> str:
     """The generated text, then its token counts and why it ended."""
-    counts = f"[{answer.input_tokens} input tokens, {answer.output_tokens} output tokens, {answer.finish_reason}]"
-    return f"{answer.text.strip() or '(no text)'}\n{counts}\n"
+    return f"{answer.text.strip() or '(no text)'}\n{_counts(answer)}\n"
+
+
+def _counts(answer: GenerateResponse) -> str:
+    return f"[{answer.input_tokens} input tokens, {answer.output_tokens} output tokens, {answer.finish_reason}]"
 
 
 def report(error: ClientError, err: TextIO) -> int:
@@ -36,10 +40,10 @@ def report(error: ClientError, err: TextIO) -> int:
 
 
 @contextmanager
-def spinner(out: TextIO, text: str = "generating") -> Iterator[None]:
-    """A spinner on `out` while the block runs, only when `out` is a terminal."""
+def spinner(out: TextIO, text: str = "generating") -> Iterator[Callable[[], None]]:
+    """A spinner on `out` while the block runs, only when `out` is a terminal; the block may stop it early."""
     if not out.isatty():
-        yield
+        yield lambda: None
         return
     done = threading.Event()
 
@@ -52,29 +56,70 @@ def spinner(out: TextIO, text: str = "generating") -> Iterator[None]:
 
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
+
+    def stop() -> None:
+        if not done.is_set():
+            done.set()
+            thread.join()
+            out.write("\r\033[K")
+            out.flush()
+
     try:
-        yield
+        yield stop
     finally:
-        done.set()
-        thread.join()
-        out.write("\r\033[K")
-        out.flush()
+        stop()
+
+
+Send = Callable[[Callable[[str], None] | None], GenerateResponse]
+
+
+def answer(out: TextIO, send: Send, stream: bool) -> None:
+    """Run `send` under a spinner and print its answer: streamed, the text as it arrives (the spinner only until
+    the first piece) and then the counts; else all at once."""
+    with spinner(out) as stop:
+        if not stream:
+            reply = send(None)
+            stop()
+            print(format_answer(reply), file=out, flush=True)
+            return
+        shown = False
+
+        def show(piece: str) -> None:
+            nonlocal shown
+            piece = piece if shown else piece.lstrip()
+            if piece:
+                stop()
+                out.write(piece)
+                out.flush()
+                shown = True
+
+        try:
+            reply = send(show)
+        except ClientError:
+            if shown:  # the error line goes below the text that came before it
+                print(file=out, flush=True)
+            raise
+    print("" if shown else "(no text)", file=out)
+    print(_counts(reply) + "\n", file=out, flush=True)
 
 
 def run_passive(
-    client: Client, max_tokens: int, out: TextIO = sys.stdout, err: TextIO = sys.stderr, chat: bool = True
+    client: Client,
+    max_tokens: int,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    chat: bool = True,
+    stream: bool = True,
 ) -> int:
     """Send the five fixed prompts in order, each a one-turn conversation (plain text without `chat`), printing
-    each answer under its prompt; stop at the first error."""
+    each answer under its prompt (as it is made, with `stream`); stop at the first error."""
     for prompt in PASSIVE_PROMPTS:
         print(f">>> {prompt}", file=out, flush=True)
         body = conversation_request([("user", prompt)], max_tokens) if chat else prompt_request(prompt, max_tokens)
         try:
-            with spinner(out):
-                answer = generate(client, body)
+            answer(out, functools.partial(generate, client, body), stream)
         except ClientError as exc:
             return report(exc, err)
-        print(format_answer(answer), file=out, flush=True)
     return 0
 
 
@@ -86,6 +131,7 @@ def run_active(
     err: TextIO = sys.stderr,
     chat: bool = True,
     history_chars: int = 12000,
+    stream: bool = True,
 ) -> int:
     """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0.
 
@@ -113,17 +159,16 @@ def run_active(
             conversation.clear()
             print("(conversation cleared)", file=out, flush=True)
             continue
+
+        def send(on_text: Callable[[str], None] | None, line: str = line) -> GenerateResponse:
+            if chat:
+                return ask(client, conversation, line, max_tokens, on_text)
+            return generate(client, prompt_request(line, max_tokens), on_text)
+
         try:
-            with spinner(out):
-                answer = (
-                    ask(client, conversation, line, max_tokens)
-                    if chat
-                    else generate(client, prompt_request(line, max_tokens))
-                )
+            answer(out, send, stream)
         except ClientError as exc:
             status = report(exc, err)
-            continue
-        print(format_answer(answer), file=out, flush=True)
     print("Bye.", file=out, flush=True)
     return status
 

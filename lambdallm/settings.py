@@ -48,6 +48,8 @@ class CloudSettings:
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
     # The function's timeout, as in deploy/template.yaml; below API Gateway's 29 s (README, "Time budget").
     lambda_timeout_s: float = field(default=28.0, metadata=_bounded(5, 900))
+    # The streaming function's timeout, as in deploy/template.yaml: a stream may outlast the 29 s budget.
+    stream_lambda_timeout_s: float = field(default=300.0, metadata=_bounded(5, 900))
     log_prompts: bool = False
 
 
@@ -60,6 +62,8 @@ class ProxySettings:
     backend_url: str = "http://127.0.0.1:3000"
     # Above API Gateway's integration timeout (29 s), so that the backend's own 504 arrives first.
     backend_timeout_s: float = field(default=30.0, metadata=_bounded(0.1, 3600))
+    # A whole stream from the backend: above the streaming function's timeout (300 s).
+    stream_timeout_s: float = field(default=305.0, metadata=_bounded(0.1, 3600))
     connect_timeout_s: float = field(default=2.0, metadata=_bounded(0.01, 60))
     max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
     probe_timeout_s: float = field(default=2.0, metadata=_bounded(0.1, 60))
@@ -75,6 +79,8 @@ class RestSettings:
     grpc_target: str = "127.0.0.1:50051"
     # Above the proxy's backend_timeout_s, so that the proxy's answer arrives first.
     deadline_s: float = field(default=32.0, metadata=_bounded(0.1, 3600))
+    # Deadline of a whole streamed answer (GenerateTextStream); above the proxy's stream_timeout_s.
+    stream_deadline_s: float = field(default=310.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
 

@@ -92,7 +92,8 @@ class Route:
 
 class ApiGateway:
     """A REST API with Lambda proxy integrations: routes, body schemas and integrations (function, transfer mode,
-    timeout) from the OpenAPI document; `timeout_s` is the functions' own timeout.
+    timeout) from the OpenAPI document; `timeout_s` is the functions' own timeout, `timeouts` overrides it for
+    the functions it names (the streaming function may run longer, as in deploy/template.yaml).
 
     `functions` maps each function name an integration URI names (`${QueryFunction.Arn}`) to its handler.
     """
@@ -104,8 +105,10 @@ class ApiGateway:
         spec: Path = SPEC,
         stage: str = "local",
         max_body_bytes: int = 0,
+        timeouts: dict[str, float] | None = None,
     ) -> None:
         self.functions, self.timeout_s, self.stage = functions, timeout_s, stage
+        self.timeouts = timeouts or {}
         self.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
         document = yaml.safe_load(spec.read_text())
         self.routes: dict[str, dict[str, Route]] = {}
@@ -152,13 +155,13 @@ class ApiGateway:
         event = _proxy_event(request, body, path, request_id, self.stage)
         context = LambdaContext(
             aws_request_id=str(uuid.uuid4()),
-            deadline=time.monotonic() + self.timeout_s,
+            deadline=time.monotonic() + self.timeouts.get(route.function, self.timeout_s),
             function_name=route.function,
             invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
         )
         token = logs.request_id.set(request.headers.get("x-request-id") or request_id)
         # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
-        timeout_s = min(self.timeout_s, route.timeout_s)
+        timeout_s = min(self.timeouts.get(route.function, self.timeout_s), route.timeout_s)
         try:
             if route.streaming:
                 stream = self._invoke_streaming(self.functions[route.function], event, context, request_id)

@@ -111,7 +111,11 @@ async def start_local_cloud(
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
     host = ModelHost(settings.model_id, settings.gemma_model_id)
     saved = dict(os.environ)
-    gateway = ApiGateway(load_functions(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
+    gateway = ApiGateway(
+        load_functions(lambda_environment(settings, cloud.bedrock_url)),
+        settings.lambda_timeout_s,
+        timeouts={"QueryStreamFunction": settings.stream_lambda_timeout_s},
+    )
     servers = [_server(create_bedrock_app(host)), _server(gateway)]
     tasks: list[asyncio.Task[None]] = []
     try:

@@ -119,10 +119,10 @@ class Backend:
             raise RuntimeError("Backend is not open")
         return self._session
 
-    def _timeout(self, budget_s: float | None) -> aiohttp.ClientTimeout:
-        total = (
-            self._settings.backend_timeout_s if budget_s is None else min(budget_s, self._settings.backend_timeout_s)
-        )
+    def _timeout(self, budget_s: float | None, limit_s: float | None = None) -> aiohttp.ClientTimeout:
+        """The caller's budget, within `limit_s` (the backend's whole-answer timeout by default)."""
+        limit_s = self._settings.backend_timeout_s if limit_s is None else limit_s
+        total = limit_s if budget_s is None else min(budget_s, limit_s)
         return aiohttp.ClientTimeout(total=max(total, 0.001), connect=self._settings.connect_timeout_s)
 
     async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
@@ -145,7 +145,10 @@ class Backend:
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
         with map_backend_errors():
             async with self.session.post(
-                self._stream_url, json=payload, headers=headers, timeout=self._timeout(budget_s)
+                self._stream_url,
+                json=payload,
+                headers=headers,
+                timeout=self._timeout(budget_s, self._settings.stream_timeout_s),
             ) as response:
                 if response.status != 200:
                     body = await response.read()

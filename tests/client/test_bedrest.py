@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import threading
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,7 +12,7 @@ from client_app.conversation import Conversation
 from client_app.llm import make_client
 from client_app.modes import PASSIVE_PROMPTS, run_active
 from lambdallm.settings import SettingsError
-from tests.fakes.backend import problem
+from tests.fakes.backend import Reply, problem
 
 
 def user(text):
@@ -158,3 +159,52 @@ async def test_a_full_context_drops_the_oldest_exchange_and_retries(rest_url, fa
         [user("new")],
     ]
     assert conversation.turns == [("user", "new"), ("assistant", "echo: new")]
+
+
+class Watched(io.StringIO):
+    """A terminal stand-in that tells when `text` has been written."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text, self.seen = text, threading.Event()
+
+    def write(self, s):
+        written = super().write(s)
+        if self.text in self.getvalue():
+            self.seen.set()
+        return written
+
+
+async def test_an_answer_is_printed_as_it_is_made(rest_url, fake):
+    gate = asyncio.Event()
+    fake.replies.append(Reply(gates={2: gate}))  # everything after "echo: Hi" waits until the test opens the gate
+    out = Watched("echo: Hi")
+    lines = iter(["Hi", "quit"])
+
+    def run():
+        with make_client(rest_url, 30) as client:
+            return run_active(client, 10, read_line=lambda _: next(lines), out=out, err=io.StringIO())
+
+    running = asyncio.create_task(asyncio.to_thread(run))
+    assert await asyncio.to_thread(out.seen.wait, 10), out.getvalue()
+    gate.set()
+
+    assert await running == 0
+    assert "echo: Hi\n[1 input tokens, 2 output tokens, stop]" in out.getvalue()
+    assert fake.requests[-1][0]["Accept"] == "application/x-ndjson"  # the proxy asked the backend for its stream
+
+
+async def test_no_stream_waits_for_the_whole_answer(bedrest, rest_url, fake):
+    done = await bedrest("passive", "--port", str(urlsplit(rest_url).port), "--no-stream")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("output tokens") == 5
+    assert all(headers.get("Accept") != "application/x-ndjson" for headers, _ in fake.requests)
+
+
+async def test_an_error_after_the_first_text_keeps_the_text_and_is_one_line(bedrest, rest_url, fake):
+    events = [{"type": "text", "text": "Once upon"}, {"type": "error", "status": 504, "detail": "too slow"}]
+    fake.replies.append(Reply(events=events))
+    done = await bedrest("passive", "--port", str(urlsplit(rest_url).port))
+    assert done.returncode == 1
+    assert done.stdout.endswith(">>> Hi\nOnce upon\n")
+    assert done.stderr == "bedrest: HTTP 504 Gateway Timeout: too slow\n"

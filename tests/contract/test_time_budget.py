@@ -47,3 +47,13 @@ def test_the_local_cloud_splits_the_budget_like_the_template() -> None:
     assert float(local["BEDROCK_CONNECT_TIMEOUT_S"]) == float(variables["BEDROCK_CONNECT_TIMEOUT_S"])
     assert float(local["BEDROCK_READ_TIMEOUT_S"]) == float(variables["BEDROCK_READ_TIMEOUT_S"])
     assert BEDROCK_CONNECT_TIMEOUT_S + float(local["BEDROCK_READ_TIMEOUT_S"]) < cloud.lambda_timeout_s
+
+
+def test_a_stream_has_its_own_longer_budget_in_the_same_order() -> None:
+    spec = yaml.safe_load((ROOT / "specs" / "backend.yaml").read_text())
+    integration = spec["paths"]["/query/stream"]["post"]["x-amazon-apigateway-integration"]
+    function = _template()["Resources"]["QueryStreamFunction"]["Properties"]
+
+    assert integration["responseTransferMode"] == "STREAM"
+    assert CloudSettings().stream_lambda_timeout_s == function["Timeout"] < integration["timeoutInMillis"] / 1000
+    assert function["Timeout"] < ProxySettings().stream_timeout_s < RestSettings().stream_deadline_s

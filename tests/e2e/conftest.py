@@ -36,4 +36,4 @@ def instant_chain() -> Iterator[Stack]:
 @pytest.fixture
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline (5 s) far shorter than a long generation, and longer than a token."""
-    yield from _stack("llama", LAMBDALLM_REST_DEADLINE_S="5.0")
+    yield from _stack("llama", LAMBDALLM_REST_DEADLINE_S="5.0", LAMBDALLM_REST_STREAM_DEADLINE_S="5.0")

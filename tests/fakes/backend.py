@@ -32,8 +32,8 @@ class Reply:
 
 
 def stream_events(prompt: str, request_id: str = "fake") -> list[dict[str, Any]]:
-    """A contract-valid stream echoing the prompt word by word."""
-    words = prompt.split()
+    """A contract-valid stream of `completion`'s text, word by word."""
+    words = f"echo: {prompt}".split()
     texts = [{"type": "text", "text": w if i == 0 else " " + w} for i, w in enumerate(words)]
     done = completion(prompt, request_id, output_tokens=len(words)) | {"type": "done"}
     del done["text"]

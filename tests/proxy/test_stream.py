@@ -25,10 +25,10 @@ async def collect(call):
 async def test_pieces_then_a_summary(stub, proxy):
     messages = await collect(stub.GenerateTextStream(stream_request(), metadata=(("x-request-id", "rid-s"),)))
 
-    assert [m.text for m in messages] == ["Hi", " there", " you", ""]
-    assert [m.HasField("summary") for m in messages] == [False, False, False, True]
+    assert [m.text for m in messages] == ["echo:", " Hi", " there", " you", ""]
+    assert [m.HasField("summary") for m in messages] == [False, False, False, False, True]
     summary = messages[-1].summary
-    assert (summary.model, summary.input_tokens, summary.output_tokens) == ("fake-model", 3, 3)
+    assert (summary.model, summary.input_tokens, summary.output_tokens) == ("fake-model", 3, 4)
     assert (summary.finish_reason, summary.request_id) == ("stop", "rid-s")
     headers, body = proxy.fake.requests[-1]
     assert headers["X-Request-ID"] == "rid-s"
@@ -44,8 +44,8 @@ async def test_each_piece_is_forwarded_before_the_backend_sends_the_next(stub, p
     gate.set()
     rest = await collect(call)
 
-    assert first.text == "Hi"
-    assert [m.text for m in rest] == [" there", " you", ""]
+    assert first.text == "echo:"
+    assert [m.text for m in rest] == [" Hi", " there", " you", ""]
 
 
 @pytest.mark.parametrize(

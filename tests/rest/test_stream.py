@@ -25,14 +25,15 @@ async def test_text_events_then_one_done_event_with_the_whole_answer(http):
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["x-request-id"] == "sse-1"
     events = parse_events(response.text)
-    assert events[:-1] == [("text", {"text": "Hi"}), ("text", {"text": " there"}), ("text", {"text": " you"})]
+    assert [data["text"] for _, data in events[:-1]] == ["echo:", " Hi", " there", " you"]
+    assert {kind for kind, _ in events[:-1]} == {"text"}
     assert events[-1] == (
         "done",
         {
-            "text": "Hi there you",
+            "text": "echo: Hi there you",
             "model": "fake-model",
             "input_tokens": 3,
-            "output_tokens": 3,
+            "output_tokens": 4,
             "finish_reason": "stop",
             "request_id": "sse-1",
         },
