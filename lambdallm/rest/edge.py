@@ -48,9 +48,8 @@ class RestMetrics:
         )
         limit = Gauge("lambdallm_rest_max_in_flight", "The max_in_flight setting", registry=self.registry)
         limit.set(max_in_flight)
-        self.refused = Counter(
-            "lambdallm_rest_refused", "Requests refused with 429 because max_in_flight were in flight", registry=self.registry
-        )
+        why = "Requests refused with 429 because max_in_flight were in flight"
+        self.refused = Counter("lambdallm_rest_refused", why, registry=self.registry)
         self.tokens = TokenCounter("lambdallm_rest", self.registry)
 
 
