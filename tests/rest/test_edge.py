@@ -4,10 +4,10 @@ import asyncio
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.backend import Reply
 from tests.fakes.stack import running_rest
+from tests.scrape import moved, scrape_async, value
 
 VALID = {"prompt": "Hi there you", "max_tokens": 10}
 LIMIT = 3
@@ -19,20 +19,8 @@ async def limited(proxy):
         yield c
 
 
-def samples(text):
-    """{(name, sorted labels): value} of a Prometheus text exposition."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 async def scrape(http):
-    response = await http.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return samples(response.text)
+    return await scrape_async(http, "/metrics")
 
 
 async def hold(http, fake, count):
@@ -100,7 +88,7 @@ async def test_health_readiness_and_metrics_are_never_refused(limited, fake):
 
 async def test_metrics_count_requests_by_route_template_latency_in_flight_and_tokens(limited, fake):
     before = await scrape(limited)
-    assert before[("lambdallm_rest_max_in_flight", ())] == LIMIT
+    assert value(before, "lambdallm_rest_max_in_flight") == LIMIT
     gate, calls = await hold(limited, fake, LIMIT)
 
     during = await scrape(limited)
@@ -111,21 +99,20 @@ async def test_metrics_count_requests_by_route_template_latency_in_flight_and_to
     await limited.get("/no/such/path/42")
     after = await scrape(limited)
 
-    def moved(name, **labels):
-        key = (name, tuple(sorted(labels.items())))
-        return after.get(key, 0) - before.get(key, 0)
+    def grew(name, **labels):
+        return moved(before, after, name, **labels)
 
-    assert during[("lambdallm_rest_requests_in_flight", ())] == LIMIT
-    assert after[("lambdallm_rest_requests_in_flight", ())] == 0
-    assert moved("lambdallm_rest_requests_total", route="/query", method="POST", status="200") == LIMIT
-    assert moved("lambdallm_rest_requests_total", route="/query", method="POST", status="429") == 1
-    assert moved("lambdallm_rest_requests_total", route="/query", method="POST", status="400") == 1
-    assert moved("lambdallm_rest_requests_total", route="unmatched", method="GET", status="404") == 1
-    assert moved("lambdallm_rest_refused_total") == 1
-    assert moved("lambdallm_rest_request_duration_seconds_count", route="/query", method="POST") == LIMIT + 2
-    # The fake echoes three words in, and answers two tokens.
-    assert moved("lambdallm_rest_tokens_total", type="input") == 3 * LIMIT
-    assert moved("lambdallm_rest_tokens_total", type="output") == 2 * LIMIT
+    assert value(during, "lambdallm_rest_requests_in_flight") == LIMIT
+    assert value(after, "lambdallm_rest_requests_in_flight") == 0
+    assert grew("lambdallm_rest_requests_total", route="/query", method="POST", status="200") == LIMIT
+    assert grew("lambdallm_rest_requests_total", route="/query", method="POST", status="429") == 1
+    assert grew("lambdallm_rest_requests_total", route="/query", method="POST", status="400") == 1
+    assert grew("lambdallm_rest_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert grew("lambdallm_rest_refused_total") == 1
+    assert grew("lambdallm_rest_request_duration_seconds_count", route="/query", method="POST") == LIMIT + 2
+    # The fake counts the prompt's three words in, and answers two tokens.
+    assert grew("lambdallm_rest_tokens_total", type="input") == 3 * LIMIT
+    assert grew("lambdallm_rest_tokens_total", type="output") == 2 * LIMIT
     assert not any("/no/such" in str(key) for key in after)
 
 
@@ -135,8 +122,7 @@ async def test_a_streamed_answer_counts_its_tokens_from_the_summary(limited):
     after = await scrape(limited)
 
     assert response.status_code == 200
-    key = ("lambdallm_rest_tokens_total", (("type", "output"),))
-    assert after[key] - before.get(key, 0) == 3
+    assert moved(before, after, "lambdallm_rest_tokens_total", type="output") == 3
 
 
 async def test_metrics_answers_only_get(limited):
