@@ -29,6 +29,16 @@ class Scheduler:
         self._running: set[threading.Event] = set()
 
     @property
+    def slots(self) -> int:
+        """Requests the engine generates at once (0 for an inline engine, which needs no slot)."""
+        return 1 if self.engine.blocking else 0
+
+    @property
+    def busy(self) -> int:
+        """Slots generating now."""
+        return min(self._admitted, self.slots)
+
+    @property
     def waiting(self) -> int:
         """Requests admitted and not finished, beyond those in a slot."""
         return max(0, self._admitted - self.engine.slots)

@@ -20,8 +20,9 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
+from lambdallm.metrics import Measured
 from lambdallm.rest import problems
-from lambdallm.rest.edge import Edge, RestMetrics, route_templates
+from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings
@@ -69,14 +70,10 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     app.add_middleware(
         RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes
     )
-    # Added after RequestContext, so inside it: a refusal carries the request id and is in the access log.
-    app.add_middleware(
-        Edge,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        metrics=metrics,
-        max_in_flight=settings.max_in_flight,
-        routes=route_templates(SPEC),
-    )
+    # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
+    before_exception = MiddlewarePosition.BEFORE_EXCEPTION
+    app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
+    app.add_middleware(Edge, position=before_exception, metrics=metrics, max_in_flight=settings.max_in_flight)
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
     app.add_error_handler(UnicodeDecodeError, problems.on_undecodable_body)
