@@ -8,9 +8,9 @@ import time
 
 import httpx
 
-from lambdallm.local_cloud.server import LocalCloud
-from tests.local_cloud.conftest import MODEL_ID, GatedEngine, bedrock_client
-from tests.scrape import moved, scrape, value
+from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from tests.local_cloud.conftest import MODEL_ID, GatedEngine, bedrock_client, settings
+from tests.scrape import Samples, moved, scrape, value
 
 MODEL = {"model": MODEL_ID}
 
@@ -46,30 +46,34 @@ def test_both_servers_count_requests_by_route_template_and_the_tokens_generated(
     assert not any("no/such" in str(key) for key in after)
 
 
-def test_the_model_queue_and_busy_slots_are_read_from_the_scheduler(gated: tuple[LocalCloud, GatedEngine]) -> None:
-    cloud, engine = gated
-    url = metrics_url(cloud)
-    idle = scrape(url)
-    client = bedrock_client(cloud)
-    body = json.dumps({"inputText": "hello there"})
-    calls = [threading.Thread(target=client.invoke_model, kwargs={"modelId": MODEL_ID, "body": body}) for _ in "ab"]
-    for call in calls:
-        call.start()
-    deadline = time.monotonic() + 10
-    while value(scrape(url), "lambdallm_bedrock_queue_depth", **MODEL) < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    busy = scrape(url)
-    engine.gate.set()
-    for call in calls:
-        call.join(30)
-    done = scrape(url)
+def test_the_model_queue_and_busy_slots_are_read_from_the_scheduler() -> None:
+    engine = GatedEngine(slots=2)
+    with running_local_cloud(settings(queue_size=2), engine=engine) as cloud:
+        try:
+            url = metrics_url(cloud)
+            idle = scrape(url)
+            client = bedrock_client(cloud)
+            body = json.dumps({"inputText": "hello there"})
+            calls = [
+                threading.Thread(target=client.invoke_model, kwargs={"modelId": MODEL_ID, "body": body}) for _ in "abc"
+            ]
+            for call in calls:
+                call.start()
+            deadline = time.monotonic() + 10
+            while value(scrape(url), "lambdallm_bedrock_queue_depth", **MODEL) < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            busy = scrape(url)
+        finally:
+            engine.gate.set()
+        for call in calls:
+            call.join(30)
+        done = scrape(url)
 
-    assert value(idle, "lambdallm_bedrock_slots", **MODEL) == 1
-    assert (
-        value(idle, "lambdallm_bedrock_busy_slots", **MODEL),
-        value(idle, "lambdallm_bedrock_queue_depth", **MODEL),
-    ) == (0, 0)
-    assert value(busy, "lambdallm_bedrock_busy_slots", **MODEL) == 1
-    assert value(busy, "lambdallm_bedrock_queue_depth", **MODEL) == 1
-    assert value(done, "lambdallm_bedrock_busy_slots", **MODEL) == 0
-    assert value(done, "lambdallm_bedrock_queue_depth", **MODEL) == 0
+    def gauges(scraped: Samples) -> tuple[float, float, float]:
+        return tuple(
+            value(scraped, f"lambdallm_bedrock_{name}", **MODEL) for name in ("slots", "busy_slots", "queue_depth")
+        )
+
+    assert gauges(idle) == (2, 0, 0)
+    assert gauges(busy) == (2, 2, 1)
+    assert gauges(done) == (2, 0, 0)
