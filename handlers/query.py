@@ -18,8 +18,11 @@ async def generate_text(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict
     """generateText: the spec has validated `body`; the proxy does the rest, streamed if the client asks."""
     state = request.state
     if EVENT_STREAM in request.headers.get("accept", ""):
-        deadline_s = state.settings.stream_deadline_s
-        events = await llm.generate_text_stream(state.llm, body, logs.request_id.get(), deadline_s)
+        events = await llm.generate_text_stream(
+            state.llm, body, logs.request_id.get(), state.settings.stream_deadline_s, state.metrics.tokens
+        )
         return StreamingResponse(events, media_type=EVENT_STREAM, headers={"Cache-Control": "no-cache"})
-    answer = await llm.generate_text(state.llm, body, logs.request_id.get(), state.settings.deadline_s)
+    answer = await llm.generate_text(
+        state.llm, body, logs.request_id.get(), state.settings.deadline_s, state.metrics.tokens
+    )
     return answer, 200, JSON

@@ -68,6 +68,10 @@ class ProxySettings:
     max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
     probe_timeout_s: float = field(default=2.0, metadata=_bounded(0.1, 60))
     grace_s: float = field(default=10.0, metadata=_bounded(0, 600))
+    # Generation calls at once; one more is refused at once with RESOURCE_EXHAUSTED (no queue grows here).
+    max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
+    # Prometheus /metrics over HTTP on host:metrics_port (0 picks a free port).
+    metrics_port: int = field(default=9464, metadata=_bounded(0, 65535))
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,9 @@ class RestSettings:
     stream_deadline_s: float = field(default=310.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
+    # Requests at once (streams count until they end); one more is a 429 at once. /health, /ready and
+    # /metrics are never refused.
+    max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
 
 
 def load(

@@ -36,22 +36,25 @@ class Ports:
     bedrock: int
     grpc: int
     rest: int
+    proxy_metrics: int = 0  # the proxy's Prometheus /metrics (the other tiers serve theirs on their own port)
 
     @classmethod
     def from_config(cls) -> Ports:
         """The ports of the tiers' own configuration (config/*.toml and the environment)."""
         cloud = settings.load(settings.CloudSettings, "local-cloud")
+        proxy = settings.load(settings.ProxySettings, "proxy")
         return cls(
             apigw=cloud.apigw_port,
             bedrock=cloud.bedrock_port,
-            grpc=settings.load(settings.ProxySettings, "proxy").port,
+            grpc=proxy.port,
             rest=settings.load(settings.RestSettings, "rest").port,
+            proxy_metrics=proxy.metrics_port,
         )
 
     @classmethod
     def any(cls) -> Ports:
         """Port 0 for every tier: each binds a free port and announces it (tests, demo, benchmarks)."""
-        return cls(0, 0, 0, 0)
+        return cls(0, 0, 0, 0, 0)
 
 
 @dataclass
@@ -73,6 +76,15 @@ class Stack:
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.rest}"
 
+    @property
+    def metrics_urls(self) -> dict[str, str]:
+        """Each tier's Prometheus endpoint: the REST tier's own port, the proxy's metrics port, the local Bedrock."""
+        return {
+            "rest": f"{self.rest_url}/metrics",
+            "proxy": f"http://127.0.0.1:{self.ports.proxy_metrics}/metrics",
+            "local-cloud": f"http://127.0.0.1:{self.ports.bedrock}/metrics",
+        }
+
     def environment(self) -> dict[str, str]:
         """The child environment: each tier's port, and the address of the tier behind it when it is ours."""
         env = {
@@ -80,6 +92,7 @@ class Stack:
             "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": str(self.ports.apigw),
             "LAMBDALLM_LOCAL_CLOUD_BEDROCK_PORT": str(self.ports.bedrock),
             "LAMBDALLM_PROXY_PORT": str(self.ports.grpc),
+            "LAMBDALLM_PROXY_METRICS_PORT": str(self.ports.proxy_metrics),
             "LAMBDALLM_REST_PORT": str(self.ports.rest),
             "PYTHONUNBUFFERED": "1",
             SUPERVISOR_PID: str(os.getpid()),
@@ -194,7 +207,7 @@ def tiers_to_run() -> tuple[str, ...]:
 def _banner(stack: Stack) -> str:
     where = {
         "rest": f"REST {stack.rest_url} (Swagger UI at {stack.rest_url}/ui/)",
-        "proxy": f"gRPC 127.0.0.1:{stack.ports.grpc}",
+        "proxy": f"gRPC 127.0.0.1:{stack.ports.grpc} (metrics at :{stack.ports.proxy_metrics}/metrics)",
         "local-cloud": f"API Gateway 127.0.0.1:{stack.ports.apigw}, Bedrock 127.0.0.1:{stack.ports.bedrock}",
     }
     behind = {

@@ -15,26 +15,33 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from lambdallm import logs
 from lambdallm.local_cloud import converse, titan
 from lambdallm.local_cloud.body import read_body
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
+from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
 from lambdallm.local_cloud.models import ModelHost
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.local_cloud.titan import BedrockError
+from lambdallm.metrics import Measured, TokenCounter, exposition
 
 T = TypeVar("T")
 logger = logging.getLogger("lambdallm.local_cloud.bedrock")
 
 
-def create_bedrock_app(host: ModelHost) -> Starlette:
-    """The ASGI app of the local Bedrock Runtime for `host`."""
+def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
+    """The ASGI app of the local Bedrock Runtime for `host`, measured in `metrics`, which GET /metrics serves."""
 
     async def ping(request: Request) -> Response:
         status = 200 if host.loaded.is_set() else 503
         return JSONResponse({"status": "ready" if status == 200 else "loading"}, status)
+
+    async def scrape(request: Request) -> Response:
+        body, content_type = exposition(metrics.registry, request.headers.get("accept"))
+        return Response(body, headers={"Content-Type": content_type})
 
     def unary(parse: Parser, answer: Answer) -> Callable[[Request], Awaitable[Response]]:
         async def call(request: Request) -> Response:
@@ -45,7 +52,7 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
                 completion = await _unless_disconnected(request, scheduler.generate(generation))
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
-            _log(completion, started)
+            _log(completion, started, metrics.tokens)
             body, headers = answer(completion, _ms_since(started))
             return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
 
@@ -61,7 +68,9 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
                 return bedrock_error(exc).to_response(request_id)
             headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
             return StreamingResponse(
-                _stream(scheduler, generation, frames), media_type="application/vnd.amazon.eventstream", headers=headers
+                _stream(scheduler, generation, frames, metrics.tokens),
+                media_type="application/vnd.amazon.eventstream",
+                headers=headers,
             )
 
         return stream
@@ -79,9 +88,10 @@ def create_bedrock_app(host: ModelHost) -> Starlette:
         "converse": unary(converse.parse_request, _converse_answer),
         "converse-stream": streaming(converse.parse_request, converse.FRAMES),
     }
-    routes = [Route("/ping", ping, methods=["GET"])]
+    routes = [Route("/ping", ping, methods=["GET"]), Route("/metrics", scrape, methods=["GET"])]
     routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    return Measured(app, metrics.bedrock, bedrock_route)
 
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
@@ -150,7 +160,9 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
-async def _stream(scheduler: Scheduler, request: GenerationRequest, frames: Frames) -> AsyncIterator[bytes]:
+async def _stream(
+    scheduler: Scheduler, request: GenerationRequest, frames: Frames, counter: TokenCounter
+) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
 
@@ -185,7 +197,7 @@ async def _stream(scheduler: Scheduler, request: GenerationRequest, frames: Fram
     finally:
         job.cancel()
     latency = _ms_since(started)
-    _log(completion, started)
+    _log(completion, started, counter)
     for event in frames.end(completion, latency, latency if first_byte is None else first_byte):
         yield event
 
@@ -194,7 +206,8 @@ def _ms_since(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
 
-def _log(completion: Completion, started: float) -> None:
+def _log(completion: Completion, started: float, tokens: TokenCounter) -> None:
+    tokens.count(completion.input_tokens, completion.output_tokens)
     extra: dict[str, Any] = {
         "input_tokens": completion.input_tokens,
         "output_tokens": completion.output_tokens,

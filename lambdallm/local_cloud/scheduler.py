@@ -29,9 +29,19 @@ class Scheduler:
         self._running: set[threading.Event] = set()
 
     @property
+    def slots(self) -> int:
+        """Requests the engine generates at once (0 for an inline engine, which needs no slot)."""
+        return self.engine.slots
+
+    @property
+    def busy(self) -> int:
+        """Slots generating now."""
+        return min(self._admitted, self.slots)
+
+    @property
     def waiting(self) -> int:
         """Requests admitted and not finished, beyond those in a slot."""
-        return max(0, self._admitted - self.engine.slots)
+        return max(0, self._admitted - self.slots)
 
     def check_room(self) -> None:
         """Raise `Overloaded` if a new request would find every slot busy and the queue full."""

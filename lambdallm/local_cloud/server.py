@@ -19,8 +19,10 @@ from lambdallm import logs, tier
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
+from lambdallm.local_cloud.metrics import CloudMetrics, apigateway_route
 from lambdallm.local_cloud.models import MODEL_FILES, MODEL_NAMES, ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Scheduler
+from lambdallm.metrics import Measured
 from lambdallm.settings import CloudSettings
 
 logger = logging.getLogger("lambdallm.local_cloud")
@@ -116,7 +118,9 @@ async def start_local_cloud(
         settings.lambda_timeout_s,
         timeouts={"QueryStreamFunction": settings.stream_lambda_timeout_s},
     )
-    servers = [_server(create_bedrock_app(host)), _server(gateway)]
+    metrics = CloudMetrics(host)
+    measured_gateway = Measured(gateway, metrics.apigateway, apigateway_route(gateway.routes))
+    servers = [_server(create_bedrock_app(host, metrics)), _server(measured_gateway)]
     tasks: list[asyncio.Task[None]] = []
     try:
         tier.listen(bedrock_sock)

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
 from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
 from lambdallm.settings import ProxySettings
@@ -20,13 +21,18 @@ log = logging.getLogger("lambdallm.proxy")
 
 
 def create_server(
-    settings: ProxySettings, backend: Backend, health: BackendHealth | None = None
+    settings: ProxySettings, backend: Backend, health: BackendHealth | None = None, metrics: ProxyMetrics | None = None
 ) -> tuple[grpc.aio.Server, int]:
-    """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection."""
+    """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection,
+    behind the edge that limits and measures the calls."""
+    metrics = metrics or ProxyMetrics(settings.max_in_flight)
     # grpc sets SO_REUSEPORT by default: a second proxy would share the port and the kernel would split
     # connections between them. Off, a taken port fails to bind like any other server's.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)  # type: ignore[no-untyped-call]
+    server = grpc.aio.server(
+        interceptors=[Edge(metrics, settings.max_in_flight, SERVICE_NAME)], options=[("grpc.so_reuseport", 0)]
+    )
+    service = LlmService(backend, metrics.tokens)
+    llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
@@ -42,14 +48,22 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
     """Serve until `stop` is set, then let in-flight calls finish for settings.grace_s seconds."""
     async with Backend(settings) as backend:
         health = BackendHealth(backend)
-        server, port = create_server(settings, backend, health)
-        await server.start()
-        log.info("proxy listening", extra={"port": port, "backend_url": settings.backend_url})
-        tier.announce({"grpc": port})
-        await stop.wait()
-        log.info("proxy stopping", extra={"grace_s": settings.grace_s})
-        await health.enter_graceful_shutdown()
-        await server.stop(settings.grace_s)
+        metrics = ProxyMetrics(settings.max_in_flight)
+        server, port = create_server(settings, backend, health, metrics)
+        scraper, metrics_port = await start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
+        try:
+            await server.start()
+            log.info(
+                "proxy listening",
+                extra={"port": port, "metrics_port": metrics_port, "backend_url": settings.backend_url},
+            )
+            tier.announce({"grpc": port, "proxy_metrics": metrics_port})
+            await stop.wait()
+            log.info("proxy stopping", extra={"grace_s": settings.grace_s})
+            await health.enter_graceful_shutdown()
+            await server.stop(settings.grace_s)
+        finally:
+            await scraper.cleanup()
     log.info("proxy stopped")
 
 

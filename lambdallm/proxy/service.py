@@ -14,6 +14,7 @@ from grpc_health.v1.health import aio as health_aio
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
+from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ProxyError, invalid_argument
 
@@ -87,8 +88,9 @@ def request_id_of(context: grpc.aio.ServicerContext) -> str:
 class LlmService(llm_pb2_grpc.LlmServiceServicer):
     """Forwards each GenerateText call to the backend within the caller's deadline."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, tokens: TokenCounter) -> None:
         self._backend = backend
+        self._tokens = tokens
 
     async def GenerateText(
         self, request: llm_pb2.LlmQueryRequest, context: grpc.aio.ServicerContext
@@ -101,7 +103,7 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             completion = await self._backend.generate(to_backend_payload(request), request_id, context.time_remaining())
         except ProxyError as exc:
             await _abort(context, exc, started)
-        _log_ok(started, completion)
+        self._done(started, completion)
         return llm_pb2.LlmQueryResponse(
             text=completion.text,
             model=completion.model,
@@ -123,12 +125,16 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             payload = to_backend_payload(request.query)
             async for piece in self._backend.generate_stream(payload, request_id, context.time_remaining()):
                 if isinstance(piece, Completion):
-                    _log_ok(started, piece)
+                    self._done(started, piece)
                     yield llm_pb2.GenerateTextStreamResponse(summary=_summary(piece, request_id))
                 else:
                     yield llm_pb2.GenerateTextStreamResponse(text=piece)
         except ProxyError as exc:
             await _abort(context, exc, started)
+
+    def _done(self, started: float, completion: Completion) -> None:
+        self._tokens.count(completion.input_tokens, completion.output_tokens)
+        log.info("generation ok", extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens})
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: ProxyError, started: float) -> NoReturn:
@@ -137,10 +143,6 @@ async def _abort(context: grpc.aio.ServicerContext, exc: ProxyError, started: fl
         context.set_trailing_metadata((("retry-after", exc.retry_after),))
     await context.abort(exc.code, exc.details)
     raise AssertionError("context.abort raises")
-
-
-def _log_ok(started: float, completion: Completion) -> None:
-    log.info("generation ok", extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens})
 
 
 def _summary(completion: Completion, request_id: str) -> llm_pb2.GenerationSummary:

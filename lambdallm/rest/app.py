@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
+from lambdallm.metrics import Measured
 from lambdallm.rest import problems
+from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings
@@ -37,7 +39,7 @@ class SnakeCaseResolver(Resolver):  # type: ignore[misc]
         return super().resolve_function_from_operation_id(f"{module}.{snake}" if module else snake)
 
 
-def lifespan_for(settings: RestSettings) -> Any:
+def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     """A lifespan that opens the one gRPC channel of the process and exposes stubs as request state."""
 
     @asynccontextmanager
@@ -45,6 +47,7 @@ def lifespan_for(settings: RestSettings) -> Any:
         async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
             yield {
                 "settings": settings,
+                "metrics": metrics,
                 "llm": llm_pb2_grpc.LlmServiceStub(channel),  # type: ignore[no-untyped-call]
                 "health": health_pb2_grpc.HealthStub(channel),
             }
@@ -53,8 +56,10 @@ def lifespan_for(settings: RestSettings) -> Any:
 
 
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
-    """The ASGI app serving specs/openapi.yaml with request and response validation, Swagger UI at /ui."""
-    app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings))
+    """The ASGI app serving specs/openapi.yaml with request and response validation, Swagger UI at /ui, and
+    Prometheus metrics at /metrics in front of the spec (README, "Metrics")."""
+    metrics = RestMetrics(settings.max_in_flight)
+    app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
     app.add_api(
         SPEC,
         resolver=SnakeCaseResolver(),
@@ -65,6 +70,10 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     app.add_middleware(
         RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes
     )
+    # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
+    before_exception = MiddlewarePosition.BEFORE_EXCEPTION
+    app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
+    app.add_middleware(Edge, position=before_exception, metrics=metrics, max_in_flight=settings.max_in_flight)
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
     app.add_error_handler(UnicodeDecodeError, problems.on_undecodable_body)

@@ -11,6 +11,7 @@ from connexion.exceptions import ProblemException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm.metrics import TokenCounter
 from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
@@ -39,18 +40,19 @@ def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
 
 
 async def generate_text(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> dict[str, Any]:
     """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
     with map_grpc_errors():
         reply = await stub.GenerateText(
             to_query_request(body), timeout=deadline_s, metadata=(("x-request-id", request_id),)
         )
+    tokens.count(reply.input_tokens, reply.output_tokens)
     return _response(reply.text, reply, request_id)
 
 
 async def generate_text_stream(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float
+    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> AsyncIterator[bytes]:
     """Call GenerateTextStream; once its first message is in, return the server-sent events of the answer.
 
@@ -65,10 +67,10 @@ async def generate_text_stream(
     except BaseException:
         call.cancel()
         raise
-    return _events(call, first, request_id)
+    return _events(call, first, request_id, tokens)
 
 
-async def _events(call: Any, message: Any, request_id: str) -> AsyncIterator[bytes]:
+async def _events(call: Any, message: Any, request_id: str, tokens: TokenCounter) -> AsyncIterator[bytes]:
     text: list[str] = []
     try:
         while message is not grpc.aio.EOF:
@@ -76,6 +78,7 @@ async def _events(call: Any, message: Any, request_id: str) -> AsyncIterator[byt
                 text.append(message.text)
                 yield server_sent_event("text", {"text": message.text})
             if message.HasField("summary"):
+                tokens.count(message.summary.input_tokens, message.summary.output_tokens)
                 yield server_sent_event("done", _response("".join(text), message.summary, request_id))
                 return
             message = await call.read()

@@ -12,7 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdallm import logs
-from lambdallm.rest.problems import PROBLEM_JSON, problem_response
+from lambdallm.rest.problems import send_problem
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that hung up before the answer; only ever logged
@@ -58,8 +58,7 @@ class RequestContext:
                     scope, receive = with_body(scope, receive, body)
             if too_large:
                 detail = f"request body exceeds {self.max_body_bytes} bytes"
-                response = problem_response(413, "Content Too Large", detail)
-                await self._send_problem(response.body, 413, send_with_id)
+                await send_problem(send_with_id, 413, "Content Too Large", detail)
             elif await run_until_disconnect(self.app, scope, receive, send_with_id):
                 status = CLIENT_CLOSED_REQUEST
         finally:
@@ -73,12 +72,6 @@ class RequestContext:
                 },
             )
             logs.request_id.reset(token)
-
-    @staticmethod
-    async def _send_problem(body: bytes, status: int, send: Send) -> None:
-        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,6 +12,7 @@ import grpc
 from connexion.exceptions import NonConformingResponse, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 from lambdallm import logs
 
@@ -53,6 +54,17 @@ def problem_response(
         body=json.dumps(problem_body(status, title, detail), ensure_ascii=False).encode(),
         headers=headers or {},
     )
+
+
+async def send_problem(
+    send: Send, status: int, title: str, detail: str, headers: Mapping[str, str] | None = None
+) -> None:
+    """Answer a problem straight over ASGI, for middleware that answers before Connexion does."""
+    body = json.dumps(problem_body(status, title, detail), ensure_ascii=False).encode()
+    raw = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_for_status(exc: grpc.aio.AioRpcError) -> ProblemException:

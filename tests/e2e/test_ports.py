@@ -18,8 +18,11 @@ from lambdallm.tier import ANNOUNCE_FILE, CannotListen, bind_tcp, wait_for_annou
 PORT_KEYS = {
     "local-cloud": "LAMBDALLM_LOCAL_CLOUD_BEDROCK_PORT",
     "proxy": "LAMBDALLM_PROXY_PORT",
+    "proxy-metrics": "LAMBDALLM_PROXY_METRICS_PORT",
     "rest": "LAMBDALLM_REST_PORT",
 }
+# Every port a test's tier process binds is a free one, unless the test takes it.
+ANY_PORT = {"LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": "0", "LAMBDALLM_PROXY_PORT": "0", "LAMBDALLM_PROXY_METRICS_PORT": "0"}
 
 
 @pytest.fixture
@@ -37,11 +40,12 @@ def test_binding_a_taken_port_names_it(taken_port: int) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("tier", ["local-cloud", "proxy", "rest"])
-def test_a_tier_refuses_to_start_on_a_taken_port(tier: str, taken_port: int) -> None:
-    env = os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": "0"}
-    env[PORT_KEYS[tier]] = str(taken_port)
+@pytest.mark.parametrize("port", list(PORT_KEYS))
+def test_a_tier_refuses_to_start_on_a_taken_port(port: str, taken_port: int) -> None:
+    env = os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant"} | ANY_PORT
+    env[PORT_KEYS[port]] = str(taken_port)
     env.pop("LAMBDALLM_SUPERVISOR_PID", None)
+    tier = port.removesuffix("-metrics")
 
     result = subprocess.run(
         [sys.executable, "-m", "lambdallm", tier], env=env, capture_output=True, text=True, timeout=60
@@ -54,13 +58,13 @@ def test_a_tier_refuses_to_start_on_a_taken_port(tier: str, taken_port: int) -> 
 @pytest.mark.e2e
 def test_a_second_proxy_cannot_share_the_first_ones_port(tmp_path: Path) -> None:
     announced = tmp_path / "proxy.json"
-    env = os.environ | {"LAMBDALLM_PROXY_PORT": "0", ANNOUNCE_FILE: str(announced)}
+    env = os.environ | ANY_PORT | {ANNOUNCE_FILE: str(announced)}
     first = subprocess.Popen(
         [sys.executable, "-m", "lambdallm", "proxy"], env=env, text=True, stderr=subprocess.DEVNULL
     )
     try:
         port = wait_for_announcement(announced, first, 60)["grpc"]
-        env = os.environ | {"LAMBDALLM_PROXY_PORT": str(port)}
+        env = os.environ | ANY_PORT | {"LAMBDALLM_PROXY_PORT": str(port)}
 
         second = subprocess.run(
             [sys.executable, "-m", "lambdallm", "proxy"], env=env, capture_output=True, text=True, timeout=60
@@ -95,5 +99,6 @@ def test_up_starts_only_the_tiers_the_configuration_points_at(monkeypatch: pytes
 @pytest.mark.e2e
 def test_a_stack_on_port_zero_learns_every_bound_port() -> None:
     with Stack(Ports.any(), engine="instant", log=io.StringIO()) as stack:
-        assert 0 not in (stack.ports.apigw, stack.ports.bedrock, stack.ports.grpc, stack.ports.rest)
-        assert len({stack.ports.apigw, stack.ports.bedrock, stack.ports.grpc, stack.ports.rest}) == 4
+        bound = (stack.ports.apigw, stack.ports.bedrock, stack.ports.grpc, stack.ports.rest, stack.ports.proxy_metrics)
+        assert 0 not in bound
+        assert len(set(bound)) == 5

@@ -17,7 +17,7 @@ class Reply:
 
     For `POST /query/stream`, `events` are the NDJSON lines of a 200; before each event whose index is in
     `gates`, the fake waits for that gate to be set (so a test proves that what came before was forwarded);
-    `drop_after` cuts the connection after that many events.
+    `drop_after` cuts the connection after that many events. With `hold`, the fake answers only once it is set.
     """
 
     status: int = 200
@@ -29,6 +29,7 @@ class Reply:
     events: list[dict[str, Any]] | None = None
     gates: dict[int, asyncio.Event] = field(default_factory=dict)
     drop_after: int | None = None
+    hold: asyncio.Event | None = None
 
 
 def stream_events(prompt: str, request_id: str = "fake") -> list[dict[str, Any]]:
@@ -84,6 +85,15 @@ class FakeBackend:
         await site.start()
         self.port = self._runner.addresses[0][1]
 
+    async def wait_for_queries(self, count: int, timeout_s: float = 10.0) -> None:
+        """Wait until `count` queries other than readiness probes have arrived."""
+
+        async def arrived() -> None:
+            while sum(1 for _, body in self.requests if body != {}) < count:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(arrived(), timeout_s)
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -103,6 +113,8 @@ class FakeBackend:
             reply = self.replies.popleft() if self.replies else Reply()
         try:
             await asyncio.sleep(reply.delay_s)
+            if reply.hold is not None:
+                await reply.hold.wait()
         except asyncio.CancelledError:
             self.cancelled.set()
             raise

@@ -10,6 +10,7 @@ import grpc
 
 import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
 from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from tests.fakes.backend import FakeBackend
@@ -17,11 +18,12 @@ from tests.fakes.backend import FakeBackend
 
 @dataclass
 class RunningProxy:
-    """A started proxy: its address and the fake backend behind it."""
+    """A started proxy: its address, the fake backend behind it, and where its metrics are scraped."""
 
     target: str
     fake: FakeBackend
     server: grpc.aio.Server
+    metrics_url: str
 
 
 @asynccontextmanager
@@ -37,15 +39,18 @@ async def fake_backend() -> AsyncIterator[FakeBackend]:
 
 @asynccontextmanager
 async def running_proxy(fake: FakeBackend, **overrides: object) -> AsyncIterator[RunningProxy]:
-    """A real proxy on a free port forwarding to `fake`."""
+    """A real proxy on a free port forwarding to `fake`, its metrics on another free port."""
     settings = ProxySettings(port=0, backend_url=fake.url, grace_s=1.0, **overrides)  # type: ignore[arg-type]
+    metrics = ProxyMetrics(settings.max_in_flight)
     async with Backend(settings) as backend:
-        server, port = create_server(settings, backend)
+        server, port = create_server(settings, backend, metrics=metrics)
+        scraper, metrics_port = await start_metrics_server(metrics.registry, "127.0.0.1", 0)
         await server.start()
         try:
-            yield RunningProxy(f"127.0.0.1:{port}", fake, server)
+            yield RunningProxy(f"127.0.0.1:{port}", fake, server, f"http://127.0.0.1:{metrics_port}/metrics")
         finally:
             await server.stop(None)
+            await scraper.cleanup()
 
 
 @asynccontextmanager

@@ -41,6 +41,7 @@ async def test_sigterm_finishes_in_flight_call(tmp_path):
     async with fake_backend() as fake:
         env = os.environ | {
             "LAMBDALLM_PROXY_PORT": "0",
+            "LAMBDALLM_PROXY_METRICS_PORT": "0",
             "LAMBDALLM_PROXY_BACKEND_URL": fake.url,
             ANNOUNCE_FILE: str(tmp_path / "ports.json"),
         }
