@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 
 from lambdallm import logs, tier
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
@@ -87,8 +88,11 @@ def load_functions(environment: dict[str, str]) -> dict[str, Any]:
     return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
-def _server(app: Any) -> _Server:
-    return _Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5))
+def _server(app: Any, http: Any = "auto") -> _Server:
+    config = uvicorn.Config(
+        app, http=http, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5
+    )
+    return _Server(config)
 
 
 @contextlib.asynccontextmanager
@@ -112,7 +116,7 @@ async def start_local_cloud(
     host = ModelHost(settings.model_id, settings.gemma_model_id)
     saved = dict(os.environ)
     gateway = ApiGateway(load_functions(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
-    servers = [_server(create_bedrock_app(host)), _server(gateway)]
+    servers = [_server(create_bedrock_app(host)), _server(gateway, http=ProblemHttpProtocol)]
     tasks: list[asyncio.Task[None]] = []
     try:
         tier.listen(bedrock_sock)

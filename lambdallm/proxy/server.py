@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.decoding import DecodeRequests
 from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
 from lambdallm.settings import ProxySettings
@@ -25,7 +26,7 @@ def create_server(
     """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection."""
     # grpc sets SO_REUSEPORT by default: a second proxy would share the port and the kernel would split
     # connections between them. Off, a taken port fails to bind like any other server's.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=[DecodeRequests()], options=[("grpc.so_reuseport", 0)])
     llm_pb2_grpc.add_LlmServiceServicer_to_server(LlmService(backend), server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.rest import problems
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
@@ -67,7 +68,6 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
-    app.add_error_handler(UnicodeDecodeError, problems.on_undecodable_body)
     app.add_error_handler(Exception, problems.on_unexpected)
     return app
 
@@ -88,6 +88,7 @@ def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None
         host=settings.host,
         port=settings.port,
         lifespan="on",
+        http=ProblemHttpProtocol,
         log_config=None,
         access_log=False,
         server_header=False,
