@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import signal
 import threading
@@ -88,9 +89,9 @@ def load_functions(environment: dict[str, str]) -> dict[str, Any]:
     return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
-def _server(app: Any, http: Any = "auto") -> _Server:
+def _server(app: Any, grace_s: int, http: Any = "auto") -> _Server:
     config = uvicorn.Config(
-        app, http=http, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5
+        app, http=http, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=grace_s
     )
     return _Server(config)
 
@@ -116,7 +117,9 @@ async def start_local_cloud(
     host = ModelHost(settings.model_id, settings.gemma_model_id)
     saved = dict(os.environ)
     gateway = ApiGateway(load_functions(lambda_environment(settings, cloud.bedrock_url)), settings.lambda_timeout_s)
-    servers = [_server(create_bedrock_app(host)), _server(gateway, http=ProblemHttpProtocol)]
+    # A stop lets invocations in flight run to the function's timeout, as Lambda does.
+    grace_s = math.ceil(settings.lambda_timeout_s)
+    servers = [_server(create_bedrock_app(host), grace_s), _server(gateway, grace_s, http=ProblemHttpProtocol)]
     tasks: list[asyncio.Task[None]] = []
     try:
         tier.listen(bedrock_sock)
@@ -136,9 +139,10 @@ async def start_local_cloud(
         logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
         yield cloud
     finally:
-        for server in servers:
+        # The API Gateway first: its invocations in flight still call Bedrock, which stops only once they are done.
+        for server, task in reversed(list(zip(servers, tasks, strict=False))):
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
         for sock in (bedrock_sock, apigw_sock):
             sock.close()
         host.close()

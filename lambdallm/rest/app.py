@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,9 @@ from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
+# gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
+# seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 class SnakeCaseResolver(Resolver):  # type: ignore[misc]
@@ -43,7 +48,7 @@ def lifespan_for(settings: RestSettings) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+        async with grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS) as channel:
             yield {
                 "settings": settings,
                 "llm": llm_pb2_grpc.LlmServiceStub(channel),  # type: ignore[no-untyped-call]
@@ -73,7 +78,21 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, telling a supervisor where it listens once it does."""
+    """uvicorn, telling a supervisor where it listens once it does, and exiting 0 when SIGTERM stops it."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn raises the signal again once its graceful shutdown is done, so a tier stopped cleanly would
+        # die of SIGTERM (status -15). A stop is not a crash: finish in-flight requests, then exit 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
