@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.fakes.raw_http import RawAnswer
 
-FIELDS = ["prompt", "max_tokens", "temperature", "top_p", "stop_sequences"]
+FIELDS = ["prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences"]
 # Few examples per property, many properties: each tier's bad input runs in a few seconds.
 FUZZ = settings(
     max_examples=150,

@@ -14,6 +14,9 @@ from tests.bad_input import FUZZ
 
 METHODS = ["/llm.v1.LlmService/GenerateText", "/llm.v1.LlmService/GenerateTextStream"]
 _texts = st.text(max_size=40)
+_turns = st.lists(
+    st.builds(llm_pb2.ChatMessage, role=st.integers(0, 3), content=_texts), max_size=4
+)  # role 3 is no Role at all
 queries = st.builds(
     llm_pb2.LlmQueryRequest,
     prompt=_texts,
@@ -21,6 +24,8 @@ queries = st.builds(
     temperature=st.floats(width=32),
     top_p=st.floats(width=32),
     stop_sequences=st.lists(st.text(max_size=120), max_size=6),
+    messages=_turns,
+    system=_texts,
 )
 _bytes_of_queries = st.one_of(
     queries.map(lambda q: q.SerializeToString()),
@@ -72,7 +77,7 @@ async def test_any_request_bytes_are_ok_or_invalid_argument(channel, method, mes
 
     if code == grpc.StatusCode.OK:  # only a request within the contract's bounds reaches the backend
         query = _query_of(method, message)
-        assert 1 <= len(query.prompt) <= 32000 and 1 <= query.max_tokens <= 3072
+        assert bool(query.prompt) != bool(query.messages) and 1 <= query.max_tokens <= 3072
         assert all(math.isfinite(v) and 0 <= v <= 1 for v in (query.temperature, query.top_p))
 
 
