@@ -112,6 +112,15 @@ class Stack:
                 if tier in self.tiers:
                     self._start(tier, Path(folder) / f"{tier}.json")
 
+    def restart(self, tier: str) -> None:
+        """Start `tier` again on the ports it had bound, once its process has ended (stopped, crashed, killed),
+        as a supervisor would: the tiers in front of it find it at the same address."""
+        process = self.processes.get(tier)
+        if process is not None and process.poll() is None:
+            raise StackError(f"{tier} is still running (pid {process.pid})")
+        with tempfile.TemporaryDirectory(prefix="lambdallm-stack-") as folder:
+            self._start(tier, Path(folder) / f"{tier}.json")
+
     def _start(self, tier: str, announce_file: Path) -> None:
         process = subprocess.Popen(
             [sys.executable, "-m", "lambdallm", tier],

@@ -15,7 +15,7 @@ from botocore.config import Config
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
-from llm_lambda.request import QueryRequest, parse_event
+from llm_lambda.request import QueryRequest, header, parse_event
 
 MODEL_ID = os.environ.get("BEDROCK_MODEL_ID", "amazon.titan-text-premier-v1:0")
 LOG_PROMPTS = os.environ.get("LOG_PROMPTS", "false").strip().lower() in ("1", "true", "yes", "on")
@@ -40,8 +40,8 @@ bedrock = boto3.client(
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Generate text for the proxy event's request; every failure becomes a problem+json answer."""
-    aws_request_id = getattr(context, "aws_request_id", "-")
-    request_id = _header(event, "x-request-id") or aws_request_id
+    aws_request_id = str(getattr(context, "aws_request_id", "-"))
+    request_id = header(event, "x-request-id") or aws_request_id
     token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
     try:
         return _answer(event, request_id)
@@ -71,8 +71,8 @@ STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and
 def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
     """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
     JSON, then one `done` or `error` line. A failure before the first byte is a whole problem+json answer."""
-    aws_request_id = getattr(context, "aws_request_id", "-")
-    request_id = _header(event, "x-request-id") or aws_request_id
+    aws_request_id = str(getattr(context, "aws_request_id", "-"))
+    request_id = header(event, "x-request-id") or aws_request_id
     token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
     try:
         yield from _stream(event, request_id)
@@ -145,10 +145,3 @@ def _metadata(status: int, headers: dict[str, str]) -> bytes:
 
 def _line(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False).encode() + b"\n"
-
-
-def _header(event: dict[str, Any], name: str) -> str | None:
-    for key, value in (event.get("headers") or {}).items():
-        if key.lower() == name and value:
-            return str(value)
-    return None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from llm_lambda import strict_json
 from llm_lambda.errors import BackendError
 
 MAX_PROMPT_CHARS = 32000  # also the bound on a conversation's text, `system` included
@@ -49,18 +49,37 @@ class QueryRequest:
         return sum(len(turn.content) for turn in self.messages) + len(self.system or "")
 
 
-def parse_event(event: dict[str, Any]) -> QueryRequest:
-    """Decode and validate the event's JSON body; a `BackendError` 400 names the offending field."""
+def parse_event(event: Any) -> QueryRequest:
+    """Decode and validate the event's JSON body; a `BackendError` 400 names the offending field, or says what
+    of the event could not be read (any event, of any shape, is either a request or a 400)."""
+    if not isinstance(event, dict):
+        raise BackendError(400, "the event is not an API Gateway proxy event (a JSON object)")
     body = event.get("body")
     if not body:
         raise BackendError(400, "the request body is empty; expected a JSON object")
+    if not isinstance(body, str):
+        raise BackendError(400, "the event's body is not a string")
+    raw: str | bytes = body
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:  # ValueError: characters beyond ASCII
+            raise BackendError(400, "the request body is not valid base64") from exc
     try:
-        if event.get("isBase64Encoded"):
-            body = base64.b64decode(body, validate=True)
-        data = json.loads(body)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise BackendError(400, "the request body is not valid JSON") from exc
+        data = strict_json.loads(raw)
+    except strict_json.JsonRejected as exc:
+        raise BackendError(400, exc.detail) from exc
     return parse_body(data)
+
+
+def header(event: Any, name: str) -> str | None:
+    """The value of the event's header `name` (any case), if the event has one that is a non-empty string."""
+    headers = event.get("headers") if isinstance(event, dict) else None
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if isinstance(key, str) and key.lower() == name and isinstance(value, str) and value:
+                return value
+    return None
 
 
 def parse_body(data: Any) -> QueryRequest:

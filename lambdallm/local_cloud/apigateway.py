@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from llm_lambda import strict_json
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -296,9 +297,9 @@ def _route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
 
 def _validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProblemError(400, "the request body is not valid JSON") from exc
+        data = strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise ProblemError(400, exc.detail) from exc
     if (detail := first_error(validator.iter_errors(data))) is not None:
         raise ProblemError(400, detail)
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import signal
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from lambdallm import logs, tier
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
@@ -89,8 +91,11 @@ def load_functions(environment: dict[str, str]) -> dict[str, Any]:
     return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
-def _server(app: Any) -> _Server:
-    return _Server(uvicorn.Config(app, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5))
+def _server(app: Any, grace_s: int, http: Any = "auto") -> _Server:
+    config = uvicorn.Config(
+        app, http=http, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=grace_s
+    )
+    return _Server(config)
 
 
 @contextlib.asynccontextmanager
@@ -120,7 +125,12 @@ async def start_local_cloud(
     )
     metrics = CloudMetrics(host)
     measured_gateway = Measured(gateway, metrics.apigateway, apigateway_route(gateway.routes))
-    servers = [_server(create_bedrock_app(host, metrics)), _server(measured_gateway)]
+    # A stop lets invocations in flight run to the function's timeout, as Lambda does.
+    grace_s = math.ceil(settings.lambda_timeout_s)
+    servers = [
+        _server(create_bedrock_app(host, metrics), grace_s),
+        _server(measured_gateway, grace_s, http=ProblemHttpProtocol),
+    ]
     tasks: list[asyncio.Task[None]] = []
     try:
         tier.listen(bedrock_sock)
@@ -140,9 +150,10 @@ async def start_local_cloud(
         logger.info("API Gateway listening", extra={"url": cloud.apigw_url, "port": cloud.apigw_port})
         yield cloud
     finally:
-        for server in servers:
+        # The API Gateway first: its invocations in flight still call Bedrock, which stops only once they are done.
+        for server, task in reversed(list(zip(servers, tasks, strict=False))):
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
         for sock in (bedrock_sock, apigw_sock):
             sock.close()
         host.close()

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.proxy.backend import Backend
+from lambdallm.proxy.decoding import DecodeRequests
 from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
 from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
@@ -28,9 +29,9 @@ def create_server(
     metrics = metrics or ProxyMetrics(settings.max_in_flight)
     # grpc sets SO_REUSEPORT by default: a second proxy would share the port and the kernel would split
     # connections between them. Off, a taken port fails to bind like any other server's.
-    server = grpc.aio.server(
-        interceptors=[Edge(metrics, settings.max_in_flight, SERVICE_NAME)], options=[("grpc.so_reuseport", 0)]
-    )
+    # The in-flight limit first (it refuses before anything is decoded), then undecodable requests.
+    interceptors = [Edge(metrics, settings.max_in_flight, SERVICE_NAME), DecodeRequests()]
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     service = LlmService(backend, metrics.tokens)
     llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend)

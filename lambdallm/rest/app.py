@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.metrics import Measured
 from lambdallm.rest import problems
 from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
@@ -28,6 +31,9 @@ from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
+# gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
+# seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 class SnakeCaseResolver(Resolver):  # type: ignore[misc]
@@ -44,7 +50,7 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+        async with grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS) as channel:
             yield {
                 "settings": settings,
                 "metrics": metrics,
@@ -76,13 +82,26 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     app.add_middleware(Edge, position=before_exception, metrics=metrics, max_in_flight=settings.max_in_flight)
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
-    app.add_error_handler(UnicodeDecodeError, problems.on_undecodable_body)
     app.add_error_handler(Exception, problems.on_unexpected)
     return app
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, telling a supervisor where it listens once it does."""
+    """uvicorn, telling a supervisor where it listens once it does, and exiting 0 when SIGTERM stops it."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn raises the signal again once its graceful shutdown is done, so a tier stopped cleanly would
+        # die of SIGTERM (status -15). A stop is not a crash: finish in-flight requests, then exit 0.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -97,6 +116,7 @@ def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None
         host=settings.host,
         port=settings.port,
         lifespan="on",
+        http=ProblemHttpProtocol,
         log_config=None,
         access_log=False,
         server_header=False,

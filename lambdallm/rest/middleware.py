@@ -21,8 +21,9 @@ log = logging.getLogger("lambdallm.rest.access")
 
 
 class RequestContext:
-    """Sets the request id (sent or generated) for logs and the response header; enforces max_body_bytes;
-    cancels the request's work (and so its gRPC call) when the client hangs up before the answer."""
+    """Sets the request id (sent or generated) for logs and the response header; enforces max_body_bytes and
+    refuses encoded bodies; cancels the request's work (and so its gRPC call) when the client hangs up before
+    the answer."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -32,6 +33,7 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = with_lower_media_type(scope)
         headers = Headers(scope=scope)
         sent = headers.get(REQUEST_ID_HEADER, "")
         token = logs.request_id.set(sent if _VALID_ID.match(sent) else uuid.uuid4().hex)
@@ -59,6 +61,10 @@ class RequestContext:
             if too_large:
                 detail = f"request body exceeds {self.max_body_bytes} bytes"
                 await send_problem(send_with_id, 413, "Content Too Large", detail)
+            elif headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+                # RFC 9110 8.4: a coding the server does not decode is a 415, not a body to misread.
+                detail = "content-encoding: must be identity (compressed bodies are not accepted)"
+                await send_problem(send_with_id, 415, "Unsupported Media Type", detail)
             elif await run_until_disconnect(self.app, scope, receive, send_with_id):
                 status = CLIENT_CLOSED_REQUEST
         finally:
@@ -86,6 +92,20 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
+
+
+def with_lower_media_type(scope: Scope) -> Scope:
+    """`scope` with its Content-Type's media type in lower case: media types are case-insensitive (RFC 9110),
+    but Connexion compares them as they come, and takes an `APPLICATION/JSON` body for bytes."""
+    for index, (name, value) in enumerate(scope["headers"]):
+        if name == b"content-type":
+            media_type, separator, parameters = value.partition(b";")
+            if media_type.islower() or not media_type.strip():
+                return scope
+            headers = list(scope["headers"])
+            headers[index] = (name, media_type.lower() + separator + parameters)
+            return {**scope, "headers": headers}
+    return scope
 
 
 def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Receive]:

@@ -106,12 +106,6 @@ async def on_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionRes
     return problem_response(exc.status_code, title, detail, dict(exc.headers or {}))
 
 
-async def on_undecodable_body(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-    """A JSON body that is not UTF-8: Connexion raises UnicodeDecodeError, which is the client's fault."""
-    log.warning("body is not UTF-8", extra={"status": 400})
-    return problem_response(400, "Bad Request", "request body is not valid UTF-8 JSON")
-
-
 async def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """Anything else: log the traceback, answer a problem without it."""
     log.error("unexpected error", exc_info=exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
@@ -10,12 +11,24 @@ from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP as CONNEXION_VALIDATORS
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator
+from llm_lambda import strict_json
+from starlette.types import Scope
 
 from lambdallm.schema_errors import first_error
 
 
 class JsonBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
-    """Connexion's JSON body validator; its message (and its log line) would quote the value."""
+    """Connexion's JSON body validator, reading the body as strict JSON (UTF-8 whatever the charset says, as
+    RFC 8259 requires); Connexion's own message (and its log line) would quote the value."""
+
+    async def _parse(self, stream: AsyncIterator[bytes], scope: Scope) -> Any:
+        body = b"".join([message async for message in stream])
+        if not body:
+            return None
+        try:
+            return strict_json.loads(body)
+        except strict_json.JsonRejected as exc:
+            raise BadRequestProblem(detail=exc.detail) from exc
 
     def _validate(self, body: Any) -> None:
         if not self._nullable and body is None:

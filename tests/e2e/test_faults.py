@@ -1,0 +1,178 @@
+"""Faults under load, with real processes on loopback: a proxy killed and restarted, each tier stopped with
+SIGTERM, a backend too slow for a stream's deadline. Every wait is bounded."""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lambdallm.stack import Ports, Stack
+from tests.e2e.load import BODY, Load, Outcome, fake_backend_thread, send
+from tests.fakes.backend import FakeBackend, Reply
+
+pytestmark = [pytest.mark.e2e]
+DEADLINE_S = 3.0
+PROBLEM = "application/problem+json"
+
+
+def _started(stack: Stack) -> Stack:
+    try:
+        stack.start()
+        stack.wait_ready(timeout=60)
+    except Exception:
+        stack.stop()
+        print(stack.log.getvalue() if isinstance(stack.log, io.StringIO) else "")
+        raise
+    return stack
+
+
+@pytest.fixture
+def instant_stack() -> Iterator[Stack]:
+    """The whole chain on the instant model, with a REST deadline of DEADLINE_S."""
+    stack = Stack(Ports.any(), engine="instant", log=io.StringIO(), extra_env={"LAMBDALLM_REST_DEADLINE_S": "3"})
+    yield _started(stack)
+    stack.stop()
+
+
+@pytest.fixture
+def slow_backend() -> Iterator[FakeBackend]:
+    with fake_backend_thread() as fake:
+        yield fake
+
+
+@pytest.fixture
+def front_tiers(slow_backend: FakeBackend) -> Iterator[Stack]:
+    """The proxy and the REST tier as processes, in front of the fake backend."""
+    env = {
+        "LAMBDALLM_PROXY_BACKEND_URL": slow_backend.url,
+        "LAMBDALLM_REST_DEADLINE_S": "3",
+        "LAMBDALLM_REST_STREAM_DEADLINE_S": "3",
+    }
+    stack = Stack(Ports.any(), log=io.StringIO(), tiers=("proxy", "rest"), extra_env=env)
+    yield _started(stack)
+    stack.stop()
+
+
+def test_a_killed_proxy_is_503_at_once_and_its_restart_serves_within_2_s(instant_stack: Stack) -> None:
+    proxy = instant_stack.processes["proxy"]
+    with Load(instant_stack.rest_url, workers=8, timeout_s=DEADLINE_S + 10) as load:
+        load.wait_for(lambda seen: sum(o.status == 200 for o in seen) >= 20)
+        killed = time.monotonic()
+        proxy.send_signal(signal.SIGKILL)
+        proxy.wait(10)
+        # Down long enough for gRPC's reconnect backoff to grow past 2 s, were it not capped.
+        load.wait_for(lambda seen: sum(o.started > killed + 4 and o.status == 503 for o in seen) >= 20)
+        instant_stack.restart("proxy")
+        restarted = time.monotonic()
+        load.wait_for(lambda seen: any(o.started > restarted and o.status == 200 for o in seen), timeout_s=10)
+        back = min(o.ended for o in load.outcomes if o.started > restarted and o.status == 200)
+        load.wait_for(lambda seen: sum(o.started > back and o.status == 200 for o in seen) >= 20)
+
+    outcomes = list(load.outcomes)
+    during = [o for o in outcomes if o.ended > killed and o.started < back]
+    assert {o.status for o in outcomes} <= {200, 503}, _odd(outcomes, {200, 503})
+    assert all(o.media_type == PROBLEM for o in during if o.status == 503)
+    assert max(o.elapsed for o in outcomes) < DEADLINE_S  # nobody waited for the deadline of a dead proxy
+    assert back - restarted <= 2.0
+    assert all(o.status == 200 for o in outcomes if o.started > back)
+
+
+@pytest.mark.parametrize("tier", ["rest", "proxy"])
+def test_sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0(
+    front_tiers: Stack, slow_backend: FakeBackend, tier: str
+) -> None:
+    slow_backend.replies.extend(Reply(delay_s=1.0) for _ in range(4))
+    seen_before = len(slow_backend.requests)
+    in_flight: list[Outcome] = []
+    clients = [threading.Thread(target=lambda: in_flight.append(_post(front_tiers.rest_url))) for _ in range(4)]
+    for client in clients:
+        client.start()
+    _until(lambda: len(slow_backend.requests) - seen_before >= 4)  # all four are at the backend
+
+    front_tiers.processes[tier].send_signal(signal.SIGTERM)
+    refused = _refused_after_sigterm(front_tiers, tier)
+    for client in clients:
+        client.join(DEADLINE_S + 5)
+
+    assert [o.status for o in in_flight] == [200] * 4, in_flight
+    assert refused
+    assert front_tiers.processes[tier].wait(15) == 0
+
+
+def _refused_after_sigterm(stack: Stack, tier: str) -> Outcome:
+    """The first answer to a new request once `tier` stops taking new work: the REST tier's port refuses
+    connections, a stopping proxy makes the REST tier answer 503."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        outcome = _post(stack.rest_url, timeout_s=5)
+        if tier == "rest" and outcome.error == "ConnectError":
+            return outcome
+        if tier == "proxy" and outcome.status == 503:
+            assert outcome.media_type == PROBLEM
+            return outcome
+        assert outcome.status == 200, outcome  # accepted before the signal took effect: answered in full
+        time.sleep(0.02)
+    raise AssertionError(f"{tier} still took new requests 5 s after SIGTERM")
+
+
+@pytest.mark.model
+def test_sigterm_to_the_local_cloud_finishes_generations_in_flight_and_exits_0() -> None:
+    stack = _started(Stack(Ports.any(), log=io.StringIO()))
+    try:
+        body = {"prompt": "Count: one, two, three,", "max_tokens": 6, "temperature": 0}
+        in_flight: list[Outcome] = []
+        # Generous client timeouts: on a busy machine three queued generations can take many seconds.
+        post = lambda: in_flight.append(_post(stack.rest_url, body, timeout_s=90))  # noqa: E731
+        clients = [threading.Thread(target=post) for _ in range(3)]
+        for client in clients:
+            client.start()
+        _until(lambda: stack.log is not None and stack.log.getvalue().count("invoking model") >= 3)
+
+        stack.processes["local-cloud"].send_signal(signal.SIGTERM)
+        for client in clients:
+            client.join(100)
+        after = _post(stack.rest_url, body)
+
+        assert [o.status for o in in_flight] == [200] * 3, in_flight
+        assert after.status == 503 and after.media_type == PROBLEM
+        assert stack.processes["local-cloud"].wait(15) == 0
+    finally:
+        stack.stop()
+
+
+def test_a_backend_too_slow_for_a_stream_is_a_504_at_the_deadline(
+    front_tiers: Stack, slow_backend: FakeBackend
+) -> None:
+    slow_backend.replies.append(Reply(delay_s=DEADLINE_S + 5))
+    started = time.monotonic()
+
+    answer = httpx.post(
+        f"{front_tiers.rest_url}/query", json=BODY, headers={"Accept": "text/event-stream"}, timeout=DEADLINE_S + 10
+    )
+
+    assert answer.status_code == 504
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    assert answer.json()["status"] == 504
+    assert DEADLINE_S <= time.monotonic() - started < DEADLINE_S + 3  # at the deadline, not the backend's pace
+
+
+def _post(url: str, body: dict[str, object] = BODY, timeout_s: float = DEADLINE_S + 10) -> Outcome:
+    with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        return send(client, body)
+
+
+def _until(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s"
+        time.sleep(0.01)
+
+
+def _odd(outcomes: list[Outcome], expected: set[int]) -> list[Outcome]:
+    return [o for o in outcomes if o.status not in expected][:5]

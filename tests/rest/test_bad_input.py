@@ -1,0 +1,46 @@
+"""Property: whatever bytes, headers, method and media type a client sends, the REST tier answers an answer or
+a 4xx problem+json, never a 5xx (a real REST tier over a real proxy, in front of the fake backend)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from tests.bad_input import FUZZ, assert_problem_or_answer, headers, json_bodies, media_types, methods
+from tests.fakes.raw_http import build_request, send_raw
+
+PATHS = ["/query", "/query", "/query", "/health", "/ready", "/nowhere", "/query/", "/ui/../query"]
+
+
+def _port(rest: str) -> int:
+    return int(rest.rsplit(":", 1)[1])
+
+
+@FUZZ
+@given(body=json_bodies, media_type=media_types, extra=headers)
+@example(body=b"[" * 5000 + b"]" * 5000, media_type="application/json", extra=[])  # was a 500: RecursionError
+@example(body=b'{"prompt":"Hi","max_tokens":' + b"1" * 5000 + b"}", media_type="application/json", extra=[])
+@example(body=b'{"prompt":"\\ud800","max_tokens":5}', media_type="application/json", extra=[])  # 500 at gRPC
+@example(body=b'{"prompt":"Hi","max_tokens":5}', media_type="APPLICATION/JSON", extra=[])  # 500: body as bytes
+@example(body=b'{"prompt":"Hi","prompt":"Ho","max_tokens":5}', media_type="application/json", extra=[])
+@example(body=b'{"prompt":"Hi","max_tokens":5}', media_type="application/json", extra=[("Content-Encoding", "gzip")])
+async def test_any_body_to_post_query_is_an_answer_or_a_problem(rest, body, media_type, extra) -> None:
+    request = build_request("POST", "/query", [("Content-Type", media_type), *extra], body, _port(rest))
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert_problem_or_answer(answer, "POST")
+
+
+@FUZZ
+@given(method=methods, path=st.sampled_from(PATHS), body=json_bodies, extra=headers)
+@example(method="FOO", path="/query", body=b"{}", extra=[])  # uvicorn's own text/plain 400
+@example(method="POST", path="/query", body=b"{}", extra=[("Content-Length", "abc")])
+async def test_any_method_and_path_is_an_answer_or_a_problem(rest, method, path, body, extra) -> None:
+    request = build_request(method, path, [("Content-Type", "application/json"), *extra], body, _port(rest))
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert_problem_or_answer(answer, method)
