@@ -51,6 +51,11 @@ class CloudSettings:
     # The streaming function's timeout, as in deploy/template.yaml: a stream may outlast the 29 s budget.
     stream_lambda_timeout_s: float = field(default=300.0, metadata=_bounded(5, 900))
     log_prompts: bool = False
+    # "iam": the API Gateway checks the SigV4 signature of requests to methods the spec marks AWS_IAM, as AWS
+    # does, against this one key pair; "none" lets every request in (as `sam local` does).
+    apigw_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
+    apigw_access_key_id: str = "local"
+    apigw_secret_access_key: str = "local"
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,13 @@ class ProxySettings:
     max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
     probe_timeout_s: float = field(default=2.0, metadata=_bounded(0.1, 60))
     grace_s: float = field(default=10.0, metadata=_bounded(0, 600))
+    # "iam": sign every backend request with SigV4 (service execute-api), credentials from the standard AWS chain.
+    backend_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
+    # The region to sign for; empty: the one in an execute-api URL, else us-east-1 (the local cloud's).
+    backend_region: str = ""
+    # Both set: serve gRPC over TLS with this certificate (PEM, chain included) and its private key.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,15 @@ class RestSettings:
     stream_deadline_s: float = field(default=310.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
+    # "api_keys": POST /query needs `Authorization: Bearer <key>` with one of the keys below; "none" opens it.
+    auth: str = field(default="api_keys", metadata=_bounded(choices=("api_keys", "none")))
+    # Keys separated by commas (LAMBDALLM_REST_API_KEYS=k1,k2), and/or a file of keys, one a line.
+    api_keys: str = ""
+    api_keys_file: str = ""
+    # Talk to the proxy over TLS, trusting the CA certificates of this PEM file (which turns TLS on), else the
+    # system's.
+    grpc_tls: bool = False
+    grpc_ca_file: str = ""
 
 
 def load(
