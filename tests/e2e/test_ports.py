@@ -40,7 +40,7 @@ def test_binding_a_taken_port_names_it(taken_port: int) -> None:
 @pytest.mark.parametrize("tier", ["local-cloud", "proxy", "rest"])
 def test_a_tier_refuses_to_start_on_a_taken_port(tier: str, taken_port: int) -> None:
     env = os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": "0"}
-    env[PORT_KEYS[tier]] = str(taken_port)
+    env |= {"LAMBDALLM_REST_API_KEYS": "a-key", PORT_KEYS[tier]: str(taken_port)}
     env.pop("LAMBDALLM_SUPERVISOR_PID", None)
 
     result = subprocess.run(
