@@ -159,7 +159,10 @@ async def test_a_client_that_hangs_up_cancels_the_backend_request(rest, fake):
 async def test_a_rejected_prompt_is_named_not_echoed_in_the_answer_or_any_log(proxy, caplog):
     caplog.set_level(logging.DEBUG)
     body = json.dumps(VALID | {"prompt": "secret-" + "x" * 32000})
-    async with running_rest(proxy.target) as url, httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client:
+    async with (
+        running_rest(proxy.target) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
+    ):
         response = await client.post("/query", content=body, headers={"Content-Type": "application/json"})
 
     problem = assert_problem(response, 400, "prompt: must be at most 32000 characters")
