@@ -27,6 +27,6 @@ def test_iam_without_credentials_stops_the_proxy_naming_the_chain(monkeypatch: p
         monkeypatch.setenv(name, "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-    with pytest.raises(SettingsError, match="no credentials.*AWS_ACCESS_KEY_ID"):
+    with pytest.raises(SettingsError, match=r"no credentials.*AWS_ACCESS_KEY_ID"):
         BackendSigner.from_settings(ProxySettings(backend_auth="iam"))
     assert BackendSigner.from_settings(ProxySettings()) is None
