@@ -13,6 +13,7 @@ from client_app.llm import make_client
 from client_app.modes import PASSIVE_PROMPTS, run_active
 from lambdallm.settings import SettingsError
 from tests.fakes.backend import Reply, problem
+from tests.fakes.stack import API_KEY
 
 
 def user(text):
@@ -197,7 +198,7 @@ async def test_an_answer_is_printed_as_it_is_made(rest_url, fake):
     lines = iter(["Hi", "quit"])
 
     def run():
-        with make_client(rest_url, 30) as client:
+        with make_client(rest_url, 30, API_KEY) as client:
             return run_active(client, 10, read_line=lambda _: next(lines), out=out, err=io.StringIO())
 
     running = asyncio.create_task(asyncio.to_thread(run))
