@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--raw", action="store_const", const=False, dest="chat", help="send prompts as text to continue, not as chat"
     )
+    parser.add_argument("--api-key", help="the REST tier's API key (env BEDREST_API_KEY, which keeps it out of ps)")
     parser.add_argument(
         "--no-stream",
         action="store_const",
@@ -49,12 +50,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout_s=args.timeout_s,
             chat=args.chat,
             stream=args.stream,
+            api_key=args.api_key,
         )
     except SettingsError as exc:
         print(f"bedrest: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:
-        with make_client(settings.base_url, settings.timeout_s) as client:
+        with make_client(settings.base_url, settings.timeout_s, settings.api_key) as client:
             if args.mode == "passive":
                 return run_passive(client, settings.max_tokens, chat=settings.chat, stream=settings.stream)
             return run_active(

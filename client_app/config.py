@@ -28,6 +28,8 @@ class ClientSettings:
     stream: bool = True
     # How much of the conversation `bedrest active` keeps, in characters; the oldest exchanges go first.
     history_chars: int = field(default=12000, metadata={"low": 0, "high": 30000})
+    # The REST tier's API key, sent as `Authorization: Bearer <key>`; better in BEDREST_API_KEY than in a file.
+    api_key: str = ""
 
     @property
     def base_url(self) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from client_app.llm import ContextFull, conversation_request, generate
-from generated.llm_client import Client
+from client_app.llm import ContextFull, RestClient, conversation_request, generate
 from generated.llm_client.models import GenerateResponse
 
 
@@ -41,7 +40,7 @@ class Conversation:
 
 
 def ask(
-    client: Client,
+    client: RestClient,
     conversation: Conversation,
     line: str,
     max_tokens: int,

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 
-from generated.llm_client import Client, errors
+from generated.llm_client import AuthenticatedClient, Client, errors
 from generated.llm_client.api.llm import generate_text
 from generated.llm_client.models import GenerateRequest, GenerateResponse, Message, MessageRole, Problem
+
+# The generated client, with the REST tier's API key (AuthenticatedClient) or without.
+RestClient = Client | AuthenticatedClient
 
 
 class ClientError(Exception):
@@ -52,9 +55,13 @@ def problem_error(status: int, problem: Problem) -> ClientError:
     return ContextFull(line) if status == 400 and "context" in detail else ClientError(line)
 
 
-def make_client(base_url: str, timeout_s: float) -> Client:
-    """The generated client for the REST tier; it raises on statuses the spec does not list."""
-    return Client(base_url=base_url, timeout=httpx.Timeout(timeout_s), raise_on_unexpected_status=True)
+def make_client(base_url: str, timeout_s: float, api_key: str = "") -> RestClient:
+    """The generated client for the REST tier, sending `api_key` as a bearer token when there is one; it raises
+    on statuses the spec does not list."""
+    timeout = httpx.Timeout(timeout_s)
+    if api_key:
+        return AuthenticatedClient(base_url=base_url, token=api_key, timeout=timeout, raise_on_unexpected_status=True)
+    return Client(base_url=base_url, timeout=timeout, raise_on_unexpected_status=True)
 
 
 def conversation_request(turns: Sequence[tuple[str, str]], max_tokens: int) -> GenerateRequest:
@@ -68,7 +75,9 @@ def prompt_request(prompt: str, max_tokens: int) -> GenerateRequest:
     return GenerateRequest(prompt=prompt, max_tokens=max_tokens)
 
 
-def generate(client: Client, body: GenerateRequest, on_text: Callable[[str], None] | None = None) -> GenerateResponse:
+def generate(
+    client: RestClient, body: GenerateRequest, on_text: Callable[[str], None] | None = None
+) -> GenerateResponse:
     """One generation; raise ClientError (ContextFull when the model's context is too small) on any failure.
 
     With `on_text`, the answer is streamed (server-sent events) and `on_text` gets each piece as it arrives.
@@ -86,7 +95,7 @@ def generate(client: Client, body: GenerateRequest, on_text: Callable[[str], Non
     raise ClientError(f"{url} answered HTTP {response.status_code}")
 
 
-def _stream(client: Client, body: GenerateRequest, on_text: Callable[[str], None], url: str) -> GenerateResponse:
+def _stream(client: RestClient, body: GenerateRequest, on_text: Callable[[str], None], url: str) -> GenerateResponse:
     """POST /query asking for text/event-stream, through the generated client's own httpx client."""
     headers = {"Accept": "text/event-stream"}
     with client.get_httpx_client().stream("POST", "/query", json=body.to_dict(), headers=headers) as response:

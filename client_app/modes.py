@@ -15,8 +15,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from client_app.conversation import Conversation, ask
-from client_app.llm import ClientError, conversation_request, generate, prompt_request
-from generated.llm_client import Client
+from client_app.llm import ClientError, RestClient, conversation_request, generate, prompt_request
 from generated.llm_client.models import GenerateResponse
 
 PASSIVE_PROMPTS = ("Hi", "Who are you?", "Tell me a story", "What do you think of cloud computing", "I hate you")
@@ -104,7 +103,7 @@ def answer(out: TextIO, send: Send, stream: bool) -> None:
 
 
 def run_passive(
-    client: Client,
+    client: RestClient,
     max_tokens: int,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
@@ -124,7 +123,7 @@ def run_passive(
 
 
 def run_active(
-    client: Client,
+    client: RestClient,
     max_tokens: int,
     read_line: Callable[[str], str] | None = None,
     out: TextIO = sys.stdout,

@@ -51,6 +51,11 @@ class CloudSettings:
     # The streaming function's timeout, as in deploy/template.yaml: a stream may outlast the 29 s budget.
     stream_lambda_timeout_s: float = field(default=300.0, metadata=_bounded(5, 900))
     log_prompts: bool = False
+    # "iam": the API Gateway checks the SigV4 signature of requests to methods the spec marks AWS_IAM, as AWS
+    # does, against this one key pair; "none" lets every request in (as `sam local` does).
+    apigw_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
+    apigw_access_key_id: str = "local"
+    apigw_secret_access_key: str = "local"
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,13 @@ class ProxySettings:
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
     # Prometheus /metrics over HTTP on host:metrics_port (0 picks a free port).
     metrics_port: int = field(default=9464, metadata=_bounded(0, 65535))
+    # "iam": sign every backend request with SigV4 (service execute-api), credentials from the standard AWS chain.
+    backend_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
+    # The region to sign for; empty: the one in an execute-api URL, else us-east-1 (the local cloud's).
+    backend_region: str = ""
+    # Both set: serve gRPC over TLS with this certificate (PEM, chain included) and its private key.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,15 @@ class RestSettings:
     # Requests at once (streams count until they end); one more is a 429 at once. /health, /ready and
     # /metrics are never refused.
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
+    # "api_keys": POST /query needs `Authorization: Bearer <key>` with one of the keys below; "none" opens it.
+    auth: str = field(default="api_keys", metadata=_bounded(choices=("api_keys", "none")))
+    # Keys separated by commas (LAMBDALLM_REST_API_KEYS=k1,k2), and/or a file of keys, one a line.
+    api_keys: str = ""
+    api_keys_file: str = ""
+    # Talk to the proxy over TLS, trusting the CA certificates of this PEM file (which turns TLS on), else the
+    # system's.
+    grpc_tls: bool = False
+    grpc_ca_file: str = ""
 
 
 def load(

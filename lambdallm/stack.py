@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,6 +23,12 @@ from lambdallm.tier import ANNOUNCE_FILE, SUPERVISOR_PID, TierExited, wait_for_a
 
 TIERS = ("local-cloud", "proxy", "rest")
 LISTEN_TIMEOUT_S = 60.0
+RUN_KEY_FILE = Path(".lambdallm") / "api-key"
+
+
+def new_api_key() -> str:
+    """A fresh API key for one run of the chain (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
 
 
 class StackError(RuntimeError):
@@ -63,6 +70,7 @@ class Stack:
 
     `tiers` is the whole chain by default; without the local cloud (or the proxy) the next tier keeps the
     backend URL (or gRPC target) of its own configuration, so the front tiers can run against a deployed backend.
+    The REST tier's API key is `api_key`, a new one for each stack unless None (then its configuration's keys).
     """
 
     ports: Ports
@@ -70,6 +78,7 @@ class Stack:
     log: IO[str] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     tiers: tuple[str, ...] = TIERS
+    api_key: str | None = field(default_factory=new_api_key, repr=False)
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     @property
@@ -84,6 +93,11 @@ class Stack:
             "proxy": f"http://127.0.0.1:{self.ports.proxy_metrics}/metrics",
             "local-cloud": f"http://127.0.0.1:{self.ports.bedrock}/metrics",
         }
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The header that opens the REST tier's POST /query with this stack's key."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def environment(self) -> dict[str, str]:
         """The child environment: each tier's port, and the address of the tier behind it when it is ours."""
@@ -103,6 +117,8 @@ class Stack:
             env["LAMBDALLM_REST_GRPC_TARGET"] = f"127.0.0.1:{self.ports.grpc}"
         if self.engine:
             env["LAMBDALLM_LOCAL_CLOUD_ENGINE"] = self.engine
+        if self.api_key:
+            env["LAMBDALLM_REST_API_KEYS"] = self.api_key
         return env | self.extra_env
 
     def start(self) -> None:
@@ -213,6 +229,22 @@ def tiers_to_run() -> tuple[str, ...]:
     return TIERS
 
 
+def run_key() -> str | None:
+    """A new key for this run of `up`, written to RUN_KEY_FILE (owner-only), when the REST tier's configuration
+    asks for keys and sets none; None when it sets its own or opens the API (auth none)."""
+    rest = settings.load(settings.RestSettings, "rest")
+    if rest.auth == "none" or rest.api_keys or rest.api_keys_file:
+        return None
+    key = new_api_key()
+    RUN_KEY_FILE.parent.mkdir(exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        RUN_KEY_FILE.unlink()  # a file left by another user or mode is replaced, never reused
+    descriptor = os.open(RUN_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return key
+
+
 def _banner(stack: Stack) -> str:
     where = {
         "rest": f"REST {stack.rest_url} (Swagger UI at {stack.rest_url}/ui/)",
@@ -223,12 +255,18 @@ def _banner(stack: Stack) -> str:
         ("rest",): f", in front of the gRPC proxy at {settings.load(settings.RestSettings, 'rest').grpc_target}",
         ("proxy", "rest"): f", in front of {settings.load(settings.ProxySettings, 'proxy').backend_url}",
     }.get(stack.tiers, "")
-    return f"λλM is up: {', '.join(where[t] for t in reversed(stack.tiers))}{behind}. Ctrl-C stops all."
+    key = (
+        f"\nThis run's API key is in {RUN_KEY_FILE}: BEDREST_API_KEY=$(cat {RUN_KEY_FILE}) bedrest, "
+        f'or curl -H "Authorization: Bearer $(cat {RUN_KEY_FILE})" ...'
+        if stack.api_key
+        else ""
+    )
+    return f"λλM is up: {', '.join(where[t] for t in reversed(stack.tiers))}{behind}. Ctrl-C stops all.{key}"
 
 
 def up(engine: str | None = None) -> int:
     """Run the configured tiers until Ctrl-C or SIGTERM, logs of all tiers in this terminal."""
-    stack = Stack(Ports.from_config(), engine=engine, tiers=tiers_to_run())
+    stack = Stack(Ports.from_config(), engine=engine, tiers=tiers_to_run(), api_key=run_key())
     with _sigterm_as_interrupt():
         try:
             with stack:
@@ -245,7 +283,8 @@ def up(engine: str | None = None) -> int:
 
 
 def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
-    """Bring the chain up on free ports, run `bedrest passive` through it, and stop it."""
+    """Bring the chain up on free ports with a key made for the run, run `bedrest passive` through it with that
+    key, and stop it."""
     log_path = Path(".lambdallm") / "demo.log"
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("w") as log, _sigterm_as_interrupt():
@@ -261,7 +300,8 @@ def demo(engine: str | None = None, max_tokens: int | None = None) -> int:
                     command[1:1] = ["--max-tokens", str(max_tokens)]
                 bedrest = Path(sys.executable).with_name("bedrest")
                 command[0] = str(bedrest) if bedrest.exists() else command[0]
-                return subprocess.run(command).returncode
+                key = {"BEDREST_API_KEY": stack.api_key} if stack.api_key else {}
+                return subprocess.run(command, env=os.environ | key).returncode
         except StackError as exc:
             print(f"lambdallm demo: {exc}; see {log_path}", file=sys.stderr)
             return 1

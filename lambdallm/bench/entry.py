@@ -44,16 +44,21 @@ def load(
         titan = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0.0}}
         url = f"http://127.0.0.1:{ports.bedrock}/model/{model_id}/invoke"
         return wrk(url, titan, connections, duration_s, timeout, requests_per_connection)
-    port = ports.apigw if entry == "apigw" else ports.rest
-    url = f"http://127.0.0.1:{port}/query"
-    return wrk(url, body, connections, duration_s, timeout, requests_per_connection)
+    if entry == "apigw":
+        url = f"http://127.0.0.1:{ports.apigw}/query"
+        return wrk(url, body, connections, duration_s, timeout, requests_per_connection)
+    url = f"http://127.0.0.1:{ports.rest}/query"
+    return wrk(url, body, connections, duration_s, timeout, requests_per_connection, stack.auth_headers)
 
 
 def drain(stack: Stack, timeout_s: float = 600.0) -> None:
     """Wait until the model answers and nothing is queued before us (a 1-token request queues behind the rest)."""
     data = json.dumps(query_body("Hello", 1)).encode()
     request = urllib.request.Request(
-        f"{stack.rest_url}/query", data=data, headers={"Content-Type": "application/json"}, method="POST"
+        f"{stack.rest_url}/query",
+        data=data,
+        headers={"Content-Type": "application/json"} | stack.auth_headers,
+        method="POST",
     )
     deadline = time.monotonic() + timeout_s
     while True:

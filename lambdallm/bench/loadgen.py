@@ -58,8 +58,9 @@ def wrk(
     duration_s: float,
     timeout_s: float = 30.0,
     requests_per_connection: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
-    """POST `body` to `url` from `connections` keep-alive connections for `duration_s` seconds.
+    """POST `body` (with `headers`) to `url` from `connections` keep-alive connections for `duration_s` seconds.
 
     With `requests_per_connection`, send exactly `connections * requests_per_connection` requests and stop when
     all are answered (`duration_s` is then only a cap).
@@ -76,6 +77,7 @@ def wrk(
             f"--duration={max(1, round(duration_s))}s",
             f"--timeout={max(1, round(timeout_s))}s",
             f"--script={SCRIPT}",
+            *(f"--header={name}: {value}" for name, value in (headers or {}).items()),
             url,
             "--",
             body_file.name,

@@ -29,6 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from lambdallm import logs
 from lambdallm.local_cloud.body import read_body
+from lambdallm.local_cloud.sigv4 import SignatureError, SignedRequest, SigV4Verifier
 from lambdallm.schema_errors import first_error
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
@@ -89,6 +90,7 @@ class Route:
     function: str
     streaming: bool
     timeout_s: float
+    iam: bool = False  # the method requires AWS_IAM authorization (a security scheme of type awsSigv4)
 
 
 class ApiGateway:
@@ -96,7 +98,9 @@ class ApiGateway:
     timeout) from the OpenAPI document; `timeout_s` is the functions' own timeout, `timeouts` overrides it for
     the functions it names (the streaming function may run longer, as in deploy/template.yaml).
 
-    `functions` maps each function name an integration URI names (`${QueryFunction.Arn}`) to its handler.
+    `functions` maps each function name an integration URI names (`${QueryFunction.Arn}`) to its handler. With a
+    `verifier`, methods that require IAM authorization take only requests it finds signed, as in AWS; without
+    one, every request goes in (as `sam local` lets them).
     """
 
     def __init__(
@@ -107,8 +111,9 @@ class ApiGateway:
         stage: str = "local",
         max_body_bytes: int = 0,
         timeouts: dict[str, float] | None = None,
+        verifier: SigV4Verifier | None = None,
     ) -> None:
-        self.functions, self.timeout_s, self.stage = functions, timeout_s, stage
+        self.functions, self.timeout_s, self.stage, self.verifier = functions, timeout_s, stage, verifier
         self.timeouts = timeouts or {}
         self.max_body_bytes = max_body_bytes or MAX_BODY_BYTES
         document = yaml.safe_load(spec.read_text())
@@ -131,6 +136,8 @@ class ApiGateway:
             response = await self._handle(request, request_id)
         except ProblemError as exc:
             response = exc.to_response(request.headers.get("x-request-id") or request_id)
+        except SignatureError as exc:
+            response = _refusal(exc, request_id)
         logger.info(
             "%s %s %d",
             request.method,
@@ -151,6 +158,8 @@ class ApiGateway:
         route = methods[request.method]
         if (body := await read_body(request, self.max_body_bytes)) is None:
             raise ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
+        if route.iam and self.verifier is not None:
+            self.verifier.verify(_signed_request(request, body))
         if route.validator is not None:
             _validate(route.validator, body)
         event = _proxy_event(request, body, path, request_id, self.stage)
@@ -292,7 +301,29 @@ def _route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
     found = _FUNCTION.search(uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri))
     streaming = integration.get("responseTransferMode") == "STREAM"
     timeout_s = integration.get("timeoutInMillis", DEFAULT_INTEGRATION_TIMEOUT_MS) / 1000
-    return Route(validator, found.group(1) if found else "QueryFunction", streaming, timeout_s)
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    iam = any(
+        schemes.get(name, {}).get("x-amazon-apigateway-authtype") == "awsSigv4"
+        for requirement in operation.get("security", document.get("security", []))
+        for name in requirement
+    )
+    return Route(validator, found.group(1) if found else "QueryFunction", streaming, timeout_s, iam)
+
+
+def _signed_request(request: Request, body: bytes) -> SignedRequest:
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.raw:
+        headers.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    return SignedRequest(
+        request.method, raw_path.decode("latin-1"), request.scope.get("query_string", b"").decode(), headers, body
+    )
+
+
+def _refusal(error: SignatureError, request_id: str) -> Response:
+    """API Gateway's own 403 for a request it could not authenticate: `{"message": ...}` and its error type."""
+    headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": error.error_type}
+    return Response(json.dumps({"message": error.message}), 403, headers, media_type="application/json")
 
 
 def _validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:

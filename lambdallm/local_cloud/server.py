@@ -24,11 +24,13 @@ from lambdallm.local_cloud.engines import Engine, create_engine
 from lambdallm.local_cloud.metrics import CloudMetrics, apigateway_route
 from lambdallm.local_cloud.models import MODEL_FILES, MODEL_NAMES, ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Scheduler
+from lambdallm.local_cloud.sigv4 import SigV4Verifier
 from lambdallm.metrics import Measured
 from lambdallm.settings import CloudSettings
 
 logger = logging.getLogger("lambdallm.local_cloud")
 BEDROCK_CONNECT_TIMEOUT_S = 2
+REGION = "us-east-1"  # the local cloud's one region: the Lambda's, and the one requests are signed for
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
         "AWS_LAMBDA_FUNCTION_NAME": "QueryFunction",
         "BEDROCK_MODEL_ID": settings.model_id,
         # The function's time budget as the SAM template splits it: connect, read, 1 s to spare.
@@ -72,6 +74,13 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
         "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s - BEDROCK_CONNECT_TIMEOUT_S - 1),
         "LOG_PROMPTS": str(settings.log_prompts).lower(),
     }
+
+
+def verifier_for(settings: CloudSettings) -> SigV4Verifier | None:
+    """With apigw_auth = "iam", the API Gateway's SigV4 check against the configured key pair."""
+    if settings.apigw_auth != "iam":
+        return None
+    return SigV4Verifier(settings.apigw_access_key_id, settings.apigw_secret_access_key, REGION)
 
 
 def load_functions(environment: dict[str, str]) -> dict[str, Any]:
@@ -122,6 +131,7 @@ async def start_local_cloud(
         load_functions(lambda_environment(settings, cloud.bedrock_url)),
         settings.lambda_timeout_s,
         timeouts={"QueryStreamFunction": settings.stream_lambda_timeout_s},
+        verifier=verifier_for(settings),
     )
     metrics = CloudMetrics(host)
     measured_gateway = Measured(gateway, metrics.apigateway, apigateway_route(gateway.routes))

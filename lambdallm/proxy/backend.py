@@ -11,6 +11,7 @@ from typing import Any, Self
 import aiohttp
 
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
+from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
@@ -97,6 +98,13 @@ class Backend:
         self._stream_url = self._url + "/stream"
         self._session: aiohttp.ClientSession | None = None
         self._probe_session: aiohttp.ClientSession | None = None
+        self._signer = BackendSigner.from_settings(settings)
+
+    def _request(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        """The JSON body and the headers of one backend request, signed when backend_auth is "iam"."""
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", **headers}
+        return body, (self._signer.sign("POST", url, body, headers) if self._signer else headers)
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
@@ -127,10 +135,10 @@ class Backend:
 
     async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
         """POST the payload to the backend within `budget_s` seconds; raise ProxyError on any failure."""
-        headers = {"X-Request-ID": request_id}
+        body, headers = self._request(self._url, payload, {"X-Request-ID": request_id})
         with map_backend_errors():
             async with self.session.post(
-                self._url, json=payload, headers=headers, timeout=self._timeout(budget_s)
+                self._url, data=body, headers=headers, timeout=self._timeout(budget_s)
             ) as response:
                 body = await read_capped(response)
                 if response.status != 200:
@@ -142,11 +150,13 @@ class Backend:
     ) -> AsyncIterator[str | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream; yield text
         as each line arrives, then the final Completion (its text empty). Raise ProxyError on any failure."""
-        headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        body, headers = self._request(
+            self._stream_url, payload, {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        )
         with map_backend_errors():
             async with self.session.post(
                 self._stream_url,
-                json=payload,
+                data=body,
                 headers=headers,
                 timeout=self._timeout(budget_s, self._settings.stream_timeout_s),
             ) as response:
@@ -168,10 +178,9 @@ class Backend:
         if self._probe_session is None:
             raise RuntimeError("Backend is not open")
         timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
+        body, headers = self._request(self._url, {}, {"X-Request-ID": "health-probe"})
         try:
-            async with self._probe_session.post(
-                self._url, json={}, headers={"X-Request-ID": "health-probe"}, timeout=timeout
-            ) as response:
+            async with self._probe_session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
                 await read_capped(response, 65536)
                 return response.status == PROBE_ANSWER
         except (aiohttp.ClientError, TimeoutError, ProxyError):

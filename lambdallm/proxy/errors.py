@@ -54,6 +54,10 @@ def from_backend_status(status: int, body: bytes, retry_after: str | None = None
         problem = None
     if isinstance(problem, dict) and isinstance(problem.get("detail"), str) and problem["detail"]:
         detail = problem["detail"]
+    elif isinstance(problem, dict) and isinstance(problem.get("message"), str) and problem["message"]:
+        # API Gateway's own refusals (403 "Missing Authentication Token", a signature mismatch) say `message`;
+        # its first sentence is enough (a mismatch goes on with the canonical request it expected).
+        detail = f"backend answered HTTP {status}: {problem['message'].splitlines()[0][:200]}"
     if code is not grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ProxyError(code, detail)
     return ProxyError(code, detail, str(retry_after_seconds(retry_after)))

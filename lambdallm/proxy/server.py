@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -16,7 +17,7 @@ from lambdallm.proxy.decoding import DecodeRequests
 from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
 from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
-from lambdallm.settings import ProxySettings
+from lambdallm.settings import ProxySettings, SettingsError
 
 log = logging.getLogger("lambdallm.proxy")
 
@@ -38,11 +39,33 @@ def create_server(
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc's only word for it: "Failed to bind to address"
         raise tier.CannotListen(f"cannot listen on {address}: address in use or not available") from exc
     return server, port
+
+
+def server_credentials(settings: ProxySettings) -> grpc.ServerCredentials | None:
+    """TLS credentials from tls_cert_file and tls_key_file (both or neither), or None for plaintext; a
+    SettingsError names a missing half or a file that cannot be read."""
+    files = {"tls_cert_file": settings.tls_cert_file, "tls_key_file": settings.tls_key_file}
+    if not any(files.values()):
+        return None
+    for key, path in files.items():
+        if not path:
+            raise SettingsError(f"{key} is not set: TLS needs both tls_cert_file and tls_key_file")
+    pem: dict[str, bytes] = {}
+    for key, path in files.items():
+        try:
+            pem[key] = Path(path).expanduser().read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+    return grpc.ssl_server_credentials([(pem["tls_key_file"], pem["tls_cert_file"])])
 
 
 async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
@@ -54,9 +77,10 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
         scraper, metrics_port = await start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
         try:
             await server.start()
+            tls = bool(settings.tls_cert_file)
             log.info(
                 "proxy listening",
-                extra={"port": port, "metrics_port": metrics_port, "backend_url": settings.backend_url},
+                extra={"port": port, "metrics_port": metrics_port, "backend_url": settings.backend_url, "tls": tls},
             )
             tier.announce({"grpc": port, "proxy_metrics": metrics_port})
             await stop.wait()

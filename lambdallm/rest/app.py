@@ -24,11 +24,11 @@ from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.metrics import Measured
-from lambdallm.rest import problems
+from lambdallm.rest import auth, problems
 from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
-from lambdallm.settings import RestSettings
+from lambdallm.settings import RestSettings, SettingsError
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
@@ -45,12 +45,31 @@ class SnakeCaseResolver(Resolver):  # type: ignore[misc]
         return super().resolve_function_from_operation_id(f"{module}.{snake}" if module else snake)
 
 
+def channel_credentials(settings: RestSettings) -> grpc.ChannelCredentials | None:
+    """TLS credentials for the channel to the proxy (the CA file's certificates, else the system's), or None
+    for plaintext; a CA file turns TLS on. A SettingsError if the CA file cannot be read."""
+    if not (settings.grpc_tls or settings.grpc_ca_file):
+        return None
+    roots = None
+    if settings.grpc_ca_file:
+        try:
+            roots = Path(settings.grpc_ca_file).expanduser().read_bytes()
+        except OSError as exc:
+            raise SettingsError(f"grpc_ca_file: cannot read {settings.grpc_ca_file}: {exc.strerror}") from exc
+    return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
 def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     """A lifespan that opens the one gRPC channel of the process and exposes stubs as request state."""
+    credentials = channel_credentials(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        async with grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS) as channel:
+        if credentials is None:
+            channel = grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS)
+        else:
+            channel = grpc.aio.secure_channel(settings.grpc_target, credentials, options=CHANNEL_OPTIONS)
+        async with channel:
             yield {
                 "settings": settings,
                 "metrics": metrics,
@@ -62,13 +81,15 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
 
 
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
-    """The ASGI app serving specs/openapi.yaml with request and response validation, Swagger UI at /ui, and
-    Prometheus metrics at /metrics in front of the spec (README, "Metrics")."""
+    """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
+    (a SettingsError if auth is on and no key is set), Swagger UI at /ui, and Prometheus metrics at /metrics in
+    front of the spec (README, "Metrics")."""
     metrics = RestMetrics(settings.max_in_flight)
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
     app.add_api(
         SPEC,
         resolver=SnakeCaseResolver(),
+        security_map=auth.security_map(settings),
         strict_validation=True,
         validate_responses=True,
         validator_map=VALIDATOR_MAP,
@@ -127,8 +148,9 @@ def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None
 def serve(settings: RestSettings) -> int:
     """Entry point of `lambdallm rest`: JSON logs, serve until SIGTERM or SIGINT."""
     logs.configure("rest")
+    app = create_app(settings)  # a bad key or CA setting stops the tier before it listens
     sock = tier.bind_tcp(settings.host, settings.port)
     tier.listen(sock)
-    server = uvicorn_server(settings)
+    server = uvicorn_server(settings, app)
     server.run(sockets=[sock])
     return 0 if server.started else 1

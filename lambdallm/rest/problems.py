@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lambdallm import logs
+from lambdallm.rest.auth import CHALLENGE
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("lambdallm.rest")
@@ -103,7 +104,10 @@ async def on_problem(_request: ConnexionRequest, exc: Exception) -> ConnexionRes
     (log.warning if exc.status_code < 500 else log.error)(
         "problem", extra={"status": exc.status_code, "detail": detail}
     )
-    return problem_response(exc.status_code, title, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", CHALLENGE)
+    return problem_response(exc.status_code, title, detail, headers)
 
 
 async def on_unexpected(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:

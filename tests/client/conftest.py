@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.stack import running_proxy, running_rest
+from tests.fakes.stack import API_KEY, running_proxy, running_rest
 
 BEDREST = Path(sys.executable).with_name("bedrest")
 
@@ -28,20 +28,20 @@ async def rest_url(fake):
 
 @pytest.fixture
 def bedrest(tmp_path):
-    """Run `bedrest` as a subprocess with a clean config environment."""
+    """Run `bedrest` as a subprocess with a clean config environment and the REST tier's key (BEDREST_API_KEY)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("BEDREST_")}
     empty = tmp_path / "bedrest.toml"  # a named config file must exist; an empty one leaves the defaults
     empty.write_text("")
-    env |= {"HOME": str(tmp_path), "BEDREST_CONFIG": str(empty)}
+    env |= {"HOME": str(tmp_path), "BEDREST_CONFIG": str(empty), "BEDREST_API_KEY": API_KEY}
 
-    async def run(*args, stdin=b"", **extra_env):
+    async def run(*args, stdin=b"", **extra_env):  # a variable given as None is removed
         process = await asyncio.create_subprocess_exec(
             BEDREST,
             *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=env | extra_env,
+            env={key: value for key, value in (env | extra_env).items() if value is not None},
         )
         out, err = await asyncio.wait_for(process.communicate(stdin), 30)
         return Finished(process.returncode, out.decode(), err.decode())

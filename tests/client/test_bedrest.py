@@ -13,6 +13,7 @@ from client_app.llm import make_client
 from client_app.modes import PASSIVE_PROMPTS, run_active
 from lambdallm.settings import SettingsError
 from tests.fakes.backend import Reply, problem
+from tests.fakes.stack import API_KEY
 
 
 def user(text):
@@ -51,6 +52,21 @@ async def test_server_error_is_one_line_and_nonzero(bedrest, rest_url, fake):
     assert done.stderr.strip() == "bedrest: HTTP 503 Service Unavailable: model is down"
 
 
+async def test_without_a_key_the_refusal_is_one_line_and_nonzero(bedrest, rest_url, fake):
+    done = await bedrest("passive", "--port", str(urlsplit(rest_url).port), BEDREST_API_KEY=None)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "bedrest: HTTP 401 Unauthorized: No authorization token provided"
+    assert fake.requests == []
+
+
+async def test_the_key_from_the_command_line_wins(bedrest, rest_url):
+    port = str(urlsplit(rest_url).port)
+    done = await bedrest("passive", "--port", port, "--api-key", API_KEY, BEDREST_API_KEY="wrong-key")
+    assert done.returncode == 0, done.stderr
+    wrong = await bedrest("passive", "--port", port, "--api-key", "wrong-key")
+    assert wrong.stderr.strip() == "bedrest: HTTP 401 Unauthorized: the API key is not valid"
+
+
 async def test_connection_refused_is_one_line_and_nonzero(bedrest):
     done = await bedrest("passive", "--port", "1")
     assert done.returncode == 1
@@ -78,7 +94,7 @@ def test_config_precedence(tmp_path):
 async def test_active_loop_until_quit(rest_url):
     lines = iter(["Hi", "", "Tell me a story", "quit", "never sent"])
     out, err = io.StringIO(), io.StringIO()
-    with make_client(rest_url, 10) as client:
+    with make_client(rest_url, 10, API_KEY) as client:
         status = await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), out, err)
     assert status == 0, err.getvalue()
     assert "echo: Hi" in out.getvalue() and "echo: Tell me a story" in out.getvalue()
@@ -96,7 +112,7 @@ async def test_active_reports_errors_and_continues_until_eof(rest_url, fake):
             raise EOFError from None
 
     out, err = io.StringIO(), io.StringIO()
-    with make_client(rest_url, 10) as client:
+    with make_client(rest_url, 10, API_KEY) as client:
         status = await asyncio.to_thread(run_active, client, 5, read_line, out, err)
     assert status == 1
     assert err.getvalue() == "bedrest: HTTP 429 Too Many Requests: busy\n"
@@ -106,7 +122,7 @@ async def test_active_reports_errors_and_continues_until_eof(rest_url, fake):
 async def test_active_sends_every_earlier_turn_until_cleared(rest_url, fake):
     lines = iter(["My name is Ada.", "What is my name?", "clear", "And now?", "quit"])
     out, err = io.StringIO(), io.StringIO()
-    with make_client(rest_url, 10) as client:
+    with make_client(rest_url, 10, API_KEY) as client:
         status = await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), out, err)
     assert status == 0, err.getvalue()
     assert [body["messages"] for _, body in fake.requests] == [
@@ -119,7 +135,7 @@ async def test_active_sends_every_earlier_turn_until_cleared(rest_url, fake):
 
 async def test_raw_active_sends_each_line_alone_as_text(rest_url, fake):
     lines = iter(["one", "two", "quit"])
-    with make_client(rest_url, 10) as client:
+    with make_client(rest_url, 10, API_KEY) as client:
         await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), io.StringIO(), io.StringIO(), False)
     assert [body for _, body in fake.requests] == [
         {"prompt": "one", "max_tokens": 5},
@@ -151,7 +167,7 @@ async def test_a_full_context_drops_the_oldest_exchange_and_retries(rest_url, fa
     conversation = Conversation(budget_chars=1000, turns=[("user", "old"), ("assistant", "older answer")])
     from client_app.conversation import ask
 
-    with make_client(rest_url, 10) as client:
+    with make_client(rest_url, 10, API_KEY) as client:
         answer = await asyncio.to_thread(ask, client, conversation, "new", 5)
     assert answer.text == "echo: new"
     assert [body["messages"] for _, body in fake.requests] == [
@@ -182,7 +198,7 @@ async def test_an_answer_is_printed_as_it_is_made(rest_url, fake):
     lines = iter(["Hi", "quit"])
 
     def run():
-        with make_client(rest_url, 30) as client:
+        with make_client(rest_url, 30, API_KEY) as client:
             return run_active(client, 10, read_line=lambda _: next(lines), out=out, err=io.StringIO())
 
     running = asyncio.create_task(asyncio.to_thread(run))

@@ -40,6 +40,7 @@ class Load:
     url: str
     workers: int = 8
     timeout_s: float = 30.0
+    headers: dict[str, str] = field(default_factory=dict)  # the stack's API key, for one
     outcomes: list[Outcome] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -57,7 +58,7 @@ class Load:
             thread.join(self.timeout_s + 5)
 
     def _work(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=self.timeout_s) as client:
+        with httpx.Client(base_url=self.url, timeout=self.timeout_s, headers=self.headers) as client:
             while not self._stop.is_set():
                 self.outcomes.append(send(client))
 

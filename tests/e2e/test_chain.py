@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generated.llm_client import Client
+from generated.llm_client import AuthenticatedClient
 from generated.llm_client.api.llm import generate_text
 from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse, Message, MessageRole
 from lambdallm.stack import Ports, Stack
@@ -26,7 +27,9 @@ pytestmark = [pytest.mark.e2e]
 
 @pytest.mark.model
 def test_a_real_generation_crosses_every_tier(model_chain: Stack) -> None:
-    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
+    client = AuthenticatedClient(
+        base_url=model_chain.rest_url, token=model_chain.api_key, raise_on_unexpected_status=True
+    )
     request = GenerateRequest(prompt="The capital of France is", max_tokens=6, temperature=0.0)
 
     answer = generate_text.sync_detailed(client=client, body=request, x_request_id="e2e-real-1")
@@ -44,7 +47,7 @@ def test_a_real_generation_crosses_every_tier(model_chain: Stack) -> None:
 
 @pytest.mark.model
 def test_max_tokens_is_a_hard_limit_reported_as_length(model_chain: Stack) -> None:
-    client = Client(base_url=model_chain.rest_url)
+    client = AuthenticatedClient(base_url=model_chain.rest_url, token=model_chain.api_key)
     request = GenerateRequest(prompt="Count with me: one, two, three,", max_tokens=2, temperature=0.0)
 
     body = generate_text.sync(client=client, body=request)
@@ -56,7 +59,12 @@ def test_max_tokens_is_a_hard_limit_reported_as_length(model_chain: Stack) -> No
 
 @pytest.mark.model
 def test_a_request_id_is_generated_when_the_caller_sends_none(model_chain: Stack) -> None:
-    answer = httpx.post(f"{model_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 1}, timeout=60)
+    answer = httpx.post(
+        f"{model_chain.rest_url}/query",
+        json={"prompt": "Hello", "max_tokens": 1},
+        timeout=60,
+        headers=model_chain.auth_headers,
+    )
 
     assert answer.status_code == 200
     assert answer.json()["request_id"] == answer.headers["X-Request-ID"] != ""
@@ -77,7 +85,7 @@ def test_a_request_id_is_generated_when_the_caller_sends_none(model_chain: Stack
     ],
 )
 def test_bad_input_is_a_problem_that_names_the_field(instant_chain: Stack, body: dict[str, object], field: str) -> None:
-    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10, headers=instant_chain.auth_headers)
 
     assert answer.status_code == 400
     assert answer.headers["content-type"].startswith("application/problem+json")
@@ -93,7 +101,7 @@ CHAT = [
 
 def test_every_turn_and_the_system_text_reach_the_model(instant_chain: Stack) -> None:
     body = {"messages": CHAT, "system": "Be brief.", "max_tokens": 50}
-    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10, headers=instant_chain.auth_headers)
 
     assert answer.status_code == 200, answer.text
     # The instant model echoes the prompt its chat template rendered; Titan takes no system prompt, so the
@@ -106,7 +114,9 @@ def test_every_turn_and_the_system_text_reach_the_model(instant_chain: Stack) ->
 
 @pytest.mark.model
 def test_a_real_conversation_crosses_every_tier(model_chain: Stack) -> None:
-    client = Client(base_url=model_chain.rest_url, raise_on_unexpected_status=True)
+    client = AuthenticatedClient(
+        base_url=model_chain.rest_url, token=model_chain.api_key, raise_on_unexpected_status=True
+    )
     messages = [Message(role=MessageRole(m["role"]), content=m["content"]) for m in CHAT]
     request = GenerateRequest(messages=messages, system="Answer in a few words.", max_tokens=8, temperature=0.0)
 
@@ -140,7 +150,11 @@ def chain_without_backend() -> Iterator[Stack]:
 
 
 def test_backend_down_is_a_503_and_the_chain_is_not_ready(chain_without_backend: Stack) -> None:
-    answer = httpx.post(f"{chain_without_backend.rest_url}/query", json={"prompt": "Hi", "max_tokens": 3})
+    answer = httpx.post(
+        f"{chain_without_backend.rest_url}/query",
+        json={"prompt": "Hi", "max_tokens": 3},
+        headers=chain_without_backend.auth_headers,
+    )
     ready = httpx.get(f"{chain_without_backend.rest_url}/ready")
 
     assert answer.status_code == 503
@@ -152,8 +166,9 @@ def test_backend_down_is_a_503_and_the_chain_is_not_ready(chain_without_backend:
 def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack) -> None:
     bedrest = Path(sys.executable).with_name("bedrest")
     command = [str(bedrest), "--port", str(chain_without_backend.ports.rest), "passive"]
+    env = os.environ | {"BEDREST_API_KEY": str(chain_without_backend.api_key)}
 
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
 
     assert result.returncode == 1
     assert result.stderr.startswith("bedrest: HTTP 503 Service Unavailable: ")
@@ -164,7 +179,9 @@ def test_bedrest_reports_a_backend_down_in_one_line(chain_without_backend: Stack
 def test_a_slow_backend_is_a_504_not_a_hang(impatient_chain: Stack) -> None:
     body = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 3000, "temperature": 0}
 
-    answer = httpx.post(f"{impatient_chain.rest_url}/query", json=body, timeout=30)
+    answer = httpx.post(
+        f"{impatient_chain.rest_url}/query", json=body, timeout=30, headers=impatient_chain.auth_headers
+    )
 
     assert answer.status_code == 504
     assert answer.headers["content-type"].startswith("application/problem+json")
@@ -177,8 +194,9 @@ PASSIVE_PROMPTS = ["Hi", "Who are you?", "Tell me a story", "What do you think o
 def test_bedrest_passive_prints_five_real_generations(model_chain: Stack) -> None:
     bedrest = Path(sys.executable).with_name("bedrest")
     command = [str(bedrest), "--port", str(model_chain.ports.rest), "--max-tokens", "3", "passive"]
+    env = os.environ | {"BEDREST_API_KEY": str(model_chain.api_key)}
 
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
 
     assert result.returncode == 0, result.stderr
     positions = [result.stdout.find(prompt) for prompt in PASSIVE_PROMPTS]
@@ -195,8 +213,13 @@ def test_no_prompt_text_reaches_any_tiers_log(instant_chain: Stack) -> None:
         {"prompt": f"{secret} many stops", "max_tokens": 2, "stop_sequences": [secret] * 5},
     ]
     for body in bodies:
-        httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10)
-    httpx.post(f"{instant_chain.rest_url}/query", json={}, headers={"X-Request-ID": f"{secret}!"}, timeout=10)
+        httpx.post(f"{instant_chain.rest_url}/query", json=body, timeout=10, headers=instant_chain.auth_headers)
+    httpx.post(
+        f"{instant_chain.rest_url}/query",
+        json={},
+        headers={"X-Request-ID": f"{secret}!"} | instant_chain.auth_headers,
+        timeout=10,
+    )
     marker = uuid.uuid4().hex
     httpx.get(f"{instant_chain.rest_url}/health", headers={"X-Request-ID": marker}, timeout=10)
 

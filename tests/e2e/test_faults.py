@@ -61,7 +61,7 @@ def front_tiers(slow_backend: FakeBackend) -> Iterator[Stack]:
 
 def test_a_killed_proxy_is_503_at_once_and_its_restart_serves_within_2_s(instant_stack: Stack) -> None:
     proxy = instant_stack.processes["proxy"]
-    with Load(instant_stack.rest_url, workers=8, timeout_s=DEADLINE_S + 10) as load:
+    with Load(instant_stack.rest_url, 8, DEADLINE_S + 10, instant_stack.auth_headers) as load:
         load.wait_for(lambda seen: sum(o.status == 200 for o in seen) >= 20)
         killed = time.monotonic()
         proxy.send_signal(signal.SIGKILL)
@@ -90,7 +90,7 @@ def test_sigterm_lets_in_flight_requests_finish_refuses_new_ones_and_exits_0(
     slow_backend.replies.extend(Reply(delay_s=1.0) for _ in range(4))
     seen_before = len(slow_backend.requests)
     in_flight: list[Outcome] = []
-    clients = [threading.Thread(target=lambda: in_flight.append(_post(front_tiers.rest_url))) for _ in range(4)]
+    clients = [threading.Thread(target=lambda: in_flight.append(_post(front_tiers))) for _ in range(4)]
     for client in clients:
         client.start()
     _until(lambda: len(slow_backend.requests) - seen_before >= 4)  # all four are at the backend
@@ -110,7 +110,7 @@ def _refused_after_sigterm(stack: Stack, tier: str) -> Outcome:
     connections, a stopping proxy makes the REST tier answer 503."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        outcome = _post(stack.rest_url, timeout_s=5)
+        outcome = _post(stack, timeout_s=5)
         if tier == "rest" and outcome.error == "ConnectError":
             return outcome
         if tier == "proxy" and outcome.status == 503:
@@ -128,7 +128,7 @@ def test_sigterm_to_the_local_cloud_finishes_generations_in_flight_and_exits_0()
         body = {"prompt": "Count: one, two, three,", "max_tokens": 6, "temperature": 0}
         in_flight: list[Outcome] = []
         # Generous client timeouts: on a busy machine three queued generations can take many seconds.
-        post = lambda: in_flight.append(_post(stack.rest_url, body, timeout_s=90))  # noqa: E731
+        post = lambda: in_flight.append(_post(stack, body, timeout_s=90))  # noqa: E731
         clients = [threading.Thread(target=post) for _ in range(3)]
         for client in clients:
             client.start()
@@ -137,7 +137,7 @@ def test_sigterm_to_the_local_cloud_finishes_generations_in_flight_and_exits_0()
         stack.processes["local-cloud"].send_signal(signal.SIGTERM)
         for client in clients:
             client.join(100)
-        after = _post(stack.rest_url, body)
+        after = _post(stack, body)
 
         assert [o.status for o in in_flight] == [200] * 3, in_flight
         assert after.status == 503 and after.media_type == PROBLEM
@@ -153,7 +153,10 @@ def test_a_backend_too_slow_for_a_stream_is_a_504_at_the_deadline(
     started = time.monotonic()
 
     answer = httpx.post(
-        f"{front_tiers.rest_url}/query", json=BODY, headers={"Accept": "text/event-stream"}, timeout=DEADLINE_S + 10
+        f"{front_tiers.rest_url}/query",
+        json=BODY,
+        headers=front_tiers.auth_headers | {"Accept": "text/event-stream"},
+        timeout=DEADLINE_S + 10,
     )
 
     assert answer.status_code == 504
@@ -162,8 +165,8 @@ def test_a_backend_too_slow_for_a_stream_is_a_504_at_the_deadline(
     assert DEADLINE_S <= time.monotonic() - started < DEADLINE_S + 3  # at the deadline, not the backend's pace
 
 
-def _post(url: str, body: dict[str, object] = BODY, timeout_s: float = DEADLINE_S + 10) -> Outcome:
-    with httpx.Client(base_url=url, timeout=timeout_s) as client:
+def _post(stack: Stack, body: dict[str, object] = BODY, timeout_s: float = DEADLINE_S + 10) -> Outcome:
+    with httpx.Client(base_url=stack.rest_url, timeout=timeout_s, headers=stack.auth_headers) as client:
         return send(client, body)
 
 

@@ -19,7 +19,7 @@ def test_each_tier_counts_the_requests_and_tokens_that_crossed_it(instant_chain:
     assert instant_chain.ports.proxy_metrics > 0  # announced by the proxy, not the configured 9464
     before = {tier: scrape(url) for tier, url in urls.items()}
     body = {"prompt": "one two three four", "max_tokens": 3}
-    with httpx.Client(base_url=instant_chain.rest_url, timeout=30) as client:
+    with httpx.Client(base_url=instant_chain.rest_url, timeout=30, headers=instant_chain.auth_headers) as client:
         answers = [client.post("/query", json=body) for _ in range(2)]
         streamed = client.post("/query", json=body, headers={"Accept": "text/event-stream"})
         refused = client.post("/query", json={"prompt": ""})

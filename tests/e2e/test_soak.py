@@ -19,21 +19,21 @@ WARM_UP_S = 10
 SOAK_S = 60
 
 
-def _load(url: str, seconds: float) -> tuple[int, int]:
+def _load(stack: Stack, seconds: float) -> tuple[int, int]:
     """(answered 2xx, failed) of `seconds` of closed-loop load at CONNECTIONS connections: wrk if installed."""
     if shutil.which("wrk"):
-        result = wrk(f"{url}/query", BODY, CONNECTIONS, seconds, timeout_s=10)
+        result = wrk(f"{stack.rest_url}/query", BODY, CONNECTIONS, seconds, timeout_s=10, headers=stack.auth_headers)
         return result.ok, result.errors
-    with Load(url, workers=CONNECTIONS, timeout_s=10) as load:
+    with Load(stack.rest_url, workers=CONNECTIONS, timeout_s=10, headers=stack.auth_headers) as load:
         time.sleep(seconds)
     return sum(o.status == 200 for o in load.outcomes), sum(o.status != 200 for o in load.outcomes)
 
 
 def test_a_60_s_soak_ends_without_errors_or_memory_growth(instant_chain: Stack) -> None:
-    _load(instant_chain.rest_url, WARM_UP_S)
+    _load(instant_chain, WARM_UP_S)
     warm = {tier: rss_mb(process.pid) for tier, process in instant_chain.processes.items()}
 
-    ok, failed = _load(instant_chain.rest_url, SOAK_S)
+    ok, failed = _load(instant_chain, SOAK_S)
     after = {tier: rss_mb(process.pid) for tier, process in instant_chain.processes.items()}
 
     assert ok > 0 and failed == 0, (ok, failed)

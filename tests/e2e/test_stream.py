@@ -26,8 +26,10 @@ def events_of(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
 def test_a_streamed_answer_is_the_unary_answer_in_pieces(model_chain: Stack) -> None:
     body = {"prompt": "The capital of France is", "max_tokens": 8, "temperature": 0}
 
-    streamed = httpx.post(f"{model_chain.rest_url}/query", json=body, headers=STREAM, timeout=60)
-    whole = httpx.post(f"{model_chain.rest_url}/query", json=body, timeout=60).json()
+    streamed = httpx.post(
+        f"{model_chain.rest_url}/query", json=body, headers=STREAM | model_chain.auth_headers, timeout=60
+    )
+    whole = httpx.post(f"{model_chain.rest_url}/query", json=body, headers=model_chain.auth_headers, timeout=60).json()
 
     assert streamed.status_code == 200
     events = events_of(streamed)
@@ -44,11 +46,16 @@ LONG = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 3000, 
 
 
 def test_a_client_that_hangs_up_frees_the_model_for_the_next_request(model_chain: Stack) -> None:
-    with httpx.stream("POST", f"{model_chain.rest_url}/query", json=LONG, headers=STREAM, timeout=60) as response:
+    with httpx.stream(
+        "POST", f"{model_chain.rest_url}/query", json=LONG, headers=STREAM | model_chain.auth_headers, timeout=60
+    ) as response:
         assert next(response.iter_lines()).startswith("event: text")
     # 3000 tokens take about a minute here: the next answer within the timeout means the abandoned one stopped.
     after = httpx.post(
-        f"{model_chain.rest_url}/query", json={"prompt": "Hello", "max_tokens": 2}, headers=STREAM, timeout=30
+        f"{model_chain.rest_url}/query",
+        json={"prompt": "Hello", "max_tokens": 2},
+        headers=STREAM | model_chain.auth_headers,
+        timeout=30,
     )
 
     assert events_of(after)[-1][0] == "done"
@@ -62,7 +69,9 @@ def test_a_client_that_hangs_up_frees_the_model_for_the_next_request(model_chain
 
 
 def test_the_deadline_ends_a_stream_with_an_error_event(impatient_chain: Stack) -> None:
-    response = httpx.post(f"{impatient_chain.rest_url}/query", json=LONG, headers=STREAM, timeout=60)
+    response = httpx.post(
+        f"{impatient_chain.rest_url}/query", json=LONG, headers=STREAM | impatient_chain.auth_headers, timeout=60
+    )
 
     assert response.status_code == 200
     events = events_of(response)

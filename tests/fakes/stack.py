@@ -15,6 +15,9 @@ from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from tests.fakes.backend import FakeBackend
 
+API_KEY = "test-key-0123456789"
+AUTHORIZATION = {"Authorization": f"Bearer {API_KEY}"}
+
 
 @dataclass
 class RunningProxy:
@@ -55,12 +58,13 @@ async def running_proxy(fake: FakeBackend, **overrides: object) -> AsyncIterator
 
 @asynccontextmanager
 async def running_rest(grpc_target: str, **overrides: object) -> AsyncIterator[str]:
-    """The REST tier (create_app under uvicorn) on a free port; yields its base URL."""
+    """The REST tier (create_app under uvicorn) on a free port, opened by API_KEY; yields its base URL."""
     import asyncio
 
     from lambdallm.rest.app import uvicorn_server
     from lambdallm.settings import RestSettings
 
+    overrides = {"api_keys": API_KEY} | overrides
     settings = RestSettings(port=0, grpc_target=grpc_target, **overrides)  # type: ignore[arg-type]
     server = uvicorn_server(settings)
     task = asyncio.create_task(server.serve())

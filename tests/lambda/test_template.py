@@ -94,3 +94,21 @@ def test_spend_is_bounded_by_reserved_concurrency_and_stage_throttling(template:
     assert all(
         template["Parameters"][name]["Default"] >= 1 for name in ("MaxConcurrency", "ThrottleRate", "ThrottleBurst")
     )
+
+
+def test_every_backend_method_requires_iam_and_the_invoke_policy_covers_exactly_them(template: dict[str, Any]) -> None:
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "specs" / "backend.yaml").read_text())
+    (scheme,) = spec["components"]["securitySchemes"].values()
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+    methods = set()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert operation["security"] == [{"sigv4": []}], f"{method} {path} is open"
+            methods.add(f"/${{StageName}}/{method.upper()}{path}")
+    (statement,) = template["Resources"]["BackendInvokePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", ["execute-api:Invoke"])
+    prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${BackendApi}"
+    resources = {resource["Fn::Sub"] for resource in statement["Resource"]}
+    assert {resource.removeprefix(prefix) for resource in resources} == methods

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.fakes.stack import running_proxy, running_rest
+from tests.fakes.stack import AUTHORIZATION, running_proxy, running_rest
 
 
 @pytest.fixture
@@ -20,5 +20,5 @@ async def rest(proxy):
 
 @pytest.fixture
 async def http(rest):
-    async with httpx.AsyncClient(base_url=rest, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=rest, timeout=10, headers=AUTHORIZATION) as client:
         yield client

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.fakes.backend import Reply
-from tests.fakes.stack import running_rest
+from tests.fakes.stack import AUTHORIZATION, running_rest
 from tests.scrape import moved, scrape_async, value
 
 VALID = {"prompt": "Hi there you", "max_tokens": 10}
@@ -15,8 +15,11 @@ LIMIT = 3
 
 @pytest.fixture
 async def limited(proxy):
-    async with running_rest(proxy.target, max_in_flight=LIMIT) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
-        yield c
+    async with (
+        running_rest(proxy.target, max_in_flight=LIMIT) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
+    ):
+        yield client
 
 
 async def scrape(http):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.fakes.backend import Reply, problem
-from tests.fakes.stack import running_rest
+from tests.fakes.stack import AUTHORIZATION, running_rest
 
 VALID = {"prompt": "Hi there", "max_tokens": 10}
 
@@ -146,7 +146,7 @@ async def test_swagger_ui_served(http):
 
 async def test_a_client_that_hangs_up_cancels_the_backend_request(rest, fake):
     fake.replies.append(Reply(delay_s=30))
-    async with httpx.AsyncClient(base_url=rest, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=rest, timeout=60, headers=AUTHORIZATION) as client:
         call = asyncio.ensure_future(client.post("/query", json={"prompt": "Hi", "max_tokens": 5}))
         while not fake.requests:
             await asyncio.sleep(0.01)
@@ -159,7 +159,10 @@ async def test_a_client_that_hangs_up_cancels_the_backend_request(rest, fake):
 async def test_a_rejected_prompt_is_named_not_echoed_in_the_answer_or_any_log(proxy, caplog):
     caplog.set_level(logging.DEBUG)
     body = json.dumps(VALID | {"prompt": "secret-" + "x" * 32000})
-    async with running_rest(proxy.target) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+    async with (
+        running_rest(proxy.target) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
+    ):
         response = await client.post("/query", content=body, headers={"Content-Type": "application/json"})
 
     problem = assert_problem(response, 400, "prompt: must be at most 32000 characters")

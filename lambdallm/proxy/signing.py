@@ -1,0 +1,54 @@
+"""SigV4 signing of the proxy's backend requests (IAM authorization of API Gateway), with botocore's signer and
+credentials from the standard AWS chain."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from lambdallm.settings import ProxySettings, SettingsError
+
+SERVICE = "execute-api"
+DEFAULT_REGION = "us-east-1"  # the local cloud's
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+def backend_region(settings: ProxySettings) -> str:
+    """The region to sign for: `backend_region`, else the one an execute-api URL names, else us-east-1."""
+    if settings.backend_region:
+        return settings.backend_region
+    found = _EXECUTE_API_HOST.match(urlsplit(settings.backend_url).hostname or "")
+    return found.group(1) if found else DEFAULT_REGION
+
+
+class BackendSigner:
+    """Signs each backend request for execute-api in one region; refreshable credentials (a role's) are
+    refreshed by botocore as they near their expiry."""
+
+    def __init__(self, credentials: Credentials, region: str) -> None:
+        self._credentials, self.region = credentials, region
+
+    @classmethod
+    def from_settings(cls, settings: ProxySettings) -> BackendSigner | None:
+        """The signer `backend_auth = "iam"` asks for (None otherwise); a SettingsError when the standard chain
+        (AWS_ACCESS_KEY_ID..., AWS_PROFILE, a container or instance role) has no credentials."""
+        if settings.backend_auth != "iam":
+            return None
+        credentials = botocore.session.get_session().get_credentials()
+        if credentials is None:
+            raise SettingsError(
+                'backend_auth is "iam" but the standard AWS chain has no credentials '
+                "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role)"
+            )
+        return cls(credentials, backend_region(settings))
+
+    def sign(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> dict[str, str]:
+        """`headers` with X-Amz-Date, Authorization (and X-Amz-Security-Token) for this very request."""
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        SigV4Auth(self._credentials.get_frozen_credentials(), SERVICE, self.region).add_auth(request)
+        return dict(request.headers.items())

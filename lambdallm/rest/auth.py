@@ -1,0 +1,76 @@
+"""API keys of the REST tier: the operator's keys, checked in constant time by Connexion's bearer security."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from connexion.exceptions import OAuthProblem
+from connexion.security import BearerSecurityHandler, SecurityHandlerFactory
+
+from lambdallm.settings import RestSettings, SettingsError
+
+# What an HTTP header can carry as a bearer token (RFC 6750's b64token), so that every key can be sent.
+_KEY = re.compile(r"^[A-Za-z0-9._~+/-]+=*$")
+# How a 401 tells the client to authenticate (RFC 6750); an invalid key adds error="invalid_token".
+CHALLENGE = 'Bearer realm="lambdallm"'
+
+
+def api_keys(settings: RestSettings) -> tuple[bytes, ...]:
+    """The keys that open POST /query: `api_keys` and the lines of `api_keys_file`. With `auth = "api_keys"`
+    and no key, a SettingsError: the API is never open by accident."""
+    if settings.auth == "none":
+        return ()
+    text = settings.api_keys
+    if settings.api_keys_file:
+        try:
+            text += "\n" + Path(settings.api_keys_file).expanduser().read_text()
+        except OSError as exc:
+            raise SettingsError(f"api_keys_file: cannot read {settings.api_keys_file}: {exc.strerror}") from exc
+    keys = [key for key in re.split(r"[,\s]+", text) if key]
+    for number, key in enumerate(keys, 1):
+        if not _KEY.match(key):  # the message names the key's position, never the key
+            raise SettingsError(f"api_keys: key {number} has characters a bearer token cannot carry")
+    if not keys:
+        raise SettingsError(
+            'auth is "api_keys" but no API key is set: set LAMBDALLM_REST_API_KEYS (k1,k2) or api_keys_file, '
+            'or auth = "none" to open the API to anyone'
+        )
+    return tuple(key.encode() for key in keys)
+
+
+def key_checker(keys: tuple[bytes, ...]) -> Callable[[str], dict[str, Any]]:
+    """Connexion's bearer info function for `keys`: which key matched, or a 401 (OAuthProblem)."""
+
+    def check(token: str) -> dict[str, Any]:
+        sent = token.encode()
+        matched = 0
+        # Compare with every key, whatever matches, so that the time taken says nothing about any key.
+        for number, key in enumerate(keys, 1):
+            if hmac.compare_digest(sent, key):
+                matched = number
+        if not matched:
+            problem = OAuthProblem(detail="the API key is not valid")
+            problem.headers = {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'}
+            raise problem
+        return {"sub": f"api-key-{matched}"}
+
+    return check
+
+
+def security_map(settings: RestSettings) -> dict[str, type[BearerSecurityHandler]]:
+    """Connexion's `security_map`: the spec's bearer scheme checked against the operator's keys, or (auth none)
+    not checked at all."""
+    keys = api_keys(settings)
+    check = key_checker(keys)
+
+    class ApiKeyHandler(BearerSecurityHandler):  # type: ignore[misc]
+        def get_fn(self, security_scheme: dict[str, Any], required_scopes: list[str]) -> Any:
+            if not keys:
+                return SecurityHandlerFactory.verify_none
+            return self._get_verify_func(check)
+
+    return {"bearer": ApiKeyHandler}
