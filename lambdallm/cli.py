@@ -9,6 +9,9 @@ from pathlib import Path
 
 from lambdallm import settings, tier
 
+# The pyproject extra that brings each command's dependencies.
+EXTRAS = {"local-cloud": "local-cloud", "proxy": "proxy", "rest": "rest", "bench": "all,bench"}
+
 
 def _local_cloud(args: argparse.Namespace) -> int:
     config = settings.load(settings.CloudSettings, "local-cloud", args.config)
@@ -95,9 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("lambdallm."):
-            raise
-        print(f"lambdallm {args.command}: not built yet ({exc.name} is missing)", file=sys.stderr)
+        if (exc.name or "").startswith("lambdallm."):
+            print(f"lambdallm {args.command}: not built yet ({exc.name} is missing)", file=sys.stderr)
+        else:
+            extra = EXTRAS.get(args.command, "all")
+            print(
+                f"lambdallm {args.command}: {exc.name} is missing; install it with pip install 'lambdallm[{extra}]'",
+                file=sys.stderr,
+            )
         return 3
 
 

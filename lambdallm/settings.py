@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lambdallm.shipped import shipped
+
 T = TypeVar("T")
-# `config/` of the working directory first, then the one shipped beside this package (the repository's).
-CONFIG_DIRS = (Path("config"), Path(__file__).resolve().parents[1] / "config")
+# `config/` of the working directory first, then the one shipped with the package (a checkout's own when run from it).
+CONFIG_DIRS = (Path("config"), shipped("config"))
 
 
 class SettingsError(ValueError):

@@ -31,8 +31,9 @@ from lambdallm import logs
 from lambdallm.local_cloud.body import read_body
 from lambdallm.local_cloud.sigv4 import SignatureError, SignedRequest, SigV4Verifier
 from lambdallm.schema_errors import first_error
+from lambdallm.shipped import shipped
 
-SPEC = Path(__file__).resolve().parents[2] / "specs" / "backend.yaml"
+SPEC = shipped("specs") / "backend.yaml"
 # A Lambda proxy integration carries at most Lambda's synchronous invocation payload (6 MB); API Gateway
 # itself would take 10 MB, but the function could not be invoked with it.
 MAX_BODY_BYTES = 6 * 1024 * 1024

@@ -8,7 +8,6 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
 from typing import Any
 
 import connexion
@@ -29,8 +28,9 @@ from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
+from lambdallm.shipped import shipped
 
-SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
+SPEC = shipped("specs") / "openapi.yaml"
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
 # seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
