@@ -44,12 +44,17 @@ class LocalCloud:
     @property
     def apigw_url(self) -> str:
         """The backend URL (the gRPC proxy's `backend_url`)."""
-        return f"http://{self.settings.host}:{self.apigw_port}"
+        return f"http://{self._dialable_host}:{self.apigw_port}"
 
     @property
     def bedrock_url(self) -> str:
         """The Bedrock Runtime endpoint URL (boto3's `endpoint_url`)."""
-        return f"http://{self.settings.host}:{self.bedrock_port}"
+        return f"http://{self._dialable_host}:{self.bedrock_port}"
+
+    @property
+    def _dialable_host(self) -> str:
+        # Listening on every interface (a container), the Lambda in this process still dials loopback.
+        return "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
 
 
 class _Server(uvicorn.Server):

@@ -65,3 +65,13 @@ def test_the_local_cloud_process_serves_and_stops_cleanly(tmp_path: Path) -> Non
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_listening_on_every_interface_the_lambda_dials_bedrock_on_loopback() -> None:
+    from lambdallm.local_cloud.server import LocalCloud
+    from lambdallm.settings import CloudSettings
+
+    cloud = LocalCloud(CloudSettings(host="0.0.0.0"), apigw_port=3000, bedrock_port=4000)
+
+    assert cloud.bedrock_url == "http://127.0.0.1:4000"
+    assert cloud.apigw_url == "http://127.0.0.1:3000"
