@@ -10,7 +10,7 @@ from pathlib import Path
 from lambdallm import settings, tier
 
 # The pyproject extra that brings each command's dependencies.
-EXTRAS = {"local-cloud": "local-cloud", "proxy": "proxy", "rest": "rest", "bench": "all,bench"}
+EXTRAS = {"local-cloud": "local-cloud", "proxy": "proxy", "rest": "rest", "probe": "proxy", "bench": "all,bench"}
 
 
 def _local_cloud(args: argparse.Namespace) -> int:
@@ -52,6 +52,15 @@ def _bench(args: argparse.Namespace) -> int:
     return run(quick=args.quick)
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from lambdallm.probe import probe
+
+    if (failure := probe(args.url, args.timeout)) is not None:
+        print(f"lambdallm probe: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `lambdallm`, one subcommand per entry point."""
     parser = argparse.ArgumentParser(prog="lambdallm", description=__doc__)
@@ -79,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("bench", _bench, "measure the chain against its references; writes bench/results/").add_argument(
         "--quick", action="store_true", help="a tiny configuration that only checks the bench works"
     )
+    sub = add("probe", _probe, "exit 0 when a tier answers healthy (HTTP 2xx, or gRPC health SERVING)")
+    sub.add_argument("url", help="http://host:port/path or grpc://host:port[/service]")
+    sub.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     return parser
 
 
