@@ -1,0 +1,106 @@
+"""deploy/k8s/: valid against the Kubernetes API schemas, and wired together (names, labels, ports, config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from lambdallm import settings
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+# The oldest Kubernetes the manifests claim (gRPC probes are GA since 1.27), and the newest the validator knows.
+VERSIONS = ("1.27", kubernetes_validate.latest_version())
+
+
+def _documents(name: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((K8S / name).read_text()) if doc]
+
+
+def _applied() -> list[dict[str, Any]]:
+    """Every resource that `kubectl apply -k deploy/k8s/` creates."""
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return [doc for name in kustomization["resources"] for doc in _documents(name)]
+
+
+def _one(kind: str, name: str) -> dict[str, Any]:
+    (found,) = [doc for doc in _applied() if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"))
+def test_every_manifest_is_valid_against_the_api_schema(name: str, version: str) -> None:
+    for document in _documents(name):
+        kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_the_validator_refuses_a_misspelt_field() -> None:
+    deployment = _one("Deployment", "lambdallm-rest")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinessprobe"):
+        kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
+
+
+def test_kustomization_applies_a_deployment_service_hpa_and_pdb_per_tier_and_the_config() -> None:
+    kinds = sorted((doc["kind"], doc["metadata"]["name"]) for doc in _applied())
+    expected = [
+        (kind, f"lambdallm-{tier}")
+        for tier in ("proxy", "rest")
+        for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service")
+    ]
+    assert kinds == sorted([*expected, ("ConfigMap", "lambdallm-config")])
+
+
+@pytest.mark.parametrize("tier", ["rest", "proxy"])
+def test_services_hpas_and_pdbs_reach_their_deployments_pods(tier: str) -> None:
+    name = f"lambdallm-{tier}"
+    pod = _one("Deployment", name)["spec"]["template"]
+    labels, container = pod["metadata"]["labels"], pod["spec"]["containers"][0]
+    assert _one("Deployment", name)["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert _one("Service", name)["spec"]["selector"].items() <= labels.items()
+    assert _one("PodDisruptionBudget", name)["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert _one("HorizontalPodAutoscaler", name)["spec"]["scaleTargetRef"]["name"] == name
+    port_names = {port["name"] for port in container["ports"]}
+    assert {port["targetPort"] for port in _one("Service", name)["spec"]["ports"]} <= port_names
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_the_probes_are_health_and_ready_over_http_and_grpc_health_for_the_proxy() -> None:
+    rest = _one("Deployment", "lambdallm-rest")["spec"]["template"]["spec"]["containers"][0]
+    proxy = _one("Deployment", "lambdallm-proxy")["spec"]["template"]["spec"]["containers"][0]
+    assert rest["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert rest["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert proxy["readinessProbe"]["grpc"]["port"] == proxy["ports"][0]["containerPort"]
+
+
+@pytest.mark.parametrize(("tier", "cls"), [("rest", settings.RestSettings), ("proxy", settings.ProxySettings)])
+def test_each_tier_reads_its_config_from_the_configmap(tier: str, cls: type, tmp_path: Path) -> None:
+    deployment = _one("Deployment", f"lambdallm-{tier}")["spec"]["template"]["spec"]
+    env = {var["name"]: var for var in deployment["containers"][0]["env"]}
+    path = Path(env[f"LAMBDALLM_{tier.upper()}_CONFIG"]["value"])
+    (mount,) = [m for m in deployment["containers"][0]["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    (volume,) = [v for v in deployment["volumes"] if v["name"] == mount["name"]]
+    config = _one("ConfigMap", volume["configMap"]["name"])["data"][path.name]
+    (tmp_path / path.name).write_text(config)
+
+    loaded = settings.load(cls, tier, tmp_path / path.name, environ={})
+
+    assert loaded.host == "0.0.0.0"  # reachable through the Service, not only from inside the pod
+
+
+def test_the_rest_tier_reads_its_keys_from_the_secret_the_example_creates() -> None:
+    env = _one("Deployment", "lambdallm-rest")["spec"]["template"]["spec"]["containers"][0]["env"]
+    (keys,) = [var["valueFrom"]["secretKeyRef"] for var in env if var["name"] == "LAMBDALLM_REST_API_KEYS"]
+    (secret,) = _documents("secret.example.yaml")
+    assert secret["metadata"]["name"] == keys["name"]
+    assert keys["key"] in secret["stringData"]
+
+
+def test_the_rest_tier_dials_the_proxy_service() -> None:
+    rest_toml = _one("ConfigMap", "lambdallm-config")["data"]["rest.toml"]
+    proxy_port = _one("Service", "lambdallm-proxy")["spec"]["ports"][0]["port"]
+    assert f'grpc_target = "lambdallm-proxy:{proxy_port}"' in rest_toml
