@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp; a portable build runs on any x86-64 CPU (pip caches the wheel).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: demo test bench up codegen clean
+.PHONY: demo test bench up codegen images clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "λλM needs Python 3.11 or newer")'
@@ -30,6 +30,19 @@ bench: $(VENV)/.installed
 
 codegen: $(VENV)/.installed
 	$(BIN)/tox run -e codegen
+
+# The images on a base made by debootstrap (no registry needed); IMAGE_BASE=docker.io/library/python:3.11-slim
+# builds on the official one instead. Then the compose stack's test (a real /query through the images).
+IMAGE_BASE ?= localhost/debian-python:bookworm
+images: export CONTAINERS_CONF := $(CURDIR)/.lambdallm/containers.conf
+images: $(VENV)/.installed
+	sh scripts/podman-setup.sh $(CONTAINERS_CONF) $(IMAGE_BASE) $(BIN)/python
+	for target in rest proxy local-cloud; do \
+	    podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro \
+	        --build-arg BASE=$(IMAGE_BASE) --target $$target -t localhost/lambdallm-$$target:latest \
+	        -f Containerfile . || exit 1; \
+	done
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest --images tests/deploy/test_compose.py -v
 
 clean:
 	rm -rf $(VENV) .tox build *.egg-info

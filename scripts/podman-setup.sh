@@ -17,13 +17,16 @@ mkdir -p "$(dirname "$conf")"
 printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >"$conf"
 export CONTAINERS_CONF="$conf"
 
-if ! podman image exists "$base"; then
+# A base from a registry (the Containerfile's default) is pulled by the build; a localhost/ one is made here.
+if [ "${base#localhost/}" != "$base" ] && ! podman image exists "$base"; then
     # The Debian mirror apt uses here (deb822 or one-line sources), else Debian's own.
     mirror=$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p; s/^deb \(\[[^]]*\] \)\{0,1\}\([^ ]*\/debian\) .*/\2/p' \
         /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
     root=$(mktemp -d)
     debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" \
         "${mirror:-http://deb.debian.org/debian}"
+    # The downloaded packages and apt's lists are half the tree; a build that needs apt runs apt-get update.
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar -C "$root" -c . | podman import - "$base"
     rm -rf "$root"
 fi
