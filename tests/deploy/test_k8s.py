@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,12 @@ def test_the_rest_tier_dials_the_proxy_service() -> None:
     rest_toml = _one("ConfigMap", "lambdallm-config")["data"]["rest.toml"]
     proxy_port = _one("Service", "lambdallm-proxy")["spec"]["ports"][0]["port"]
     assert f'grpc_target = "lambdallm-proxy:{proxy_port}"' in rest_toml
+
+
+@pytest.mark.parametrize("tier", ["rest", "proxy"])
+def test_prometheus_scrapes_a_port_the_pod_serves_its_metrics_on(tier: str) -> None:
+    pod = _one("Deployment", f"lambdallm-{tier}")["spec"]["template"]
+    port = int(pod["metadata"]["annotations"]["prometheus.io/port"])
+    config = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"][f"{tier}.toml"])
+    assert port in {p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert port == config.get("metrics_port", config["port"])  # the REST tier serves /metrics on its own port
