@@ -55,7 +55,8 @@ class ComposeStack:
         self.url = f"http://127.0.0.1:{self.port}"
         compose = shutil.which("podman-compose") or str(Path(sys.executable).with_name("podman-compose"))
         self.command = [compose, "--project-name", self.project, "--file", str(COMPOSE)]
-        self.env = os.environ | {"LAMBDALLM_PUBLISH_PORT": str(self.port)}
+        self.api_key = f"compose-test-{os.getpid()}"
+        self.env = os.environ | {"LAMBDALLM_PUBLISH_PORT": str(self.port), "LAMBDALLM_REST_API_KEYS": self.api_key}
 
     def compose(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -99,11 +100,14 @@ def stack() -> Iterator[ComposeStack]:
         stack.compose("down", "--timeout", "10", timeout_s=180)
 
 
-def test_the_chain_is_ready_and_answers_a_real_query(stack: ComposeStack) -> None:
+def _query(stack: ComposeStack, headers: dict[str, str]) -> urllib.request.Request:
     body = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
-    request = urllib.request.Request(
-        f"{stack.url}/query", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", **headers}
+    return urllib.request.Request(f"{stack.url}/query", data=json.dumps(body).encode(), headers=headers)
+
+
+def test_the_chain_is_ready_and_answers_a_real_query(stack: ComposeStack) -> None:
+    request = _query(stack, {"Authorization": f"Bearer {stack.api_key}"})
     with urllib.request.urlopen(request, timeout=60) as answer:
         assert answer.status == 200
         reply = json.load(answer)
@@ -112,6 +116,13 @@ def test_the_chain_is_ready_and_answers_a_real_query(stack: ComposeStack) -> Non
     assert 1 <= reply["output_tokens"] <= 4
     assert reply["input_tokens"] > 0
     assert reply["finish_reason"] in ("stop", "length")
+
+
+def test_a_query_without_the_key_is_refused(stack: ComposeStack) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(_query(stack, {}), timeout=30)
+    assert refused.value.code == 401
+    assert refused.value.headers["Content-Type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize("service", SERVICES)

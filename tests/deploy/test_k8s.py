@@ -53,7 +53,7 @@ def test_kustomization_applies_a_deployment_service_hpa_and_pdb_per_tier_and_the
         for tier in ("proxy", "rest")
         for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service")
     ]
-    assert kinds == sorted([*expected, ("ConfigMap", "lambdallm-config")])
+    assert kinds == sorted([*expected, ("ConfigMap", "lambdallm-config"), ("ServiceAccount", "lambdallm-proxy")])
 
 
 @pytest.mark.parametrize("tier", ["rest", "proxy"])
@@ -99,6 +99,15 @@ def test_the_rest_tier_reads_its_keys_from_the_secret_the_example_creates() -> N
     (secret,) = _documents("secret.example.yaml")
     assert secret["metadata"]["name"] == keys["name"]
     assert keys["key"] in secret["stringData"]
+    assert not keys.get("optional")  # without a key the REST tier refuses to start: no pod runs open or crashing
+
+
+def test_the_proxy_signs_its_backend_requests_as_its_service_account() -> None:
+    # specs/backend.yaml requires IAM on every method: an unsigned proxy would get API Gateway's 403.
+    proxy_toml = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"]["proxy.toml"])
+    pod = _one("Deployment", "lambdallm-proxy")["spec"]["template"]["spec"]
+    assert proxy_toml["backend_auth"] == "iam"
+    assert _one("ServiceAccount", pod["serviceAccountName"])["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
 
 
 def test_the_rest_tier_dials_the_proxy_service() -> None:
