@@ -61,14 +61,19 @@ class Generation:
 
 def titan_body(request: QueryRequest) -> dict[str, Any]:
     """The Titan Text InvokeModel body for `request`; unset options keep Bedrock's defaults."""
-    config: dict[str, Any] = {"maxTokenCount": request.max_tokens}
+    return {"inputText": request.prompt, "textGenerationConfig": _sampling(request, "maxTokenCount")}
+
+
+def _sampling(request: QueryRequest, max_tokens_key: str) -> dict[str, Any]:
+    """The request's sampling options in Bedrock's names (Titan's and Converse's differ only in max tokens')."""
+    config: dict[str, Any] = {max_tokens_key: request.max_tokens}
     if request.temperature is not None:
         config["temperature"] = request.temperature
     if request.top_p is not None:
         config["topP"] = request.top_p
     if request.stop_sequences:
         config["stopSequences"] = list(request.stop_sequences)
-    return {"inputText": request.prompt, "textGenerationConfig": config}
+    return config
 
 
 def takes_system_prompt(model_id: str) -> bool:
@@ -80,13 +85,7 @@ def takes_system_prompt(model_id: str) -> bool:
 def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:
     """The Converse (and ConverseStream) arguments for a conversation; see NO_SYSTEM_PROMPT for `system`."""
     turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in request.messages]
-    config: dict[str, Any] = {"maxTokens": request.max_tokens}
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.top_p is not None:
-        config["topP"] = request.top_p
-    if request.stop_sequences:
-        config["stopSequences"] = list(request.stop_sequences)
+    config = _sampling(request, "maxTokens")
     arguments: dict[str, Any] = {"modelId": model_id, "messages": turns, "inferenceConfig": config}
     if request.system and takes_system_prompt(model_id):
         arguments["system"] = [{"text": request.system}]
