@@ -42,6 +42,7 @@ def build(
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
+        "errors_c8": Spread.of([r.errors for r in generation.many]).as_dict(),  # a failed answer adds no tokens
         "e2e_output_tokens_per_request": Spread.of([r.tokens / r.ok for r in generation.single if r.ok]).as_dict(1),
         "llama_server": {
             "tokens_per_s": Spread.of([r.tokens_per_s_per_request for r in generation.server_single]).as_dict(),
@@ -92,6 +93,7 @@ def markdown(results: dict[str, Any]) -> str:
         ("8 clients, total tokens/s: chain", cell(results["aggregate_tokens_per_s_c8"])),
         ("8 clients, total tokens/s: llama-server (reference)", cell(results["llama_server"]["aggregate_c8"])),
         ("8 clients, total tokens/s: chain / llama-server", cell(results["aggregate_c8_vs_llama_server"])),
+        ("8 clients, chain: failed requests", cell(results["errors_c8"])),
         ("time to first token, direct model: p50 / p99 (reference)", pair(results["ttft_ms"]["direct"], " ms")),
         ("time to first token, whole chain streaming: p50 / p99", pair(results["ttft_ms"]["chain"], " ms")),
         ("time to first token, chain - direct (p50)", cell(results["ttft_ms"]["chain_minus_direct_p50"], " ms")),

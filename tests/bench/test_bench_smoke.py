@@ -29,6 +29,7 @@ KEYS = (
     "stream_tokens_per_s",
     "stream_vs_direct",
     "latency_ms_c8",
+    "errors_c8",
 )
 
 
@@ -38,6 +39,7 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(KEYS) <= set(results)
     flat = ("direct_tokens_per_s", "e2e_tokens_per_s", "e2e_vs_direct", "rest_rps_c64", "aggregate_vs_single_c8")
+    flat += ("errors_c8",)
     spreads = [results[key] for key in (*flat, "e2e_vs_llama_server", "aggregate_c8_vs_llama_server")]
     spreads += [results["stream_vs_direct"], *results["stream_tokens_per_s"].values()]
     spreads += [results["ttft_ms"]["chain_minus_direct_p50"], *results["ttft_ms_c8"].values()]
