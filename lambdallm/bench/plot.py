@@ -60,7 +60,7 @@ def _ttft_bars(axes: Any, results: dict[str, Any]) -> None:
         medians = [s["median"] for s in spreads]
         errors = [[s["median"] - s["min"] for s in spreads], [s["max"] - s["median"] for s in spreads]]
         bars = axes.bar(xs, medians, width, yerr=errors, capsize=3, color=colour, label=pct)
-        axes.bar_label(bars, fmt="%.3g", fontsize=8)
+        axes.bar_label(bars, fmt="%.0f", label_type="center", color="white", fontsize=8)
     axes.set_xticks(range(len(groups)), list(groups))
     axes.set(ylabel="ms", yscale="log", title="Time to first token, streaming")
     axes.legend()
