@@ -84,7 +84,7 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
     figures = GenerationFigures()
     tokens, cap = plan.generation_tokens, plan.generation_cap_s
     cloud = settings.load(settings.CloudSettings, "local-cloud")
-    chain_url = f"{stack.rest_url}/query"
+    chain_url, auth = f"{stack.rest_url}/query", stack.auth_headers
     step("starting llama-server (built on first use)")
     with contextlib.ExitStack() as resources:
         url = resources.enter_context(
@@ -97,16 +97,16 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
         load_llama_server(url, PROMPT, 8, 1, cap, 1)
         client.one(url + "/completion", completion_body(PROMPT, 8, stream=True), read_llama_server)
         drain(stack)
-        client.one(chain_url, query_body(PROMPT, 8), read_chain_events)  # opens the keep-alive connection
+        client.one(chain_url, query_body(PROMPT, 8), read_chain_events, auth)  # opens the keep-alive connection
         for rep in range(plan.repetitions):
             of = f"({rep + 1}/{plan.repetitions})"
             step(f"direct model {tokens} tokens, then streamed through the chain {of}")
             figures.direct.append(model.generate(PROMPT, tokens))
             figures.streamed.append(
-                client.batch(chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests)
+                client.batch(chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests, auth)
             )
             step(f"time to first token: direct, chain, llama-server in turn {of}")
-            _time_to_first_token(figures, model, client, chain_url, url, plan)
+            _time_to_first_token(figures, model, client, chain_url, auth, url, plan)
             step(f"chain, 1 client {of}")
             figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
             drain(stack)
@@ -119,7 +119,7 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             figures.server_many.append(load_llama_server(url, PROMPT, tokens, plan.clients, cap, 1))
             step(f"chain, {plan.clients} clients streaming {of}")
             body = query_body(PROMPT, tokens)
-            figures.streamed_many.append(client.batch(chain_url, body, read_chain_events, plan.clients))
+            figures.streamed_many.append(client.batch(chain_url, body, read_chain_events, plan.clients, 1, auth))
             drain(stack)
             step(f"llama-server, {plan.clients} clients streaming {of}")
             body = completion_body(PROMPT, tokens, stream=True)
@@ -130,7 +130,13 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
 
 
 def _time_to_first_token(
-    figures: GenerationFigures, model: DirectModel, client: StreamClient, chain_url: str, server_url: str, plan: Plan
+    figures: GenerationFigures,
+    model: DirectModel,
+    client: StreamClient,
+    chain_url: str,
+    auth: dict[str, str],
+    server_url: str,
+    plan: Plan,
 ) -> None:
     """Short streams from one client, the three paths one after the other sample by sample, so that a noisy
     moment falls on all three alike; each evaluates the whole prompt (no path reuses a cached one)."""
@@ -138,7 +144,7 @@ def _time_to_first_token(
     direct, chain, server = [], [], []
     for _ in range(plan.ttft_samples):
         direct.append(model.generate(PROMPT, n, fresh=True).as_stream())
-        chain.append(client.one(chain_url, query_body(PROMPT, n), read_chain_events))
+        chain.append(client.one(chain_url, query_body(PROMPT, n), read_chain_events, auth))
         server.append(
             client.one(server_url + "/completion", completion_body(PROMPT, n, stream=True), read_llama_server)
         )

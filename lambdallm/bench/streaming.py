@@ -126,22 +126,30 @@ class StreamClient:
     def close(self) -> None:
         self._http.close()
 
-    def one(self, url: str, body: dict[str, Any], read: Reader) -> Stream:
-        """POST `body` to `url` asking for a stream; its times from the moment the request is sent."""
-        headers = {"Accept": "text/event-stream"}
+    def one(self, url: str, body: dict[str, Any], read: Reader, headers: dict[str, str] | None = None) -> Stream:
+        """POST `body` (with `headers`) to `url` asking for a stream; its times from the moment the request is sent."""
+        headers = {"Accept": "text/event-stream"} | (headers or {})
         start = time.perf_counter()
         with self._http.stream("POST", url, json=body, headers=headers) as answer:
             if answer.status_code != 200:
                 raise StreamError(f"{url} answered {answer.status_code}: {answer.read()[:500]!r}")
             return read(answer.iter_lines(), start)
 
-    def batch(self, url: str, body: dict[str, Any], read: Reader, clients: int, each: int = 1) -> StreamBatch:
+    def batch(
+        self,
+        url: str,
+        body: dict[str, Any],
+        read: Reader,
+        clients: int,
+        each: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> StreamBatch:
         """`clients` concurrent clients, each streaming `each` answers in a row; all the streams."""
         if clients == 1:
-            return StreamBatch([self.one(url, body, read) for _ in range(each)])
+            return StreamBatch([self.one(url, body, read, headers) for _ in range(each)])
 
         def client(_: int) -> list[Stream]:
-            return [self.one(url, body, read) for _ in range(each)]
+            return [self.one(url, body, read, headers) for _ in range(each)]
 
         with ThreadPoolExecutor(clients) as pool:
             return StreamBatch([s for streams in pool.map(client, range(clients)) for s in streams])
