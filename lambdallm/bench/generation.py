@@ -8,25 +8,33 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from lambdallm import settings
-from lambdallm.bench.entry import drain, load
-from lambdallm.bench.llama_server import load_llama_server, running_llama_server
+from lambdallm.bench.entry import drain, load, query_body
+from lambdallm.bench.llama_server import completion_body, load_llama_server, running_llama_server
 from lambdallm.bench.loadgen import LoadResult
 from lambdallm.bench.model import PROMPT, DirectModel, Generation, model_path
 from lambdallm.bench.plan import Plan
 from lambdallm.bench.stats import Spread
+from lambdallm.bench.streaming import StreamBatch, StreamClient, read_chain_events, read_llama_server
 from lambdallm.stack import Stack
 
 
 @dataclass
 class GenerationFigures:
-    """Per repetition: one direct generation, then a batch from one client and one from `plan.clients` clients
-    at once, each through the chain and through llama-server."""
+    """Per repetition: one direct generation and the chain's streamed one; short streams timed to their first
+    token (direct, chain, llama-server in turn); then a batch from one client and one from `plan.clients` clients
+    at once, each through the chain and through llama-server, whole and then streamed."""
 
     direct: list[Generation] = field(default_factory=list)
     single: list[LoadResult] = field(default_factory=list)
     many: list[LoadResult] = field(default_factory=list)
     server_single: list[LoadResult] = field(default_factory=list)
     server_many: list[LoadResult] = field(default_factory=list)
+    streamed: list[StreamBatch] = field(default_factory=list)  # the chain, one client, generation_tokens each
+    ttft_direct: list[StreamBatch] = field(default_factory=list)  # short streams, one client
+    ttft_chain: list[StreamBatch] = field(default_factory=list)
+    ttft_server: list[StreamBatch] = field(default_factory=list)
+    streamed_many: list[StreamBatch] = field(default_factory=list)  # `plan.clients` streams at once
+    server_streamed_many: list[StreamBatch] = field(default_factory=list)
 
     def direct_tokens_per_s(self) -> Spread:
         return Spread.of([g.tokens_per_s for g in self.direct])
@@ -47,6 +55,20 @@ class GenerationFigures:
             [m.tokens_per_s / s.tokens_per_s for m, s in zip(self.many, self.single, strict=True) if s.tokens]
         )
 
+    def stream_vs_direct(self) -> Spread:
+        """The chain's streamed pace (first to last text event) over the direct model's (first to last token)."""
+        pairs = zip(self.streamed, self.direct, strict=True)
+        return Spread.of([s.tokens_per_s / d.as_stream().tokens_per_s for s, d in pairs])
+
+    def ttft_chain_minus_direct(self) -> Spread:
+        """How much later the chain's first token comes than the direct model's (p50s), within each repetition."""
+        pairs = zip(self.ttft_chain, self.ttft_direct, strict=True)
+        return Spread.of([c.ttft_p50_ms - d.ttft_p50_ms for c, d in pairs])
+
+    def ttft_c8_p99_over_p50(self) -> Spread:
+        """The many-client batch's p99 time to first token over its p50: near 1 when no request starves."""
+        return Spread.of([b.ttft_p99_ms / b.ttft_p50_ms for b in self.streamed_many])
+
     def e2e_vs_llama_server(self) -> Spread:
         """One client's tokens/s through the chain over llama-server's, within each repetition."""
         pairs = zip(self.single, self.server_single, strict=True)
@@ -62,6 +84,7 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
     figures = GenerationFigures()
     tokens, cap = plan.generation_tokens, plan.generation_cap_s
     cloud = settings.load(settings.CloudSettings, "local-cloud")
+    chain_url, auth = f"{stack.rest_url}/query", stack.auth_headers
     step("starting llama-server (built on first use)")
     with contextlib.ExitStack() as resources:
         url = resources.enter_context(
@@ -69,13 +92,21 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
         )
         model = DirectModel()
         resources.callback(model.close)
+        client = resources.enter_context(StreamClient(max_clients=2 * plan.clients))
         model.generate(PROMPT, 8)  # first-call costs (allocation, caches) are not part of the reference
         load_llama_server(url, PROMPT, 8, 1, cap, 1)
+        client.one(url + "/completion", completion_body(PROMPT, 8, stream=True), read_llama_server)
         drain(stack)
+        client.one(chain_url, query_body(PROMPT, 8), read_chain_events, auth)  # opens the keep-alive connection
         for rep in range(plan.repetitions):
             of = f"({rep + 1}/{plan.repetitions})"
-            step(f"direct model {tokens} tokens {of}")
+            step(f"direct model {tokens} tokens, then streamed through the chain {of}")
             figures.direct.append(model.generate(PROMPT, tokens))
+            figures.streamed.append(
+                client.batch(chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests, auth)
+            )
+            step(f"time to first token: direct, chain, llama-server in turn {of}")
+            _time_to_first_token(figures, model, client, chain_url, auth, url, plan)
             step(f"chain, 1 client {of}")
             figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
             drain(stack)
@@ -86,4 +117,37 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             drain(stack)
             step(f"llama-server, {plan.clients} clients {of}")
             figures.server_many.append(load_llama_server(url, PROMPT, tokens, plan.clients, cap, 1))
+            step(f"chain, {plan.clients} clients streaming {of}")
+            body = query_body(PROMPT, tokens)
+            figures.streamed_many.append(client.batch(chain_url, body, read_chain_events, plan.clients, 1, auth))
+            drain(stack)
+            step(f"llama-server, {plan.clients} clients streaming {of}")
+            body = completion_body(PROMPT, tokens, stream=True)
+            figures.server_streamed_many.append(
+                client.batch(url + "/completion", body, read_llama_server, plan.clients)
+            )
     return figures
+
+
+def _time_to_first_token(
+    figures: GenerationFigures,
+    model: DirectModel,
+    client: StreamClient,
+    chain_url: str,
+    auth: dict[str, str],
+    server_url: str,
+    plan: Plan,
+) -> None:
+    """Short streams from one client, the three paths one after the other sample by sample, so that a noisy
+    moment falls on all three alike; each evaluates the whole prompt (no path reuses a cached one)."""
+    n = plan.ttft_tokens
+    direct, chain, server = [], [], []
+    for _ in range(plan.ttft_samples):
+        direct.append(model.generate(PROMPT, n, fresh=True).as_stream())
+        chain.append(client.one(chain_url, query_body(PROMPT, n), read_chain_events, auth))
+        server.append(
+            client.one(server_url + "/completion", completion_body(PROMPT, n, stream=True), read_llama_server)
+        )
+    figures.ttft_direct.append(StreamBatch(direct))
+    figures.ttft_chain.append(StreamBatch(chain))
+    figures.ttft_server.append(StreamBatch(server))

@@ -117,9 +117,13 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float) 
     raise LlamaServerError(f"llama-server did not become healthy within {timeout_s:g} s")
 
 
-def completion_body(prompt: str, max_tokens: int) -> dict[str, Any]:
-    """llama-server's /completion body for the bench's generation: the same prompt and token count, temperature 0."""
-    return {"prompt": prompt, "n_predict": max_tokens, "temperature": 0.0}
+def completion_body(prompt: str, max_tokens: int, stream: bool = False) -> dict[str, Any]:
+    """llama-server's /completion body for the bench's generation: the same prompt and token count, temperature 0.
+
+    `cache_prompt` off: the local Bedrock evaluates every request's prompt afresh, so llama-server does too (it
+    would otherwise skip a prompt its slot has just seen and answer its first token almost at once).
+    """
+    return {"prompt": prompt, "n_predict": max_tokens, "temperature": 0.0, "cache_prompt": False, "stream": stream}
 
 
 def load_llama_server(

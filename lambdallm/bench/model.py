@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdallm import settings
+from lambdallm.bench.streaming import Stream
 from lambdallm.local_cloud.models import DEFAULT, MODEL_FILES, MODEL_NAMES
 
 # Sent as a prompt (InvokeModel: plain continuation, no chat template); an essay opening runs past 128 tokens at
@@ -21,14 +22,20 @@ PROMPT = "The history of the Roman Empire is long and complicated. It began"
 
 @dataclass(frozen=True)
 class Generation:
-    """One timed generation: how many tokens, in how many seconds."""
+    """One timed generation: how many tokens, in how many seconds, and when its first and last token came."""
 
     tokens: int
     seconds: float
+    first_s: float = 0.0
+    last_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds
+
+    def as_stream(self) -> Stream:
+        """The generation as a stream read token by token, to compare with the chain's streamed answers."""
+        return Stream(first_s=self.first_s, last_s=self.last_s, tokens=self.tokens)
 
 
 def model_path() -> Path:
@@ -65,26 +72,31 @@ class DirectModel:
                 model_path=str(model_path()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
             )
 
-    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0) -> Generation:
-        """Sample up to `max_tokens` tokens the way the local Bedrock's engine does (`Llama.generate`), timed.
+    def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, fresh: bool = False) -> Generation:
+        """Sample up to `max_tokens` tokens with `Llama.generate`, timed from tokenizing the prompt.
 
-        Like the engine, this keeps the KV cache of a prompt it has just seen, so both skip the same work; and it
-        skips create_completion's per-token Python bookkeeping, so the reference is the model's own pace.
+        It skips create_completion's per-token Python bookkeeping, so the reference is the model's own pace. Unless
+        `fresh`, it keeps the KV cache of a prompt it has just seen and skips evaluating it again; `fresh` evaluates
+        the whole prompt, as the local Bedrock's engine does for every request (time to first token).
         """
-        prompt_tokens = self.llama.tokenize(prompt.encode("utf-8"), add_bos=True)
-        eos, count = self.llama.token_eos(), 0
+        if fresh:
+            self.llama.reset()  # no cached prefix: the prompt is evaluated again
         start = time.perf_counter()
+        prompt_tokens = self.llama.tokenize(prompt.encode("utf-8"), add_bos=True)
+        eos, count, first, last = self.llama.token_eos(), 0, 0.0, 0.0
         tokens = self.llama.generate(prompt_tokens, temp=temperature, reset=True)
         try:
             for token in tokens:
                 if token == eos:
                     break
+                last = time.perf_counter() - start
+                first = first or last
                 count += 1
                 if count == max_tokens:
                     break
         finally:
             tokens.close()
-        return Generation(tokens=count, seconds=time.perf_counter() - start)
+        return Generation(tokens=count, seconds=time.perf_counter() - start, first_s=first, last_s=last)
 
     def close(self) -> None:
         """Free the model's memory."""

@@ -17,6 +17,9 @@ class Plan:
     generation_tokens: int = 128
     single_requests: int = 2  # the real model, one client: requests in a row
     clients: int = 8  # the real model, many clients: one request each, all at once
+    ttft_samples: int = 16  # time to first token, one client: short streams in a row, each path in turn
+    ttft_tokens: int = 4  # tokens of each of those short streams
+    stream_requests: int = 2  # the chain streaming `generation_tokens` tokens to one client, for its pace
     generation_cap_s: float = 900.0  # batches end when answered; this only bounds a stuck run
     # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
     queue_size: int = 64
@@ -24,8 +27,9 @@ class Plan:
     @property
     def steps(self) -> int:
         """Progress-bar steps: two stack starts, the load runs, llama-server's start, the generation runs (direct,
-        chain and llama-server), the memory reading."""
-        return 2 + self.repetitions * (4 + 1) + 1 + self.repetitions * 5 + 1
+        time to first token, streamed pace, chain and llama-server at 1 and many clients, whole and streamed), the
+        memory reading."""
+        return 2 + self.repetitions * (4 + 1) + 1 + self.repetitions * 9 + 1
 
 
 FULL = Plan()
@@ -37,4 +41,7 @@ QUICK = Plan(
     generation_tokens=8,
     single_requests=1,
     clients=2,
+    ttft_samples=3,
+    ttft_tokens=2,
+    stream_requests=1,
 )

@@ -9,6 +9,7 @@ from typing import Any
 from lambdallm.bench.generation import GenerationFigures
 from lambdallm.bench.plumbing import PlumbingFigures
 from lambdallm.bench.stats import Spread
+from lambdallm.bench.streaming import StreamBatch
 
 
 def build(
@@ -23,6 +24,16 @@ def build(
         "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
         "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
         "e2e_vs_direct": generation.e2e_vs_direct().as_dict(),
+        "ttft_ms": {
+            "chain": _ttft(generation.ttft_chain),
+            "direct": _ttft(generation.ttft_direct),
+            "chain_minus_direct_p50": generation.ttft_chain_minus_direct().as_dict(1),
+        },
+        "stream_tokens_per_s": {
+            "chain": Spread.of([b.tokens_per_s for b in generation.streamed]).as_dict(),
+            "direct": Spread.of([g.as_stream().tokens_per_s for g in generation.direct]).as_dict(),
+        },
+        "stream_vs_direct": generation.stream_vs_direct().as_dict(),
         "overhead_ms": {
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
         },
@@ -31,15 +42,18 @@ def build(
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
+        "errors_c8": Spread.of([r.errors for r in generation.many]).as_dict(),  # a failed answer adds no tokens
         "e2e_output_tokens_per_request": Spread.of([r.tokens / r.ok for r in generation.single if r.ok]).as_dict(1),
         "llama_server": {
             "tokens_per_s": Spread.of([r.tokens_per_s_per_request for r in generation.server_single]).as_dict(),
             "aggregate_c8": Spread.of([r.tokens_per_s for r in generation.server_many]).as_dict(),
+            "ttft_ms": _ttft(generation.ttft_server),
+            "ttft_ms_c8": _ttft(generation.server_streamed_many),
         },
         "e2e_vs_llama_server": generation.e2e_vs_llama_server().as_dict(),
         "aggregate_c8_vs_llama_server": generation.aggregate_vs_llama_server().as_dict(),
-        # Latency of each of the 8 requests until streaming reaches the REST tier; then time to first token.
-        "ttft_ms_c8": {
+        "ttft_ms_c8": _ttft(generation.streamed_many) | {"p99_over_p50": generation.ttft_c8_p99_over_p50().as_dict()},
+        "latency_ms_c8": {  # the whole answers of the wrk batch
             "p50": Spread.of([r.p50_ms for r in generation.many]).as_dict(1),
             "p99": Spread.of([r.p99_ms for r in generation.many]).as_dict(1),
         },
@@ -50,11 +64,22 @@ def build(
     }
 
 
+def _ttft(batches: list[StreamBatch]) -> dict[str, dict[str, float]]:
+    """p50 and p99 time to first token of each repetition's streams, each summarised over the repetitions."""
+    return {
+        "p50": Spread.of([b.ttft_p50_ms for b in batches]).as_dict(1),
+        "p99": Spread.of([b.ttft_p99_ms for b in batches]).as_dict(1),
+    }
+
+
 def markdown(results: dict[str, Any]) -> str:
     """A short table of the headline figures: median (min-max)."""
 
     def cell(spread: dict[str, float], unit: str = "") -> str:
         return f"{spread['median']:g}{unit} ({spread['min']:g}-{spread['max']:g})"
+
+    def pair(spreads: dict[str, dict[str, float]], unit: str) -> str:
+        return f"{cell(spreads['p50'])} / {cell(spreads['p99'])}{unit}"
 
     reps = results["meta"]["repetitions"]
     model = results["meta"].get("model", {}).get("name", "the real model")
@@ -68,10 +93,16 @@ def markdown(results: dict[str, Any]) -> str:
         ("8 clients, total tokens/s: chain", cell(results["aggregate_tokens_per_s_c8"])),
         ("8 clients, total tokens/s: llama-server (reference)", cell(results["llama_server"]["aggregate_c8"])),
         ("8 clients, total tokens/s: chain / llama-server", cell(results["aggregate_c8_vs_llama_server"])),
-        (
-            "8 clients, chain: latency p50 / p99",
-            f"{cell(results['ttft_ms_c8']['p50'])} / {cell(results['ttft_ms_c8']['p99'])} ms",
-        ),
+        ("8 clients, chain: failed requests", cell(results["errors_c8"])),
+        ("time to first token, direct model: p50 / p99 (reference)", pair(results["ttft_ms"]["direct"], " ms")),
+        ("time to first token, whole chain streaming: p50 / p99", pair(results["ttft_ms"]["chain"], " ms")),
+        ("time to first token, chain - direct (p50)", cell(results["ttft_ms"]["chain_minus_direct_p50"], " ms")),
+        ("time to first token, llama-server: p50 / p99 (reference)", pair(results["llama_server"]["ttft_ms"], " ms")),
+        ("streamed tokens/s: chain / direct (first to last token)", cell(results["stream_vs_direct"])),
+        ("8 clients, time to first token, chain: p50 / p99", pair(results["ttft_ms_c8"], " ms")),
+        ("8 clients, time to first token, chain: p99 / p50", cell(results["ttft_ms_c8"]["p99_over_p50"])),
+        ("8 clients, time to first token, llama-server: p50 / p99", pair(results["llama_server"]["ttft_ms_c8"], " ms")),
+        ("8 clients, whole answer latency, chain: p50 / p99", pair(results["latency_ms_c8"], " ms")),
     ]
     for entry, name in (("bedrock", "Bedrock"), ("apigw", "API Gateway"), ("grpc", "gRPC proxy"), ("rest", "REST")):
         spreads = results["overhead_ms"][entry]
@@ -83,6 +114,14 @@ def markdown(results: dict[str, Any]) -> str:
         ("REST, 64 connections: failed requests", cell(results["rest_errors_c64"])),
         ("RSS after the run, MB: rest / proxy / cloud", " / ".join(f"{v:g}" for v in results["rss_mb"].values())),
     ]
+    load = results["meta"].get("machine", {}).get("load_average")
+    if load:
+        rows.append(
+            (
+                "machine load average, 1 / 5 / 15 min: start; end",
+                "; ".join(" / ".join(f"{x:g}" for x in load[when]) for when in ("start", "end")),
+            )
+        )
     lines = [f"| figure (median of {reps}, min-max) | value |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines) + "\n"

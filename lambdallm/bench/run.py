@@ -68,6 +68,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     from lambdallm.bench.report import build
 
     env = {"LAMBDALLM_LOCAL_CLOUD_QUEUE_SIZE": str(plan.queue_size)}
+    load_at_start = os.getloadavg()  # the machine may be shared: say how busy it was
     step("starting the chain (instant model)")
     with Stack(Ports.any(), engine="instant", log=log, extra_env=env) as stack:
         plumbing = measure_plumbing(stack, plan, step)
@@ -81,7 +82,16 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         "model": MODEL,
         "repetitions": plan.repetitions,
         "plan": plan.__dict__,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            # 1, 5 and 15-minute load averages, before the run and at its end (the bench's own work included)
+            "load_average": {
+                "start": [round(x, 2) for x in load_at_start],
+                "end": [round(x, 2) for x in os.getloadavg()],
+            },
+        },
         "load_generators": {"http": "wrk (Debian) + lambdallm/bench/post.lua", "grpc": "locust (gevent gRPC user)"},
     }
     return build(plumbing, generation, rss, rss_instant, meta)

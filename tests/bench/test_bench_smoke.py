@@ -25,6 +25,11 @@ KEYS = (
     "e2e_vs_llama_server",
     "aggregate_c8_vs_llama_server",
     "ttft_ms_c8",
+    "ttft_ms",
+    "stream_tokens_per_s",
+    "stream_vs_direct",
+    "latency_ms_c8",
+    "errors_c8",
 )
 
 
@@ -34,13 +39,27 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     results = json.loads((tmp_path / "latest.json").read_text())
     assert set(KEYS) <= set(results)
     flat = ("direct_tokens_per_s", "e2e_tokens_per_s", "e2e_vs_direct", "rest_rps_c64", "aggregate_vs_single_c8")
+    flat += ("errors_c8",)
     spreads = [results[key] for key in (*flat, "e2e_vs_llama_server", "aggregate_c8_vs_llama_server")]
-    spreads += [*results["llama_server"].values(), *results["ttft_ms_c8"].values()]
+    spreads += [results["stream_vs_direct"], *results["stream_tokens_per_s"].values()]
+    spreads += [results["ttft_ms"]["chain_minus_direct_p50"], *results["ttft_ms_c8"].values()]
+    spreads += [results["llama_server"]["tokens_per_s"], results["llama_server"]["aggregate_c8"]]
+    ttfts = [results["ttft_ms"]["chain"], results["ttft_ms"]["direct"], results["latency_ms_c8"]]
+    ttfts += [results["llama_server"]["ttft_ms"], results["llama_server"]["ttft_ms_c8"]]
+    for ttft in ttfts:
+        assert set(ttft) == {"p50", "p99"}
+        spreads += ttft.values()
     for spread in spreads:
         assert set(spread) >= {"median", "min", "max"}
         assert spread["n"] == QUICK.repetitions
-    assert set(results["llama_server"]) == {"tokens_per_s", "aggregate_c8"}
+    assert set(results["llama_server"]) == {"tokens_per_s", "aggregate_c8", "ttft_ms", "ttft_ms_c8"}
+    assert set(results["ttft_ms_c8"]) == {"p50", "p99", "p99_over_p50"}
     assert results["llama_server"]["aggregate_c8"]["median"] > 0  # the reference really generated
+    # Every path streamed real tokens: a first token came, and the streamed pace is a number of tokens a second.
+    assert all(ttft["p50"]["median"] > 0 for ttft in ttfts)
+    assert results["stream_tokens_per_s"]["chain"]["median"] > 0
+    assert results["stream_tokens_per_s"]["direct"]["median"] > 0
+    assert len(results["meta"]["machine"]["load_average"]["start"]) == 3
     assert set(results["overhead_ms"]) == {"bedrock", "apigw", "grpc", "rest"}
     assert all(set(spreads) == {"p50", "p99"} for spreads in results["overhead_ms"].values())
     assert set(results["rss_mb"]) == {"rest", "proxy", "cloud"}

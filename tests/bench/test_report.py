@@ -1,11 +1,14 @@
-"""The bench's pure pieces: spreads, percentiles and wrk's summary line."""
+"""The bench's pure pieces: spreads, percentiles, wrk's summary line and the streams' readers."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from lambdallm.bench.loadgen import LoadError, parse
 from lambdallm.bench.stats import Spread, percentile
+from lambdallm.bench.streaming import Stream, StreamBatch, StreamError, read_chain_events, read_llama_server
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/query
 WRK_JSON {"requests":10,"duration_us":2000000,"ok":8,"non_2xx":2,"tokens":64,"socket_errors":1,"timeouts":0,\
@@ -38,3 +41,39 @@ def test_wrk_summary_counts_non_2xx_and_socket_errors_as_errors() -> None:
 def test_wrk_without_summary_is_an_error() -> None:
     with pytest.raises(LoadError, match="without a summary"):
         parse("unable to connect to 127.0.0.1:1 Connection refused", returncode=1)
+
+
+def test_chain_events_give_first_and_last_text_and_the_done_count() -> None:
+    lines = ["event: text", 'data: {"text": "It"}', "", "event: text", 'data: {"text": " was"}', ""]
+    lines += ["event: done", 'data: {"text": "It was", "output_tokens": 2}', ""]
+    stream = read_chain_events(iter(lines), time.perf_counter())
+    assert stream.tokens == 2
+    assert 0 < stream.first_s <= stream.last_s
+
+
+def test_chain_error_event_and_missing_done_are_errors() -> None:
+    error = ["event: text", 'data: {"text": "It"}', "event: error", 'data: {"status": 502, "title": "Bad Gateway"}']
+    with pytest.raises(StreamError, match="error event"):
+        read_chain_events(iter(error), time.perf_counter())
+    with pytest.raises(StreamError, match="without a done event"):
+        read_chain_events(iter(["event: text", 'data: {"text": "It"}']), time.perf_counter())
+
+
+def test_llama_server_stream_counts_tokens_predicted_of_the_final_object() -> None:
+    lines = ['data: {"content": "It", "stop": false}', "", 'data: {"content": " was", "stop": false}', ""]
+    lines += ['data: {"content": "", "stop": true, "tokens_predicted": 2}', ""]
+    stream = read_llama_server(iter(lines), time.perf_counter())
+    assert stream.tokens == 2
+    assert stream.first_s > 0
+    with pytest.raises(StreamError, match="without a final object"):
+        read_llama_server(iter(lines[:2]), time.perf_counter())
+
+
+def test_streamed_pace_counts_the_steps_after_the_first_token() -> None:
+    stream = Stream(first_s=0.1, last_s=1.1, tokens=11)
+    assert stream.ttft_ms == 100.0
+    assert stream.tokens_per_s == 10.0  # ten more tokens in the second after the first
+    assert Stream(first_s=0.1, last_s=0.1, tokens=1).tokens_per_s == 0.0
+    batch = StreamBatch([stream, Stream(first_s=0.3, last_s=2.3, tokens=11)])
+    assert (batch.ttft_p50_ms, batch.ttft_p99_ms) == (100.0, 300.0)
+    assert batch.tokens_per_s == 20 / 3
