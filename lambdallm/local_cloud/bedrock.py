@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -52,6 +53,8 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
                 completion = await _unless_disconnected(request, scheduler.generate(generation))
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
+            except ClientGone:
+                return Response(status_code=499)  # nobody reads it: the caller has gone (nginx's code, logged)
             _log(completion, started, metrics.tokens)
             body, headers = answer(completion, _ms_since(started))
             return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
@@ -140,8 +143,13 @@ def _converse_answer(completion: Completion, latency_ms: int) -> tuple[dict[str,
     return converse.answer(completion, latency_ms), {}
 
 
+class ClientGone(Exception):
+    """The HTTP client disconnected before its answer; the work for it was cancelled."""
+
+
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the HTTP client disconnects first (a queued request is then dropped)."""
+    """Await `work`, cancelling it if the HTTP client disconnects first (a queued request is then dropped) and
+    raising `ClientGone`: the cancellation is ours, not the server's, so it must not escape the handler."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
@@ -149,7 +157,10 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         if not task.done():
             task.cancel()
             logger.info("client disconnected; request dropped")
-        return await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ClientGone
+        return task.result()
     finally:
         watcher.cancel()
         task.cancel()

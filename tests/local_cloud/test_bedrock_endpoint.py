@@ -8,6 +8,7 @@ import threading
 import urllib.request
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -209,3 +210,18 @@ def test_a_prompt_longer_than_the_context_is_a_validation_error_and_the_model_se
     assert (status, code) == (400, "ValidationException")
     assert "context" in message
     assert invoke(client, "The sky is", maxTokenCount=2)["results"][0]["tokenCount"] == 2
+
+
+def test_a_caller_that_hangs_up_is_dropped_without_an_error_in_the_log(
+    gated: tuple[LocalCloud, GatedEngine], caplog: pytest.LogCaptureFixture
+) -> None:
+    cloud, engine = gated
+    body = {"inputText": "left behind", "textGenerationConfig": {"maxTokenCount": 2}}
+    with pytest.raises(httpx.ReadTimeout):  # the model is held: the caller gives up and hangs up
+        httpx.post(f"{cloud.bedrock_url}/model/{MODEL_ID}/invoke", json=body, timeout=0.5)
+    engine.gate.set()
+
+    answer = httpx.post(f"{cloud.bedrock_url}/model/{MODEL_ID}/invoke", json=body, timeout=30)
+
+    assert answer.status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
