@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load
 from lambdallm.bench.loadgen import LoadResult
+from lambdallm.bench.memory import cpu_s
 from lambdallm.bench.plan import Plan
 from lambdallm.bench.stats import Spread
 from lambdallm.stack import Stack
 
 PROMPT = "Tell me a story about a lighthouse keeper."
+TIERS = {"rest": "rest", "proxy": "proxy", "cloud": "local-cloud"}  # key in latest.json -> the Stack's tier
 
 
 @dataclass
@@ -21,6 +23,13 @@ class PlumbingFigures:
 
     runs: dict[str, list[LoadResult]] = field(default_factory=lambda: {e: [] for e in ENTRY_POINTS})
     loaded: list[LoadResult] = field(default_factory=list)
+    # Per loaded run: CPU milliseconds each tier's processes spent per answered request.
+    cpu_ms_per_request: list[dict[str, float]] = field(default_factory=list)
+
+    def cpu_ms(self) -> dict[str, Spread]:
+        """{tier: spread of CPU ms per request} over the loaded runs, with the whole chain's sum as `chain`."""
+        tiers = {tier: Spread.of([run[tier] for run in self.cpu_ms_per_request]) for tier in TIERS}
+        return tiers | {"chain": Spread.of([sum(run.values()) for run in self.cpu_ms_per_request])}
 
     def overhead_ms(self) -> dict[str, dict[str, Spread]]:
         """{entry: {p50, p99}}, each a spread over the repetitions."""
@@ -52,5 +61,10 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
             figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
     for rep in range(plan.repetitions):
         step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
-        figures.loaded.append(load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s))
+        pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}
+        before = {key: cpu_s(pid) for key, pid in pids.items()}
+        result = load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s)
+        used = {key: cpu_s(pid) - before[key] for key, pid in pids.items()}
+        figures.loaded.append(result)
+        figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
     return figures

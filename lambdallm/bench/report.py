@@ -39,6 +39,7 @@ def build(
         },
         "rest_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
+        "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
@@ -112,6 +113,11 @@ def markdown(results: dict[str, Any]) -> str:
     rows += [
         ("REST, 64 connections: requests/s", cell(results["rest_rps_c64"])),
         ("REST, 64 connections: failed requests", cell(results["rest_errors_c64"])),
+        (
+            "REST, 64 connections: CPU ms per request, rest / proxy / cloud = chain",
+            " / ".join(cell(results["cpu_ms_per_request"][t]) for t in ("rest", "proxy", "cloud"))
+            + f" = {cell(results['cpu_ms_per_request']['chain'])}",
+        ),
         ("RSS after the run, MB: rest / proxy / cloud", " / ".join(f"{v:g}" for v in results["rss_mb"].values())),
     ]
     load = results["meta"].get("machine", {}).get("load_average")

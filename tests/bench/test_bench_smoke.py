@@ -18,6 +18,7 @@ KEYS = (
     "e2e_vs_direct",
     "overhead_ms",
     "rest_rps_c64",
+    "cpu_ms_per_request",
     "rest_errors_c64",
     "aggregate_vs_single_c8",
     "rss_mb",
@@ -44,6 +45,8 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     spreads += [results["stream_vs_direct"], *results["stream_tokens_per_s"].values()]
     spreads += [results["ttft_ms"]["chain_minus_direct_p50"], *results["ttft_ms_c8"].values()]
     spreads += [results["llama_server"]["tokens_per_s"], results["llama_server"]["aggregate_c8"]]
+    spreads += [results["cpu_ms_per_request"][tier] for tier in ("rest", "proxy", "cloud", "chain")]
+    assert results["cpu_ms_per_request"]["chain"]["median"] > 0
     ttfts = [results["ttft_ms"]["chain"], results["ttft_ms"]["direct"], results["latency_ms_c8"]]
     ttfts += [results["llama_server"]["ttft_ms"], results["llama_server"]["ttft_ms_c8"]]
     for ttft in ttfts:
