@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
 from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest
 from lambdallm.local_cloud.eventstream import Frames, json_event
 from lambdallm.local_cloud.models import takes_system_prompt
-from lambdallm.local_cloud.titan import TITAN_MAX_TOKENS, BedrockError
+from lambdallm.local_cloud.titan import TITAN_MAX_TOKENS, BedrockError, unit_interval
 
 STOP_REASONS = {FINISH: "end_turn", LENGTH: "max_tokens", STOP: "stop_sequence"}
 # Fields of ConverseRequest this twin does not serve (tools, guardrails, prompt management ...) are refused.
@@ -111,12 +110,10 @@ def _text(blocks: Any, where: str) -> str:
 
 
 def _unit(config: dict[str, Any], key: str, default: float) -> float:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise validation(f"inferenceConfig.{key} must be a number.")
-    if not 0 <= value <= 1:
-        raise validation(f"inferenceConfig.{key} {value} is not within 0 and 1.")
-    return float(value)
+    value = unit_interval(config.get(key, default))
+    if value is None:
+        raise validation(f"inferenceConfig.{key} must be a number within 0 and 1.")
+    return value
 
 
 def usage(completion: Completion) -> dict[str, int]:

@@ -93,13 +93,19 @@ def parse_request(body: bytes, model: str) -> GenerationRequest:
     )
 
 
-def _unit(config: dict[str, Any], key: str, default: float) -> float:
-    value = config.get(key, default)
+def unit_interval(value: Any) -> float | None:
+    """`value` as a number in 0..1 (temperature, topP), or None when it is not one: each API words its own
+    ValidationException for it, naming the key and the rule, never the value."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise validation(f"#/textGenerationConfig/{key}: expected a number")
-    if not 0 <= value <= 1:
-        raise validation(f"#/textGenerationConfig/{key}: expected minimum: 0, maximum: 1")
-    return float(value)
+        return None
+    return float(value) if 0 <= value <= 1 else None
+
+
+def _unit(config: dict[str, Any], key: str, default: float) -> float:
+    value = unit_interval(config.get(key, default))
+    if value is None:
+        raise validation(f"#/textGenerationConfig/{key}: expected a number, minimum: 0, maximum: 1")
+    return value
 
 
 def answer(completion: Completion) -> dict[str, Any]:
