@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from lambdallm.local_cloud.chat_template import ChatTemplate
 from lambdallm.local_cloud.engines import (
@@ -50,7 +51,7 @@ class _Sequence:
     slot: int
     prompt: list[int]
     text: TextStream
-    sampler: Any
+    sampler: Any  # llama.cpp's sampler chain; None for greedy decoding (the engine takes the argmax itself)
     fed: int = 0  # prompt tokens in the KV cache
     next_token: int | None = None  # sampled, to be decoded in the next step
     row: int = -1  # the batch row whose logits this sequence samples after the step
@@ -91,6 +92,7 @@ class LlamaEngine:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.chat_template = ChatTemplate.of_model(
             self._metadata(), self._text(self._bos), self._text(llama_cpp.llama_vocab_eos(self._vocab))
         )
@@ -205,7 +207,7 @@ class LlamaEngine:
         return row + 1
 
     def _advance(self, sequence: _Sequence) -> None:
-        token = llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row)
+        token = self._sample(sequence)
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             self._end(sequence)
         elif sequence.text.push(sequence.decoder.decode(self._piece(token))):
@@ -213,11 +215,20 @@ class LlamaEngine:
         else:
             self._end(sequence)
 
+    def _sample(self, sequence: _Sequence) -> int:
+        if sequence.sampler is not None:
+            return int(llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row))
+        # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, without first copying the
+        # whole vocabulary into a candidates array (measured: 3-4 ms of a 40 ms step of 8 sequences).
+        logits = llama_cpp.llama_get_logits_ith(self._ctx, sequence.row)
+        return int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
+
     def _end(self, sequence: _Sequence, error: Exception | None = None) -> None:
         """Free the sequence's slot (its KV cache and sampler), then resolve its future."""
         del self._active[sequence.slot]
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
-        llama_cpp.llama_sampler_free(sequence.sampler)
+        if sequence.sampler is not None:
+            llama_cpp.llama_sampler_free(sequence.sampler)
         self._free.append(sequence.slot)
         if error is not None:
             sequence.job.future.set_exception(error)
@@ -268,12 +279,11 @@ class LlamaEngine:
 
 
 def _sampler(request: GenerationRequest) -> Any:
-    """The request's sampler chain: greedy at temperature 0, else llama.cpp's usual top-k 40, top-p, min-p 0.05,
-    temperature and a seeded draw (a random seed unless the request gives one)."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+    """The request's sampler chain: None for greedy decoding at temperature 0, else llama.cpp's usual top-k 40,
+    top-p, min-p 0.05, temperature and a seeded draw (a random seed unless the request gives one)."""
     if request.temperature <= 0:
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
+        return None
+    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     seed = llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed & 0xFFFFFFFF
     for sampler in (
         llama_cpp.llama_sampler_init_top_k(40),
