@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2_grpc
@@ -103,5 +104,5 @@ def serve(settings: ProxySettings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await run(settings, stop)
 
-    asyncio.run(main())
+    uvloop.run(main())  # libuv's event loop: less CPU per request than asyncio's own
     return 0
