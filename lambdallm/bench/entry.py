@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -40,15 +41,42 @@ def load(
     if entry == "grpc":
         return locust_grpc(f"127.0.0.1:{ports.grpc}", body, connections, duration_s)
     if entry == "bedrock":
-        model_id = settings.load(settings.CloudSettings, "local-cloud").model_id
-        titan = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0.0}}
-        url = f"http://127.0.0.1:{ports.bedrock}/model/{model_id}/invoke"
-        return wrk(url, titan, connections, duration_s, timeout, requests_per_connection)
+        url = f"http://127.0.0.1:{ports.bedrock}{_invoke_path()}"
+        return wrk(url, titan_body(prompt, max_tokens), connections, duration_s, timeout, requests_per_connection)
     if entry == "apigw":
         url = f"http://127.0.0.1:{ports.apigw}/query"
         return wrk(url, body, connections, duration_s, timeout, requests_per_connection)
     url = f"http://127.0.0.1:{ports.rest}/query"
     return wrk(url, body, connections, duration_s, timeout, requests_per_connection, stack.auth_headers)
+
+
+def titan_body(prompt: str, max_tokens: int) -> dict[str, Any]:
+    """The body of the local Bedrock's InvokeModel for the configured Titan model id, at temperature 0."""
+    return {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": max_tokens, "temperature": 0.0}}
+
+
+def _invoke_path() -> str:
+    return f"/model/{settings.load(settings.CloudSettings, 'local-cloud').model_id}/invoke"
+
+
+def probe_bedrock(stack: Stack, prompt: str, max_tokens: int, duration_s: float) -> list[tuple[float, float]]:
+    """One client's InvokeModel requests in a row on one keep-alive connection for `duration_s` seconds:
+    (seconds from the start when each was sent, its latency in ms). Unlike wrk, it tells when each was slow."""
+    body, path = json.dumps(titan_body(prompt, max_tokens)), _invoke_path()
+    connection = http.client.HTTPConnection("127.0.0.1", stack.ports.bedrock, timeout=60)
+    samples: list[tuple[float, float]] = []
+    start = time.perf_counter()
+    try:
+        while (sent := time.perf_counter()) - start < duration_s:
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            with connection.getresponse() as answer:
+                answer.read()
+                if answer.status != 200:
+                    raise RuntimeError(f"the local Bedrock answered {answer.status} to the probe")
+            samples.append((sent - start, 1000 * (time.perf_counter() - sent)))
+    finally:
+        connection.close()
+    return samples
 
 
 def drain(stack: Stack, timeout_s: float = 600.0) -> None:

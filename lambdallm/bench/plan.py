@@ -14,6 +14,7 @@ class Plan:
     overhead_tokens: int = 16
     load_s: float = 10.0  # the REST tier at 64 connections
     load_connections: int = 64
+    burst_probe_s: float = 2.0  # one client at the local Bedrock just before and just after each loaded run
     generation_tokens: int = 128
     single_requests: int = 2  # the real model, one client: requests in a row
     clients: int = 8  # the real model, many clients: one request each, all at once
@@ -38,6 +39,7 @@ QUICK = Plan(
     overhead_s=1.0,
     load_s=1.0,
     load_connections=8,
+    burst_probe_s=0.3,
     generation_tokens=8,
     single_requests=1,
     clients=2,

@@ -6,15 +6,38 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lambdallm.bench.entry import ENTRY_POINTS, drain, load
+from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock
 from lambdallm.bench.loadgen import LoadResult
 from lambdallm.bench.memory import cpu_s
 from lambdallm.bench.plan import Plan
-from lambdallm.bench.stats import Spread
+from lambdallm.bench.stats import Spread, percentile
 from lambdallm.stack import Stack
 
 PROMPT = "Tell me a story about a lighthouse keeper."
 TIERS = {"rest": "rest", "proxy": "proxy", "cloud": "local-cloud"}  # key in latest.json -> the Stack's tier
+# After a burst, the tiers still finish the requests the load generator left unanswered when it stopped; a probe
+# request sent in that window waits behind them. Samples sent later than this are the settled latency.
+SETTLE_S = 0.1
+
+
+@dataclass(frozen=True)
+class BurstProbe:
+    """One client at the local Bedrock just before a 64-connection burst through the chain and just after it."""
+
+    quiet: list[tuple[float, float]]  # (seconds from the probe's start, latency ms), before the burst
+    after: list[tuple[float, float]]  # the same, from the moment the burst's load generator stopped
+
+    @property
+    def quiet_p99_ms(self) -> float:
+        return percentile([ms for _, ms in self.quiet], 99)
+
+    @property
+    def first_ms(self) -> float:
+        return self.after[0][1]
+
+    @property
+    def settled_p99_ms(self) -> float:
+        return percentile([ms for sent, ms in self.after if sent >= SETTLE_S], 99)
 
 
 @dataclass
@@ -25,6 +48,16 @@ class PlumbingFigures:
     loaded: list[LoadResult] = field(default_factory=list)
     # Per loaded run: CPU milliseconds each tier's processes spent per answered request.
     cpu_ms_per_request: list[dict[str, float]] = field(default_factory=list)
+    bursts: list[BurstProbe] = field(default_factory=list)
+
+    def after_burst_ms(self) -> dict[str, Spread]:
+        """The local Bedrock's latency at one client before and after each burst (see BurstProbe)."""
+        return {
+            "quiet_p99": Spread.of([b.quiet_p99_ms for b in self.bursts]),
+            "first": Spread.of([b.first_ms for b in self.bursts]),
+            "settled_p99": Spread.of([b.settled_p99_ms for b in self.bursts]),
+            "settled_p99_over_quiet": Spread.of([b.settled_p99_ms / b.quiet_p99_ms for b in self.bursts]),
+        }
 
     def cpu_ms(self) -> dict[str, Spread]:
         """{tier: spread of CPU ms per request} over the loaded runs, with the whole chain's sum as `chain`."""
@@ -50,9 +83,9 @@ class PlumbingFigures:
 
 
 def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> PlumbingFigures:
-    """Interleave the entry points within each repetition, so that noise falls on all of them alike; the
-    64-connection runs come after all of them, since the tail latency of the local cloud stays raised for a
-    while after a burst through the API Gateway (see bench/README.md)."""
+    """Interleave the entry points within each repetition, so that noise falls on all of them alike; then the
+    64-connection runs, each between two one-client probes of the local Bedrock (latency before and after a
+    burst)."""
     figures = PlumbingFigures()
     drain(stack)  # warms every tier: imports, connections, first-call paths
     for rep in range(plan.repetitions):
@@ -62,9 +95,11 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
     for rep in range(plan.repetitions):
         step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
         pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}
+        quiet = probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)
         before = {key: cpu_s(pid) for key, pid in pids.items()}
         result = load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s)
         used = {key: cpu_s(pid) - before[key] for key, pid in pids.items()}
+        figures.bursts.append(BurstProbe(quiet, probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)))
         figures.loaded.append(result)
         figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
     return figures

@@ -40,6 +40,7 @@ def build(
         "rest_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
         "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
+        "after_burst_ms": {key: spread.as_dict(3) for key, spread in plumbing.after_burst_ms().items()},
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
@@ -117,6 +118,11 @@ def markdown(results: dict[str, Any]) -> str:
             "REST, 64 connections: CPU ms per request, rest / proxy / cloud = chain",
             " / ".join(cell(results["cpu_ms_per_request"][t]) for t in ("rest", "proxy", "cloud"))
             + f" = {cell(results['cpu_ms_per_request']['chain'])}",
+        ),
+        (
+            "Bedrock, one client, after a 64-connection burst: first request; p99 from 0.1 s on / p99 before",
+            f"{cell(results['after_burst_ms']['first'], ' ms')}; "
+            f"{cell(results['after_burst_ms']['settled_p99_over_quiet'])}",
         ),
         ("RSS after the run, MB: rest / proxy / cloud", " / ".join(f"{v:g}" for v in results["rss_mb"].values())),
     ]

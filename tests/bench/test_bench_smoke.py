@@ -19,6 +19,7 @@ KEYS = (
     "overhead_ms",
     "rest_rps_c64",
     "cpu_ms_per_request",
+    "after_burst_ms",
     "rest_errors_c64",
     "aggregate_vs_single_c8",
     "rss_mb",
@@ -47,6 +48,8 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     spreads += [results["llama_server"]["tokens_per_s"], results["llama_server"]["aggregate_c8"]]
     spreads += [results["cpu_ms_per_request"][tier] for tier in ("rest", "proxy", "cloud", "chain")]
     assert results["cpu_ms_per_request"]["chain"]["median"] > 0
+    assert set(results["after_burst_ms"]) == {"quiet_p99", "first", "settled_p99", "settled_p99_over_quiet"}
+    spreads += results["after_burst_ms"].values()
     ttfts = [results["ttft_ms"]["chain"], results["ttft_ms"]["direct"], results["latency_ms_c8"]]
     ttfts += [results["llama_server"]["ttft_ms"], results["llama_server"]["ttft_ms_c8"]]
     for ttft in ttfts:
