@@ -11,11 +11,14 @@ from lambdallm import settings
 from lambdallm.bench.entry import drain, load, query_body
 from lambdallm.bench.llama_server import completion_body, load_llama_server, running_llama_server
 from lambdallm.bench.loadgen import LoadResult
+from lambdallm.bench.memory import cpu_s
 from lambdallm.bench.model import PROMPT, DirectModel, Generation, model_path
 from lambdallm.bench.plan import Plan
 from lambdallm.bench.stats import Spread
 from lambdallm.bench.streaming import StreamBatch, StreamClient, read_chain_events, read_llama_server
 from lambdallm.stack import Stack
+
+STREAM_CPU_TIERS = ("rest", "proxy")  # the local cloud's own share is not told apart from its model's threads
 
 
 @dataclass
@@ -35,6 +38,11 @@ class GenerationFigures:
     ttft_server: list[StreamBatch] = field(default_factory=list)
     streamed_many: list[StreamBatch] = field(default_factory=list)  # `plan.clients` streams at once
     server_streamed_many: list[StreamBatch] = field(default_factory=list)
+    # Per one-client streamed batch: CPU ms that the REST tier's and the proxy's processes spent per text event.
+    stream_cpu_ms_per_token: list[dict[str, float]] = field(default_factory=list)
+
+    def stream_cpu_ms(self) -> dict[str, Spread]:
+        return {tier: Spread.of([run[tier] for run in self.stream_cpu_ms_per_token]) for tier in STREAM_CPU_TIERS}
 
     def direct_tokens_per_s(self) -> Spread:
         return Spread.of([g.tokens_per_s for g in self.direct])
@@ -102,9 +110,15 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             of = f"({rep + 1}/{plan.repetitions})"
             step(f"direct model {tokens} tokens, then streamed through the chain {of}")
             figures.direct.append(model.generate(PROMPT, tokens))
-            figures.streamed.append(
-                client.batch(chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests, auth)
+            before = {tier: cpu_s(stack.processes[tier].pid) for tier in STREAM_CPU_TIERS}
+            streamed = client.batch(
+                chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests, auth
             )
+            events = max(sum(s.tokens for s in streamed.streams), 1)
+            figures.stream_cpu_ms_per_token.append(
+                {tier: 1000 * (cpu_s(stack.processes[tier].pid) - was) / events for tier, was in before.items()}
+            )
+            figures.streamed.append(streamed)
             step(f"time to first token: direct, chain, llama-server in turn {of}")
             _time_to_first_token(figures, model, client, chain_url, auth, url, plan)
             step(f"chain, 1 client {of}")

@@ -34,6 +34,7 @@ def build(
             "direct": Spread.of([g.as_stream().tokens_per_s for g in generation.direct]).as_dict(),
         },
         "stream_vs_direct": generation.stream_vs_direct().as_dict(),
+        "stream_cpu_ms_per_token": {tier: spread.as_dict(3) for tier, spread in generation.stream_cpu_ms().items()},
         "overhead_ms": {
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
         },
@@ -101,6 +102,10 @@ def markdown(results: dict[str, Any]) -> str:
         ("time to first token, chain - direct (p50)", cell(results["ttft_ms"]["chain_minus_direct_p50"], " ms")),
         ("time to first token, llama-server: p50 / p99 (reference)", pair(results["llama_server"]["ttft_ms"], " ms")),
         ("streamed tokens/s: chain / direct (first to last token)", cell(results["stream_vs_direct"])),
+        (
+            "streaming one client: CPU ms per token, rest / proxy",
+            " / ".join(cell(results["stream_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
+        ),
         ("8 clients, time to first token, chain: p50 / p99", pair(results["ttft_ms_c8"], " ms")),
         ("8 clients, time to first token, chain: p99 / p50", cell(results["ttft_ms_c8"]["p99_over_p50"])),
         ("8 clients, time to first token, llama-server: p50 / p99", pair(results["llama_server"]["ttft_ms_c8"], " ms")),

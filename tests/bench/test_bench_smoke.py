@@ -20,6 +20,7 @@ KEYS = (
     "rest_rps_c64",
     "cpu_ms_per_request",
     "after_burst_ms",
+    "stream_cpu_ms_per_token",
     "rest_errors_c64",
     "aggregate_vs_single_c8",
     "rss_mb",
@@ -50,6 +51,8 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert results["cpu_ms_per_request"]["chain"]["median"] > 0
     assert set(results["after_burst_ms"]) == {"quiet_p99", "first", "settled_p99", "settled_p99_over_quiet"}
     spreads += results["after_burst_ms"].values()
+    assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
+    spreads += results["stream_cpu_ms_per_token"].values()
     ttfts = [results["ttft_ms"]["chain"], results["ttft_ms"]["direct"], results["latency_ms_c8"]]
     ttfts += [results["llama_server"]["ttft_ms"], results["llama_server"]["ttft_ms_c8"]]
     for ttft in ttfts:
