@@ -46,27 +46,6 @@ def _render(pairs: list[tuple[str, str]]) -> str:
     return "{" + ",".join(f"{json.dumps(key)}:{value}" for key, value in pairs) + "}"
 
 
-_json_value = st.recursive(
-    st.one_of(_plain_value, _odd_token),
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-        st.lists(st.tuples(st.text(max_size=8), inner), max_size=4).map(_render),
-    ),
-    max_leaves=8,
-)
-_good_prompt = st.text(min_size=1, max_size=30).filter(lambda t: "\x00" not in t).map(json.dumps)
-_field_value = st.one_of(_json_value, _good_prompt, st.integers(0, 4000).map(str), _nested)
-# Objects shaped like a request: known keys (repeated at times) and stray ones, with any value.
-_request_like = st.lists(
-    st.tuples(st.one_of(st.sampled_from(FIELDS), st.text(max_size=8)), _field_value), max_size=7
-).map(_render)
-_valid = st.builds(
-    lambda prompt, tokens: _render([("prompt", prompt), ("max_tokens", str(tokens))]),
-    _good_prompt,
-    st.integers(1, 20),
-)
-
-
 @st.composite
 def _encoded(draw: st.DrawFn, text: str) -> bytes:
     encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-8-sig", "utf-16", "utf-32-be", "latin-1"]))
@@ -77,12 +56,41 @@ def _encoded(draw: st.DrawFn, text: str) -> bytes:
     return body
 
 
-json_bodies = st.one_of(
-    _valid.flatmap(_encoded),
-    _request_like.flatmap(_encoded),
-    _json_value.flatmap(_encoded),
-    _nested.map(str.encode),
-    st.binary(max_size=64),
+good_prompt = st.text(min_size=1, max_size=30).filter(lambda t: "\x00" not in t).map(json.dumps)
+"""A JSON string that is a fair prompt."""
+
+
+def bodies_for(fields: list[str], valid: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]:
+    """Raw request bodies for an API whose objects have `fields` (at any depth) and of which `valid` draws
+    well-formed requests: valid, odd, pathological, mis-encoded or not JSON at all."""
+    key = st.one_of(st.sampled_from(fields), st.text(max_size=8))
+    json_value = st.recursive(
+        st.one_of(_plain_value, _odd_token),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+            st.lists(st.tuples(key, inner), max_size=4).map(_render),
+        ),
+        max_leaves=8,
+    )
+    field_value = st.one_of(json_value, good_prompt, st.integers(0, 4000).map(str), _nested)
+    # Objects shaped like a request: known keys (repeated at times) and stray ones, with any value.
+    request_like = st.lists(st.tuples(key, field_value), max_size=7).map(_render)
+    return st.one_of(
+        valid.flatmap(_encoded),
+        request_like.flatmap(_encoded),
+        json_value.flatmap(_encoded),
+        _nested.map(str.encode),
+        st.binary(max_size=64),
+    )
+
+
+json_bodies = bodies_for(
+    FIELDS,
+    st.builds(
+        lambda prompt, tokens: _render([("prompt", prompt), ("max_tokens", str(tokens))]),
+        good_prompt,
+        st.integers(1, 20),
+    ),
 )
 """Raw request bodies: JSON that is valid, odd, pathological, mis-encoded or not JSON at all."""
 
@@ -130,3 +138,14 @@ def assert_problem_or_answer(answer: RawAnswer, method: str) -> None:
             problem: dict[str, Any] = json.loads(answer.body)
             assert problem["status"] == answer.status
             assert problem["title"]
+
+
+def assert_bedrock_error_or_answer(answer: RawAnswer, method: str) -> None:
+    """The local Bedrock's rule for any request: never a 5xx; an error is Bedrock's, as boto3 reads it: JSON
+    `{"message": ...}` and the exception's name in `x-amzn-errortype`."""
+    assert answer.status < 500, (answer.status, answer.body[:300])
+    if answer.status >= 400:
+        assert answer.media_type == "application/json", (answer.status, answer.headers, answer.body[:300])
+        assert answer.headers.get("x-amzn-errortype", "").endswith(":"), answer.headers
+        if method != "HEAD":
+            assert json.loads(answer.body)["message"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from llm_lambda import strict_json
 
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
 from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest
@@ -34,9 +35,9 @@ def validation(message: str) -> BedrockError:
 def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> GenerationRequest:
     """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise validation(f"The request body is not valid JSON: {exc}") from exc
+        data = strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise validation(f"{exc.detail}.") from exc
     if not isinstance(data, dict):
         raise validation("The request body must be a JSON object.")
     if extra := sorted(set(data) - set(SERVED_FIELDS)):

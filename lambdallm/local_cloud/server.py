@@ -18,7 +18,7 @@ import uvicorn
 import uvloop
 
 from lambdallm import logs, tier
-from lambdallm.http_protocol import ProblemHttpProtocol
+from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
@@ -144,7 +144,7 @@ async def start_local_cloud(
     # A stop lets invocations in flight run to the function's timeout, as Lambda does.
     grace_s = math.ceil(settings.lambda_timeout_s)
     servers = [
-        _server(create_bedrock_app(host, metrics), grace_s),
+        _server(create_bedrock_app(host, metrics), grace_s, http=BedrockHttpProtocol),
         _server(measured_gateway, grace_s, http=ProblemHttpProtocol),
     ]
     tasks: list[asyncio.Task[None]] = []

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from llm_lambda import strict_json
 from starlette.responses import JSONResponse
 
 from lambdallm.local_cloud.engines import Completion, GenerationRequest
@@ -56,9 +56,9 @@ def too_large() -> BedrockError:
 def parse_request(body: bytes, model: str) -> GenerationRequest:
     """Validate a Titan Text body to the documented bounds; any problem is a ValidationException."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise validation("the body is not JSON") from exc
+        data = strict_json.loads(body)
+    except strict_json.JsonRejected as exc:
+        raise validation(exc.detail) from exc
     if not isinstance(data, dict):
         raise validation("#: expected type: JSONObject")
     if extra := sorted(set(data) - {"inputText", "textGenerationConfig"}):

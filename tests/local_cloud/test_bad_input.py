@@ -1,5 +1,6 @@
 """Property: whatever bytes, headers, method and media type a client sends, the local API Gateway (instant model
-behind it) answers an answer or a 4xx problem+json, never a 5xx or a text/plain error."""
+behind it) answers an answer or a 4xx problem+json, and the local Bedrock an answer or a 4xx Bedrock error (JSON
+`message`, `x-amzn-errortype`), never a 5xx or a text/plain error."""
 
 from __future__ import annotations
 
@@ -7,10 +8,40 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lambdallm.local_cloud.server import LocalCloud
-from tests.bad_input import FUZZ, assert_problem_or_answer, headers, json_bodies, media_types, methods
+from tests.bad_input import (
+    FUZZ,
+    assert_bedrock_error_or_answer,
+    assert_problem_or_answer,
+    bodies_for,
+    good_prompt,
+    headers,
+    json_bodies,
+    media_types,
+    methods,
+)
 from tests.fakes.raw_http import build_request, send_raw
 
 PATHS = ["/query", "/query", "/query/stream", "/query/stream", "/nowhere", "/query/"]
+TITAN = "/model/amazon.titan-text-premier-v1%3A0/"
+CONVERSE = "/model/google.gemma-3-270m/"  # a model that takes a system prompt
+titan_bodies = bodies_for(
+    ["inputText", "textGenerationConfig", "maxTokenCount", "temperature", "topP", "stopSequences"],
+    st.builds(
+        lambda prompt, tokens: f'{{"inputText":{prompt},"textGenerationConfig":{{"maxTokenCount":{tokens}}}}}',
+        good_prompt,
+        st.integers(1, 20),
+    ),
+)
+converse_bodies = bodies_for(
+    ["messages", "system", "inferenceConfig", "role", "content", "text", "maxTokens", "temperature", "topP"],
+    st.builds(
+        lambda prompt, tokens: (
+            f'{{"messages":[{{"role":"user","content":[{{"text":{prompt}}}]}}],"inferenceConfig":{{"maxTokens":{tokens}}}}}'
+        ),
+        good_prompt,
+        st.integers(1, 20),
+    ),
+)
 
 
 @FUZZ
@@ -34,3 +65,33 @@ def test_any_method_and_path_is_an_answer_or_a_problem(instant_cloud: LocalCloud
     answer = send_raw(port, build_request(method, path, [("Content-Type", "application/json"), *extra], body, port))
 
     assert_problem_or_answer(answer, method)
+
+
+@FUZZ
+@given(operation=st.sampled_from(["invoke", "invoke-with-response-stream"]), body=titan_bodies, extra=headers)
+@example(operation="invoke", body=b"{}", extra=[("Content-Length", "abc")])  # uvicorn's own text/plain 400
+@example(operation="invoke", body=b"[" * 100_000 + b"]" * 100_000, extra=[])  # past Python's recursion limit
+@example(operation="invoke", body=b'{"inputText":"\\ud800"}', extra=[])  # a lone surrogate, echoed
+@example(operation="invoke-with-response-stream", body=b'{"inputText":"\\udfff"}', extra=[])
+def test_any_titan_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalCloud, operation, body, extra) -> None:
+    port = instant_cloud.bedrock_port
+
+    answer = send_raw(
+        port, build_request("POST", TITAN + operation, [("Content-Type", "application/json"), *extra], body, port)
+    )
+
+    assert_bedrock_error_or_answer(answer, "POST")
+
+
+@FUZZ
+@given(operation=st.sampled_from(["converse", "converse-stream"]), body=converse_bodies, extra=headers)
+@example(operation="converse", body=b'{"messages":' + b"[" * 100_000 + b"]" * 100_000 + b"}", extra=[])
+@example(operation="converse-stream", body=b'{"messages":[{"role":"user","content":[{"text":"\\ud800"}]}]}', extra=[])
+def test_any_converse_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalCloud, operation, body, extra) -> None:
+    port = instant_cloud.bedrock_port
+
+    answer = send_raw(
+        port, build_request("POST", CONVERSE + operation, [("Content-Type", "application/json"), *extra], body, port)
+    )
+
+    assert_bedrock_error_or_answer(answer, "POST")

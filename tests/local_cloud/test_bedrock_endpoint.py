@@ -88,6 +88,27 @@ def test_bad_input_is_a_validation_exception(instant_cloud: LocalCloud, body: di
     assert message in text
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"inputText": "Hi", "inputText": "Ho"}', "inputText: duplicate field"),
+        (b'{"inputText": "Hi", "textGenerationConfig": {"temperature": NaN}}', "NaN is not a JSON number"),
+        (b'{"inputText": "\\ud800"}', "lone surrogate"),
+        (b'{"inputText": "Hi", "textGenerationConfig": {"maxTokenCount": 1' + b"0" * 5000 + b"}}", "400 digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested deeper than 64 levels"),
+        ('{"inputText": "Hi"}'.encode("utf-16"), "not UTF-8"),
+    ],
+)
+def test_a_body_that_is_not_strict_json_is_a_validation_exception_naming_why(
+    instant_cloud: LocalCloud, body: bytes, message: str
+) -> None:
+    client = bedrock_client(instant_cloud)
+    for call in (client.invoke_model, client.invoke_model_with_response_stream):
+        status, code, text = error_of(lambda: call(modelId=MODEL_ID, body=body))  # noqa: B023
+        assert (status, code) == (400, "ValidationException")
+        assert message in text
+
+
 @pytest.mark.parametrize("model_id", ["meta.llama3-8b-instruct-v1:0", "amazon.titan-text-express-v1"])
 def test_a_model_that_is_not_served_is_resource_not_found(instant_cloud: LocalCloud, model_id: str) -> None:
     client = bedrock_client(instant_cloud)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,6 +91,20 @@ def test_bad_inference_settings_are_validation_exceptions(instant_cloud: LocalCl
         lambda: client.converse(modelId=MODEL_ID, messages=[user("Hi")], inferenceConfig={"temperature": 1.5})
     )
     assert (status, code) == (400, "ValidationException")
+
+
+def test_a_body_that_is_not_strict_json_is_a_validation_exception_naming_why(instant_cloud: LocalCloud) -> None:
+    from tests.fakes.raw_http import build_request, send_raw
+
+    port = instant_cloud.bedrock_port
+    duplicate = b'{"messages": [{"role": "user", "content": [{"text": "Hi"}]}], "messages": []}'
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for body, says in ((duplicate, "messages: duplicate field"), (deep, "nested deeper than 64 levels")):
+        for operation in ("converse", "converse-stream"):
+            request = build_request("POST", f"/model/{MODEL_ID}/{operation}", [], body, port)
+            answer = send_raw(port, request)
+            assert (answer.status, answer.headers["x-amzn-errortype"]) == (400, "ValidationException:")
+            assert says in json.loads(answer.body)["message"]
 
 
 def test_an_unknown_model_id_is_resource_not_found(instant_cloud: LocalCloud) -> None:
