@@ -9,15 +9,13 @@ from starlette.responses import StreamingResponse
 
 from lambdallm import logs
 from lambdallm.rest import llm
-
-JSON = {"Content-Type": "application/json"}
-EVENT_STREAM = "text/event-stream"
+from lambdallm.rest.negotiation import EVENT_STREAM, JSON, chosen_media_type
 
 
 async def generate_text(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]] | StreamingResponse:
     """generateText: the spec has validated `body`; the proxy does the rest, streamed if the client asks."""
     state = request.state
-    if EVENT_STREAM in request.headers.get("accept", ""):
+    if chosen_media_type(request.headers.get("accept")) == EVENT_STREAM:
         events = await llm.generate_text_stream(
             state.llm, body, logs.request_id.get(), state.settings.stream_deadline_s, state.metrics.tokens
         )
@@ -25,4 +23,4 @@ async def generate_text(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict
     answer = await llm.generate_text(
         state.llm, body, logs.request_id.get(), state.settings.deadline_s, state.metrics.tokens
     )
-    return answer, 200, JSON
+    return answer, 200, {"Content-Type": JSON}

@@ -111,3 +111,32 @@ async def test_a_client_that_hangs_up_mid_stream_cancels_the_backend_stream(http
         assert (await asyncio.wait_for(anext(lines), 10)).startswith("event: text")
 
     await asyncio.wait_for(fake.cancelled.wait(), 5)
+
+
+async def test_an_accept_that_names_neither_json_nor_events_is_406_before_the_backend(http, fake):
+    for accept in ("application/xml", "text/html, application/xml;q=0.9", "application/json;q=0, text/plain", "nope"):
+        response = await http.post("/query", json=VALID, headers={"Accept": accept})
+
+        assert response.status_code == 406, accept
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "accept: must allow application/json or text/event-stream"
+    assert [body for _, body in fake.requests if body != {}] == []  # readiness probes aside, nothing reached it
+
+
+async def test_accept_chooses_by_quality_and_json_stays_the_default(http):
+    cases = {
+        "*/*": "application/json",
+        "application/*": "application/json",
+        "text/*": "text/event-stream",
+        "APPLICATION/JSON": "application/json",
+        "application/json;q=0.5, text/event-stream": "text/event-stream",
+        "text/event-stream;q=0.5, application/json": "application/json",
+        "text/event-stream;q=0, */*": "application/json",
+        "application/json, text/event-stream": "text/event-stream",  # named outright, the stream wins a tie
+        "application/xml, */*;q=0.1": "application/json",
+    }
+    for accept, media_type in cases.items():
+        response = await http.post("/query", json=VALID, headers={"Accept": accept})
+
+        assert response.status_code == 200, accept
+        assert response.headers["content-type"].startswith(media_type), accept
