@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from lambdallm import logs
 from lambdallm.local_cloud import converse, titan
-from lambdallm.local_cloud.body import read_body
+from lambdallm.local_cloud.body import ClientGone, read_body
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
 from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
@@ -69,6 +69,8 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
                 scheduler.check_room()
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
+            except ClientGone:
+                return Response(status_code=499)
             headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
             return StreamingResponse(
                 _stream(scheduler, generation, frames, metrics.tokens),
@@ -141,10 +143,6 @@ def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, An
 
 def _converse_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
     return converse.answer(completion, latency_ms), {}
-
-
-class ClientGone(Exception):
-    """The HTTP client disconnected before its answer; the work for it was cancelled."""
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -4,6 +4,9 @@ behind it) answers an answer or a 4xx problem+json, and the local Bedrock an ans
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -95,3 +98,21 @@ def test_any_converse_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalC
     )
 
     assert_bedrock_error_or_answer(answer, "POST")
+
+
+@pytest.mark.parametrize("server", ["API Gateway", "Bedrock"])
+def test_a_client_that_hangs_up_mid_body_is_dropped_without_an_error_in_the_log(
+    instant_cloud: LocalCloud, caplog: pytest.LogCaptureFixture, server: str
+) -> None:
+    port, path = (
+        (instant_cloud.apigw_port, "/query")
+        if server == "API Gateway"
+        else (instant_cloud.bedrock_port, TITAN + "invoke")
+    )
+    promised = [("Content-Type", "application/json"), ("Content-Length", "100")]
+
+    gone = send_raw(port, build_request("POST", path, promised, b'{"prompt": "Hi', port))
+    answer = send_raw(port, build_request("POST", path, [("Content-Type", "application/json")], b"{}", port))
+
+    assert (gone.status, answer.status) == (0, 400)  # the server serves on
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]

@@ -4,6 +4,7 @@ a 4xx problem+json, never a 5xx (a real REST tier over a real proxy, in front of
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -44,3 +45,14 @@ async def test_any_method_and_path_is_an_answer_or_a_problem(rest, method, path,
     answer = await asyncio.to_thread(send_raw, _port(rest), request)
 
     assert_problem_or_answer(answer, method)
+
+
+async def test_a_client_that_hangs_up_mid_body_is_dropped_without_an_error_in_the_log(rest, caplog) -> None:
+    port = _port(rest)
+    promised = [("Content-Type", "application/json"), ("Content-Length", "100")]
+
+    gone = await asyncio.to_thread(send_raw, port, build_request("POST", "/query", promised, b'{"prompt": "Hi', port))
+    answer = await asyncio.to_thread(send_raw, port, build_request("GET", "/health", [], b"", port))
+
+    assert (gone.status, answer.status) == (0, 200)  # the tier serves on
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
