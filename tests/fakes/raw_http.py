@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass, field
 
@@ -34,35 +35,50 @@ def build_request(
     return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body
 
 
+LARGE_BODY = 65536  # over this, the client asks `Expect: 100-continue` first, as curl does (from 1 MB)
+
+
 def send_raw(port: int, request: bytes, timeout: float = 10.0) -> RawAnswer:
     """Send `request` to 127.0.0.1:`port` and read the whole answer (the server closes after it).
 
-    A request whose `Content-Length` promises more body than it carries would keep the server rightly waiting:
-    the client hangs up once it has sent it, and the answer may then be none (status 0); any other request
-    must have an answer."""
-    short = promises_more(request)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        if short:
-            sock.shutdown(socket.SHUT_WR)
-        data = bytearray()
-        while chunk := sock.recv(65536):
-            data += chunk
+    A large body waits for the server's `100 Continue`: a server that refuses the request at its head (413)
+    answers and closes without reading the body, and a client still sending it would see a reset instead of
+    the answer (RFC 9112 9.6). A request whose `Content-Length` is not its body's length may have no answer
+    (status 0): one that promises more keeps the server rightly waiting, so the client hangs up once it has
+    sent it; one that promises less leaves bytes the server never reads, so its close may reset the answer.
+    Any other request must have an answer."""
+    misframed = content_length(request) not in (None, len(request.partition(b"\r\n\r\n")[2]))
+    head, _, body = request.partition(b"\r\n\r\n")
+    data = bytearray()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            if len(body) > LARGE_BODY and b"\r\nexpect:" not in head.lower():
+                sock.sendall(head + b"\r\nExpect: 100-continue\r\n\r\n")
+                data += sock.recv(65536)
+                if data.startswith(b"HTTP/1.1 100 "):
+                    sock.sendall(body)
+            else:
+                sock.sendall(request)
+            if misframed:
+                with contextlib.suppress(OSError):  # the server may have closed already
+                    sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        if not misframed:
+            raise
+        data.clear()
     if not data:
-        assert short, "the server closed the connection without an answer"
+        assert misframed, "the server closed the connection without an answer"
         return RawAnswer(0)
     return parse_answer(bytes(data))
 
 
-def promises_more(request: bytes) -> bool:
-    """Whether `request`'s (last) Content-Length announces more bytes than its body has."""
-    head, _, body = request.partition(b"\r\n\r\n")
-    lengths = [
-        line.split(b":", 1)[1].strip()
-        for line in head.split(b"\r\n")[1:]
-        if line.lower().startswith(b"content-length:")
-    ]
-    return bool(lengths) and lengths[-1].isdigit() and int(lengths[-1]) > len(body)
+def content_length(request: bytes) -> int | None:
+    """`request`'s (last) Content-Length, if it has one that is a number."""
+    head = request.partition(b"\r\n\r\n")[0]
+    lengths = [line[15:].strip() for line in head.split(b"\r\n")[1:] if line.lower().startswith(b"content-length:")]
+    return int(lengths[-1]) if lengths and lengths[-1].isdigit() else None
 
 
 def parse_answer(data: bytes) -> RawAnswer:

@@ -22,7 +22,7 @@ from tests.bad_input import (
     media_types,
     methods,
 )
-from tests.fakes.raw_http import build_request, send_raw
+from tests.fakes.raw_http import RawAnswer, build_request, send_raw
 
 PATHS = ["/query", "/query", "/query/stream", "/query/stream", "/nowhere", "/query/"]
 TITAN = "/model/amazon.titan-text-premier-v1%3A0/"
@@ -70,6 +70,11 @@ def test_any_method_and_path_is_an_answer_or_a_problem(instant_cloud: LocalCloud
     assert_problem_or_answer(answer, method)
 
 
+def post_to_bedrock(cloud: LocalCloud, path: str, body: bytes, extra: list[tuple[str, str]]) -> RawAnswer:
+    request = build_request("POST", path, [("Content-Type", "application/json"), *extra], body, cloud.bedrock_port)
+    return send_raw(cloud.bedrock_port, request)
+
+
 @FUZZ
 @given(operation=st.sampled_from(["invoke", "invoke-with-response-stream"]), body=titan_bodies, extra=headers)
 @example(operation="invoke", body=b"{}", extra=[("Content-Length", "abc")])  # uvicorn's own text/plain 400
@@ -77,13 +82,7 @@ def test_any_method_and_path_is_an_answer_or_a_problem(instant_cloud: LocalCloud
 @example(operation="invoke", body=b'{"inputText":"\\ud800"}', extra=[])  # a lone surrogate, echoed
 @example(operation="invoke-with-response-stream", body=b'{"inputText":"\\udfff"}', extra=[])
 def test_any_titan_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalCloud, operation, body, extra) -> None:
-    port = instant_cloud.bedrock_port
-
-    answer = send_raw(
-        port, build_request("POST", TITAN + operation, [("Content-Type", "application/json"), *extra], body, port)
-    )
-
-    assert_bedrock_error_or_answer(answer, "POST")
+    assert_bedrock_error_or_answer(post_to_bedrock(instant_cloud, TITAN + operation, body, extra), "POST")
 
 
 @FUZZ
@@ -91,13 +90,7 @@ def test_any_titan_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalClou
 @example(operation="converse", body=b'{"messages":' + b"[" * 100_000 + b"]" * 100_000 + b"}", extra=[])
 @example(operation="converse-stream", body=b'{"messages":[{"role":"user","content":[{"text":"\\ud800"}]}]}', extra=[])
 def test_any_converse_body_is_an_answer_or_a_bedrock_error(instant_cloud: LocalCloud, operation, body, extra) -> None:
-    port = instant_cloud.bedrock_port
-
-    answer = send_raw(
-        port, build_request("POST", CONVERSE + operation, [("Content-Type", "application/json"), *extra], body, port)
-    )
-
-    assert_bedrock_error_or_answer(answer, "POST")
+    assert_bedrock_error_or_answer(post_to_bedrock(instant_cloud, CONVERSE + operation, body, extra), "POST")
 
 
 @pytest.mark.parametrize("server", ["API Gateway", "Bedrock"])
