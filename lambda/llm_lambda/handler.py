@@ -26,7 +26,9 @@ logger = function_logger("llm_lambda")
 # a reason, and the client retries, as with Bedrock and the major LLM APIs. The function's timeout covers
 # connect + read (see README, "Time budget").
 BEDROCK_ATTEMPTS = 1
-# One client per execution environment, reused by every invocation it serves.
+# One client per execution environment, reused by every invocation it serves. In AWS an environment runs one
+# invocation at a time; a host that runs several at once through this module (the local cloud runs up to 64)
+# says how many, so that each keeps its connection instead of opening a new one per call.
 bedrock = boto3.client(
     "bedrock-runtime",
     region_name=os.environ.get("AWS_REGION", "us-east-1"),
@@ -34,6 +36,7 @@ bedrock = boto3.client(
         connect_timeout=float(os.environ.get("BEDROCK_CONNECT_TIMEOUT_S", "2")),
         read_timeout=float(os.environ.get("BEDROCK_READ_TIMEOUT_S", "25")),
         retries={"mode": "standard", "total_max_attempts": BEDROCK_ATTEMPTS},
+        max_pool_connections=int(os.environ.get("BEDROCK_MAX_POOL_CONNECTIONS", "10")),
     ),
 )
 

@@ -40,6 +40,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
 Handler = Callable[[dict[str, Any], Any], Any]  # a proxy response dict, or (streaming) an iterator of bytes
 STREAM_SEPARATOR = b"\0" * 8  # between a streamed response's metadata and its body
+# Lambda's concurrency: each invocation in flight holds one thread while the handler waits on Bedrock.
+CONCURRENCY = 64
 _FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")
 logger = logging.getLogger("lambdallm.local_cloud.apigateway")
 
@@ -123,8 +125,7 @@ class ApiGateway:
             self.routes[path] = {}
             for method, operation in operations.items():
                 self.routes[path][method.upper()] = _route(operation, document)
-        # Lambda's concurrency: each in-flight invocation holds one thread while the handler waits on Bedrock.
-        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lambda")
+        self._executor = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="lambda")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -19,7 +19,7 @@ import uvloop
 
 from lambdallm import logs, tier
 from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol
-from lambdallm.local_cloud.apigateway import ApiGateway
+from lambdallm.local_cloud.apigateway import CONCURRENCY, ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
 from lambdallm.local_cloud.metrics import CloudMetrics, apigateway_route
@@ -79,6 +79,8 @@ def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, s
         "BEDROCK_CONNECT_TIMEOUT_S": str(BEDROCK_CONNECT_TIMEOUT_S),
         "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s - BEDROCK_CONNECT_TIMEOUT_S - 1),
         "LOG_PROMPTS": str(settings.log_prompts).lower(),
+        # Every invocation in flight keeps its connection to Bedrock (botocore's pool holds 10 by default).
+        "BEDROCK_MAX_POOL_CONNECTIONS": str(CONCURRENCY),
     }
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
 from lambdallm.local_cloud.apigateway import ApiGateway
-from lambdallm.local_cloud.server import LocalCloud
+from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from tests.local_cloud.conftest import GatedEngine, settings
 
 
 def post(cloud: LocalCloud, body: Any, path: str = "/query", **headers: str) -> tuple[int, Any, Any]:
@@ -43,6 +47,21 @@ def test_a_query_goes_through_the_lambda_to_bedrock(instant_cloud: LocalCloud) -
         "finish_reason": "length",
         "request_id": "r1",
     }
+
+
+def test_invocations_in_flight_together_each_keep_their_bedrock_connection(caplog: pytest.LogCaptureFixture) -> None:
+    # 32 invocations wait on the model at once; each connection goes back to the function's pool afterwards,
+    # none is thrown away (urllib3 warns when it must, and the next call pays for a new connection).
+    engine = GatedEngine(slots=32)
+    with running_local_cloud(settings(queue_size=32), engine=engine) as cloud, ThreadPoolExecutor(32) as pool:
+        calls = [pool.submit(post, cloud, {"prompt": f"call {n}", "max_tokens": 2}) for n in range(32)]
+        deadline = time.monotonic() + 30
+        while len(engine.prompts) < 32 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        engine.gate.set()
+        statuses = [call.result()[0] for call in calls]
+    assert statuses == [200] * 32
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "pool" in r.getMessage()]
 
 
 def test_a_stop_sequence_finishes_with_stop(instant_cloud: LocalCloud) -> None:
