@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Callable
@@ -72,5 +73,11 @@ def security_map(settings: RestSettings) -> dict[str, type[BearerSecurityHandler
             if not keys:
                 return SecurityHandlerFactory.verify_none
             return self._get_verify_func(check)
+
+        @staticmethod
+        @functools.cache
+        def _accepts_kwarg(func: Callable[..., Any], keyword: str) -> bool:
+            # Connexion reads the check's signature twice on every request; it never changes.
+            return bool(BearerSecurityHandler._accepts_kwarg(func, keyword))
 
     return {"bearer": ApiKeyHandler}
