@@ -224,6 +224,7 @@ async def _serve(settings: CloudSettings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with start_local_cloud(settings, on_bound=_announce):
+        tier.settle()
         await stop.wait()
         logger.info("stopping")
     return 0

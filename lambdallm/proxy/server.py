@@ -104,5 +104,6 @@ def serve(settings: ProxySettings) -> int:
             loop.add_signal_handler(signum, stop.set)
         await run(settings, stop)
 
+    tier.settle()
     uvloop.run(main())  # libuv's event loop: less CPU per request than asyncio's own
     return 0

@@ -153,5 +153,6 @@ def serve(settings: RestSettings) -> int:
     sock = tier.bind_tcp(settings.host, settings.port)
     tier.listen(sock)
     server = uvicorn_server(settings, app)
+    tier.settle()
     server.run(sockets=[sock])
     return 0 if server.started else 1
