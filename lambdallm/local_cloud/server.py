@@ -108,9 +108,22 @@ def load_functions(environment: dict[str, str]) -> dict[str, Any]:
     return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
+# Idle keep-alive connections stay open this long (uvicorn's default is 5 s). A client that reuses a pooled
+# connection at the instant the server closes it gets a reset; the Lambda makes one Bedrock attempt and the proxy
+# does not resend a POST, so that race would be a 503. The clients' own idle limits are shorter (the proxy's
+# aiohttp pool: 30 s), and the Lambda's boto3 pool is reused at least every few seconds under load.
+KEEP_ALIVE_S = 75
+
+
 def _server(app: Any, grace_s: int, http: Any = "auto") -> _Server:
     config = uvicorn.Config(
-        app, http=http, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=grace_s
+        app,
+        http=http,
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=grace_s,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     return _Server(config)
 

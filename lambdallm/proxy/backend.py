@@ -107,7 +107,9 @@ class Backend:
         return body, (self._signer.sign("POST", url, body, headers) if self._signer else headers)
 
     async def __aenter__(self) -> Self:
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections)
+        # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
+        # request never goes out on a connection the backend is closing.
+        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, keepalive_timeout=30)
         self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
         return self
