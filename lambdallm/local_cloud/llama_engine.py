@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import collections
 import ctypes
+import heapq
 import logging
 import threading
 from concurrent.futures import Future
@@ -99,7 +100,7 @@ class LlamaEngine:
         self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self._waiting: collections.deque[_Job] = collections.deque()
         self._active: dict[int, _Sequence] = {}  # by slot, in order of arrival
-        self._free = list(range(slots))
+        self._free = list(range(slots))  # a heap: the lowest free slot first, so active slots stay together
         self._wakeup = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
@@ -161,7 +162,7 @@ class LlamaEngine:
         except Exception as exc:
             job.future.set_exception(exc)
             return
-        slot = self._free.pop(0)
+        slot = heapq.heappop(self._free)
         limit = min(job.request.max_tokens, room)
         self._active[slot] = _Sequence(
             job, slot, prompt, TextStream(job.request, limit, job.emit), _sampler(job.request)
@@ -169,25 +170,28 @@ class LlamaEngine:
 
     def _step(self) -> None:
         """One decode over every active sequence: a token each for those generating, prompt chunks for the rest."""
-        rows, budget = 0, self.chunk_tokens
-        for sequence in self._active.values():
+        budget, chunks = self.chunk_tokens, dict[int, int]()  # slot -> prompt tokens it feeds in this step
+        for sequence in self._active.values():  # in order of arrival: who gets this step's prompt room
+            # Whole chunks only: a prompt splits at the same places whoever else is decoding, so its numbers do too.
+            take = min(self.chunk_tokens, len(sequence.prompt) - sequence.fed)
+            if sequence.next_token is None and 0 < take <= budget:
+                chunks[sequence.slot] = take
+                budget -= take
+        # The batch lists sequences by slot, each one's rows together. With a KV stream per sequence, llama.cpp
+        # decodes a batch in runs of consecutive sequence ids, one pass over the weights per run: 8 sequences
+        # in arrival order after slots had been reused took 73 ms a step here, against 43 ms in slot order.
+        rows = 0
+        for sequence in sorted(self._active.values(), key=lambda s: s.slot):
             sequence.row = -1
             if sequence.next_token is not None:
                 rows = self._add(rows, sequence.next_token, sequence.next_position, sequence.slot, True)
                 sequence.row = rows - 1
-        for sequence in self._active.values():
-            # Whole chunks only: a prompt splits at the same places whoever else is decoding, so its numbers do too.
-            take = min(self.chunk_tokens, len(sequence.prompt) - sequence.fed)
-            if take <= 0 or take > budget:
-                continue
-            for offset in range(take):
-                position = sequence.fed + offset
-                rows = self._add(
-                    rows, sequence.prompt[position], position, sequence.slot, position == len(sequence.prompt) - 1
-                )
-            sequence.fed += take
-            budget -= take
-            sequence.row = rows - 1 if sequence.fed == len(sequence.prompt) else -1
+            elif take := chunks.get(sequence.slot, 0):
+                last = len(sequence.prompt) - 1
+                for position in range(sequence.fed, sequence.fed + take):
+                    rows = self._add(rows, sequence.prompt[position], position, sequence.slot, position == last)
+                sequence.fed += take
+                sequence.row = rows - 1 if sequence.fed == len(sequence.prompt) else -1
         self._batch.n_tokens = rows
         status = llama_cpp.llama_decode(self._ctx, self._batch)
         if status != 0:
@@ -229,7 +233,7 @@ class LlamaEngine:
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
         if sequence.sampler is not None:
             llama_cpp.llama_sampler_free(sequence.sampler)
-        self._free.append(sequence.slot)
+        heapq.heappush(self._free, sequence.slot)
         if error is not None:
             sequence.job.future.set_exception(error)
             return

@@ -119,3 +119,33 @@ def test_a_cancelled_request_frees_its_slot_at_once() -> None:
         assert counts[-1] <= at_cancel + 1 < 200
     finally:
         engine.close()
+
+
+def test_each_decode_lists_sequences_by_slot_and_reuses_the_lowest_slots(
+    engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp decodes a batch over per-sequence KV streams in runs of consecutive sequence ids (one pass over
+    the weights per run), so the engine must list them in slot order however requests came and went."""
+    import llama_cpp
+
+    decode = llama_cpp.llama_decode
+    batches: list[list[int]] = []
+
+    def recording(ctx: Any, batch: Any) -> int:
+        batches.append([batch.seq_id[row][0] for row in range(batch.n_tokens)])
+        return int(decode(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recording)
+    # The eight slots end in another order than they began, so slots come free out of order for the next four.
+    lengths = (6, 3, 8, 2, 7, 1, 5, 4)
+    first = [engine.submit(greedy(p, max_tokens=n), None, threading.Event()) for p, n in zip(PROMPTS, lengths)]
+    [future.result(timeout=120) for future in first]
+    batches.clear()
+    slots_used: set[int] = set()
+    second = [engine.submit(greedy(p, max_tokens=4), None, threading.Event()) for p in PROMPTS[4:]]
+    [future.result(timeout=120) for future in second]
+
+    for seq_ids in batches:
+        assert seq_ids == sorted(seq_ids), batches
+        slots_used |= set(seq_ids)
+    assert slots_used == {0, 1, 2, 3}
