@@ -138,7 +138,9 @@ def test_each_decode_lists_sequences_by_slot_and_reuses_the_lowest_slots(
     monkeypatch.setattr(llama_cpp, "llama_decode", recording)
     # The eight slots end in another order than they began, so slots come free out of order for the next four.
     lengths = (6, 3, 8, 2, 7, 1, 5, 4)
-    first = [engine.submit(greedy(p, max_tokens=n), None, threading.Event()) for p, n in zip(PROMPTS, lengths)]
+    first = [
+        engine.submit(greedy(p, max_tokens=n), None, threading.Event()) for p, n in zip(PROMPTS, lengths, strict=True)
+    ]
     [future.result(timeout=120) for future in first]
     batches.clear()
     slots_used: set[int] = set()
