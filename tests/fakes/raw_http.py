@@ -74,6 +74,18 @@ def send_raw(port: int, request: bytes, timeout: float = 10.0) -> RawAnswer:
     return parse_answer(bytes(data))
 
 
+def send_whole(port: int, request: bytes, timeout: float = 30.0) -> RawAnswer:
+    """Send all of `request` at once, as a client that does not ask `Expect: 100-continue` does, then read the
+    answer. A server that answers before reading the whole body must keep reading it (lingering close, RFC 9112
+    9.6): one that closes at once resets the connection, and the client sees the reset, not the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = bytearray()
+        while chunk := sock.recv(65536):
+            data += chunk
+    return parse_answer(bytes(data))
+
+
 def content_length(request: bytes) -> int | None:
     """`request`'s (last) Content-Length, if it has one that is a number."""
     head = request.partition(b"\r\n\r\n")[0]

@@ -4,12 +4,14 @@ behind it) answers an answer or a 4xx problem+json, and the local Bedrock an ans
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from lambdallm.local_cloud import apigateway, titan
 from lambdallm.local_cloud.server import LocalCloud
 from tests.bad_input import (
     FUZZ,
@@ -22,7 +24,7 @@ from tests.bad_input import (
     media_types,
     methods,
 )
-from tests.fakes.raw_http import RawAnswer, build_request, send_raw
+from tests.fakes.raw_http import RawAnswer, build_request, send_raw, send_whole
 
 PATHS = ["/query", "/query", "/query/stream", "/query/stream", "/nowhere", "/query/"]
 TITAN = "/model/amazon.titan-text-premier-v1%3A0/"
@@ -109,3 +111,25 @@ def test_a_client_that_hangs_up_mid_body_is_dropped_without_an_error_in_the_log(
 
     assert (gone.status, answer.status) == (0, 400)  # the server serves on
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("server", ["API Gateway", "Bedrock"])
+def test_a_body_far_over_the_limit_sent_whole_gets_the_refusal(instant_cloud: LocalCloud, server: str) -> None:
+    # Without `Expect: 100-continue` the client writes all of its body while the server has already refused it
+    # on its Content-Length: the server must read on (lingering close) or the client sees a reset, not the answer.
+    if server == "API Gateway":
+        port, path, limit = instant_cloud.apigw_port, "/query", apigateway.MAX_BODY_BYTES
+    else:
+        port, path, limit = instant_cloud.bedrock_port, TITAN + "invoke", titan.MAX_BODY_BYTES
+    body = b"x" * (limit + 4 * 1024 * 1024)
+    request = build_request("POST", path, [("Content-Type", "application/json")], body, port)
+
+    for _ in range(5):
+        answer = send_whole(port, request)
+
+        if server == "API Gateway":
+            assert (answer.status, answer.media_type) == (413, "application/problem+json")
+            assert str(limit) in json.loads(answer.body)["detail"]
+        else:  # Bedrock refuses an oversized body as a ValidationException
+            assert (answer.status, answer.headers["x-amzn-errortype"]) == (400, "ValidationException:")
+            assert str(limit) in json.loads(answer.body)["message"]

@@ -4,13 +4,15 @@ a 4xx problem+json, never a 5xx (a real REST tier over a real proxy, in front of
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.bad_input import FUZZ, assert_problem_or_answer, headers, json_bodies, media_types, methods
-from tests.fakes.raw_http import build_request, send_raw
+from tests.fakes.raw_http import build_request, send_raw, send_whole
+from tests.fakes.stack import AUTHORIZATION
 
 PATHS = ["/query", "/query", "/query", "/health", "/ready", "/nowhere", "/query/", "/ui/../query"]
 
@@ -56,3 +58,19 @@ async def test_a_client_that_hangs_up_mid_body_is_dropped_without_an_error_in_th
 
     assert (gone.status, answer.status) == (0, 200)  # the tier serves on
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+async def test_a_body_far_over_the_limit_sent_whole_gets_the_413(rest) -> None:
+    # Without `Expect: 100-continue` the client writes its 4 MB while the tier has already refused it on its
+    # Content-Length: the tier must read on (lingering close) or the client sees a reset instead of the 413.
+    port = _port(rest)
+    head = [("Content-Type", "application/json"), *AUTHORIZATION.items()]
+    closing = build_request("POST", "/query", head, b"x" * (4 * 1024 * 1024), port)
+    keep_alive = closing.replace(b"\r\nConnection: close", b"", 1)
+
+    for request in [closing, keep_alive] * 5:
+        answer = await asyncio.to_thread(send_whole, port, request)
+
+        assert (answer.status, answer.media_type) == (413, "application/problem+json")
+        assert "2048" in json.loads(answer.body)["detail"]
+        assert answer.headers["connection"] == "close"  # the rest of the body is not read as a next request
