@@ -15,9 +15,11 @@ from botocore.config import Config
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
-from llm_lambda.request import QueryRequest, header, parse_event
+from llm_lambda.negotiation import allows
+from llm_lambda.request import QueryRequest, field_value, header, parse_event
 
 MODEL_ID = os.environ.get("BEDROCK_MODEL_ID", "amazon.titan-text-premier-v1:0")
+JSON, NDJSON = "application/json", "application/x-ndjson"  # what each handler answers
 LOG_PROMPTS = os.environ.get("LOG_PROMPTS", "false").strip().lower() in ("1", "true", "yes", "on")
 
 logger = function_logger("llm_lambda")
@@ -55,14 +57,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        request = _parse(event)
+        request = _parse(event, JSON)
         generation = generate(bedrock, MODEL_ID, request)
     except Exception as exc:
         return _failed(exc).to_response(request_id)
     _log_answered(started, generation)
     return {
         "statusCode": 200,
-        "headers": {"Content-Type": "application/json", "X-Request-ID": request_id},
+        "headers": {"Content-Type": JSON, "X-Request-ID": request_id},
         "body": json.dumps(_summary(generation, request_id), ensure_ascii=False),
         "isBase64Encoded": False,
     }
@@ -86,13 +88,13 @@ def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
 def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
     started = time.perf_counter()
     try:
-        pieces = generate_stream(bedrock, MODEL_ID, _parse(event))
+        pieces = generate_stream(bedrock, MODEL_ID, _parse(event, NDJSON))
     except Exception as exc:
         answer = _failed(exc).to_response(request_id)
         yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
         return
     try:
-        yield _metadata(200, {"Content-Type": "application/x-ndjson", "X-Request-ID": request_id})
+        yield _metadata(200, {"Content-Type": NDJSON, "X-Request-ID": request_id})
         for piece in pieces:
             if isinstance(piece, Generation):
                 _log_answered(started, piece)
@@ -106,8 +108,12 @@ def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
         pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
 
 
-def _parse(event: dict[str, Any]) -> QueryRequest:
+def _parse(event: dict[str, Any], answers: str) -> QueryRequest:
+    """The event's request, once its `Accept` allows `answers`, what the function will answer with (API Gateway
+    passes the header through a proxy integration, so the function is the one to refuse it, as in AWS)."""
     request = parse_event(event)
+    if not allows(field_value(event, "accept"), answers):
+        raise BackendError(406, f"accept: must allow {answers}")
     text: dict[str, Any] = {}
     if LOG_PROMPTS:
         text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}

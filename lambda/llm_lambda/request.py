@@ -82,6 +82,17 @@ def header(event: Any, name: str) -> str | None:
     return None
 
 
+def field_value(event: Any, name: str) -> str | None:
+    """The value of header field `name` (any case) as one line: its values joined by commas when the client sent
+    it more than once (RFC 9110 5.3; API Gateway's `headers` keeps only the last one, `multiValueHeaders` all)."""
+    multi = event.get("multiValueHeaders") if isinstance(event, dict) else None
+    if isinstance(multi, dict):
+        for key, values in multi.items():
+            if isinstance(key, str) and key.lower() == name and isinstance(values, list):
+                return ", ".join(value for value in values if isinstance(value, str)) or None
+    return header(event, name)
+
+
 def parse_body(data: Any) -> QueryRequest:
     """Validate a decoded JSON body into a `QueryRequest`."""
     if not isinstance(data, dict):

@@ -29,7 +29,7 @@ _json = st.recursive(
 )
 _headers = st.one_of(
     _json,
-    st.dictionaries(st.sampled_from(["X-Request-ID", "x-request-id", "Content-Type"]), _json, max_size=2),
+    st.dictionaries(st.sampled_from(["X-Request-ID", "x-request-id", "Content-Type", "Accept"]), _json, max_size=2),
 )
 
 
@@ -46,7 +46,9 @@ events = st.one_of(
     st.builds(lambda body: load_event("query.json") | body, _body()),
     st.builds(
         lambda changes: load_event("query.json") | changes,
-        st.fixed_dictionaries({}, optional={"headers": _headers, "body": _json, "isBase64Encoded": _json}),
+        st.fixed_dictionaries(
+            {}, optional={"headers": _headers, "multiValueHeaders": _headers, "body": _json, "isBase64Encoded": _json}
+        ),
     ),
 )
 

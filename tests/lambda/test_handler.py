@@ -213,3 +213,44 @@ def test_an_event_without_body_is_400(call: Any, event: Any, stubbed: Stubber) -
     empty = event("query.json")
     empty["body"] = None
     assert call(empty)[0] == 400
+
+
+def with_accept(event: dict[str, Any], *values: str) -> dict[str, Any]:
+    """`event` as API Gateway passes a request whose `Accept` header field came once per value."""
+    event["headers"]["Accept"] = values[-1]  # API Gateway's `headers` keeps the last of a repeated field
+    event["multiValueHeaders"]["Accept"] = list(values)
+    return event
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [("text/html",), ("text/event-stream",), ("application/x-ndjson",), ("application/json;q=0, */*;q=0.5",)],
+)
+def test_an_accept_without_json_is_406_before_bedrock(call: Any, event: Any, stubbed: Stubber, accept: Any) -> None:
+    status, problem, headers = call(with_accept(event("query.json"), *accept))
+
+    assert (status, headers["Content-Type"]) == (406, "application/problem+json")
+    assert (problem["title"], problem["detail"]) == ("Not Acceptable", "accept: must allow application/json")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [("*/*",), ("application/*",), ("text/html, application/json;q=0.1",), ("application/json", "text/html"), ("",)],
+)
+def test_an_accept_that_allows_json_gets_the_answer(call: Any, event: Any, stubbed: Stubber, accept: Any) -> None:
+    stubbed.add_response("invoke_model", titan(), None)
+
+    status, body, headers = call(with_accept(event("query.json"), *accept))
+
+    assert (status, headers["Content-Type"], body["text"]) == (200, "application/json", " Paris.")
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+def test_the_streaming_function_refuses_an_accept_without_ndjson(
+    event: Any, context: Any, stubbed: Stubber, accept: str
+) -> None:
+    written = b"".join(handler.stream_handler(with_accept(event("query.json"), accept), context))
+
+    metadata, _, body = written.partition(handler.STREAM_SEPARATOR)
+    assert json.loads(metadata)["statusCode"] == 406
+    assert json.loads(body)["detail"] == "accept: must allow application/x-ndjson"

@@ -87,6 +87,17 @@ def test_the_gateway_validates_the_body_like_api_gateway(instant_cloud: LocalClo
     assert detail in problem["detail"]
 
 
+def test_an_accept_the_function_cannot_meet_is_406(instant_cloud: LocalCloud) -> None:
+    # API Gateway passes Accept through a proxy integration: the function refuses it, here as in AWS.
+    query = {"prompt": "alpha beta", "max_tokens": 2}
+    refused = post(instant_cloud, query, Accept="text/html, application/xml;q=0.9")
+    answered = post(instant_cloud, query, Accept="text/html, application/json;q=0.5")
+
+    assert (refused[0], refused[1]["Content-Type"]) == (406, "application/problem+json")
+    assert refused[2]["detail"] == "accept: must allow application/json"
+    assert (answered[0], answered[2]["text"]) == (200, "alpha beta")
+
+
 def test_a_400_never_echoes_the_rejected_value(instant_cloud: LocalCloud) -> None:
     status, _, problem = post(instant_cloud, {"prompt": "secret" * 6000, "max_tokens": 2})
     assert status == 400

@@ -45,6 +45,15 @@ def test_text_events_then_done_with_counts(instant_cloud: LocalCloud) -> None:
     ]
 
 
+def test_an_accept_without_ndjson_is_a_406_before_any_stream(instant_cloud: LocalCloud) -> None:
+    refused, _ = stream_lines(instant_cloud, {"prompt": "hi", "max_tokens": 2}, Accept="text/event-stream")
+    streamed, events = stream_lines(instant_cloud, {"prompt": "hi", "max_tokens": 2}, Accept="application/x-ndjson")
+
+    assert (refused.status_code, refused.headers["content-type"]) == (406, "application/problem+json")
+    assert refused.json()["detail"] == "accept: must allow application/x-ndjson"
+    assert (streamed.status_code, events[-1]["type"]) == (200, "done")
+
+
 def test_bad_input_is_a_problem_before_any_stream(instant_cloud: LocalCloud) -> None:
     response, _ = stream_lines(instant_cloud, {"prompt": "hi", "max_tokens": 0})
 
