@@ -49,6 +49,26 @@ class GenerationRequest:
     parse_special: bool = False
 
 
+@dataclass
+class DecodeSteps:
+    """The model's forward passes (llama_decode calls) and the time they took, by kind: `prompt` steps feed some
+    prompt tokens (a new request's chunk, perhaps beside others' next tokens), `generate` steps only generated
+    tokens. Written by the engine's thread alone; read at scrape time (README, "Metrics")."""
+
+    prompt_steps: int = 0
+    prompt_seconds: float = 0.0
+    generate_steps: int = 0
+    generate_seconds: float = 0.0
+
+    def record(self, prompt: bool, seconds: float) -> None:
+        if prompt:
+            self.prompt_steps += 1
+            self.prompt_seconds += seconds
+        else:
+            self.generate_steps += 1
+            self.generate_seconds += seconds
+
+
 @dataclass(frozen=True)
 class Completion:
     """What came out: the text (without any stop sequence), token counts and the Titan completion reason."""
@@ -64,6 +84,7 @@ class Engine(Protocol):
 
     slots: int
     chat_template: ChatTemplate  # how conversations become this model's prompts (rendered by the caller)
+    steps: DecodeSteps  # its forward passes so far (none for an engine without a model)
 
     def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
         """Start generating for `request`, calling `emit` with text as it becomes final; the result's future.
@@ -107,8 +128,10 @@ class StopMatcher:
 class TextStream:
     """One generation's text as its tokens arrive: the one place that decides Titan's ending.
 
-    FINISH when the model ends, LENGTH when a token comes after `limit` of them, STOP_CRITERIA_MET on a stop
-    sequence (the text ends before it); text is passed to `emit` as soon as no stop sequence can claim it.
+    FINISH when the model ends, LENGTH once `limit` tokens have come, STOP_CRITERIA_MET on a stop sequence (the
+    text ends before it); text is passed to `emit` as soon as no stop sequence can claim it. At the limit the model
+    is not run once more to see whether it would have ended there (as llama-server, vLLM and OpenAI's API report
+    `length`): that pass would cost a whole decode step and delay the answer by it.
     """
 
     def __init__(self, request: GenerationRequest, limit: int, emit: Emit | None) -> None:
@@ -117,17 +140,16 @@ class TextStream:
         self.count, self.reason = 0, FINISH
 
     def push(self, piece: str) -> bool:
-        """Take the next token's text; False once the generation is over (this token is then not counted)."""
-        if self.count >= self.limit:
-            self.reason = LENGTH
-            return False
+        """Take the next token's text; False once the generation is over (a stop sequence, or the limit)."""
         self.count += 1
         out, stopped = self.matcher.add(piece)
         if out and self.emit:
             self.emit(out, self.count)
         if stopped:
             self.reason = STOP
-        return not stopped
+        elif self.count >= self.limit:
+            self.reason = LENGTH
+        return self.reason == FINISH
 
     def result(self) -> tuple[str, int, str]:
         """The text, the output token count and the reason, releasing any tail held back for a stop sequence."""
@@ -160,6 +182,7 @@ class InstantEngine:
 
     def __init__(self) -> None:
         self.chat_template = ChatTemplate(ECHO_TEMPLATE)
+        self.steps = DecodeSteps()  # no model, no forward pass: it stays at zero
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         """Echo the prompt (see the class docstring)."""

@@ -13,6 +13,7 @@ import ctypes
 import heapq
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from lambdallm.local_cloud.chat_template import ChatTemplate
 from lambdallm.local_cloud.engines import (
     Cancelled,
     Completion,
+    DecodeSteps,
     Emit,
     GenerationRequest,
     PromptTooLong,
@@ -102,6 +104,7 @@ class LlamaEngine:
         self._active: dict[int, _Sequence] = {}  # by slot, in order of arrival
         self._free = list(range(slots))  # a heap: the lowest free slot first, so active slots stay together
         self._wakeup = threading.Condition()
+        self.steps = DecodeSteps()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
         self._thread.start()
@@ -193,7 +196,9 @@ class LlamaEngine:
                 sequence.fed += take
                 sequence.row = rows - 1 if sequence.fed == len(sequence.prompt) else -1
         self._batch.n_tokens = rows
+        started = time.perf_counter()
         status = llama_cpp.llama_decode(self._ctx, self._batch)
+        self.steps.record(prompt=bool(chunks), seconds=time.perf_counter() - started)
         if status != 0:
             for sequence in list(self._active.values()):
                 self._end(sequence, RuntimeError(f"llama_decode failed with status {status}"))

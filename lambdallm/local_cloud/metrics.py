@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import Scope
 
@@ -28,16 +28,23 @@ class CloudMetrics:
 
 
 class ModelCollector(Collector):
-    """Each loaded model's slots, busy slots and queue, by model id, as its scheduler says at scrape time."""
+    """Each loaded model's slots, busy slots and queue, by model id, as its scheduler says at scrape time; and its
+    forward passes and their time by kind (`prompt`, `generate`), as its engine counted them."""
 
     def __init__(self, host: ModelHost) -> None:
         self.host = host
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         slots = GaugeMetricFamily("lambdallm_bedrock_slots", "Requests the model generates at once", labels=["model"])
         busy = GaugeMetricFamily("lambdallm_bedrock_busy_slots", "Slots generating now", labels=["model"])
         queue = GaugeMetricFamily(
             "lambdallm_bedrock_queue_depth", "Requests admitted and waiting for a slot", labels=["model"]
+        )
+        steps = CounterMetricFamily(
+            "lambdallm_bedrock_decode_steps", "Forward passes of the model, by kind", labels=["model", "kind"]
+        )
+        seconds = CounterMetricFamily(
+            "lambdallm_bedrock_decode_seconds", "Time in the model's forward passes, by kind", labels=["model", "kind"]
         )
         model_ids = {DEFAULT: self.host.default_id, GEMMA: self.host.gemma_id}
         for key, model in list(self.host.models.items()):
@@ -45,7 +52,12 @@ class ModelCollector(Collector):
             slots.add_metric(label, scheduler.slots)
             busy.add_metric(label, scheduler.busy)
             queue.add_metric(label, scheduler.waiting)
-        yield from (slots, busy, queue)
+            counted = scheduler.engine.steps
+            steps.add_metric([*label, "prompt"], counted.prompt_steps)
+            steps.add_metric([*label, "generate"], counted.generate_steps)
+            seconds.add_metric([*label, "prompt"], counted.prompt_seconds)
+            seconds.add_metric([*label, "generate"], counted.generate_seconds)
+        yield from (slots, busy, queue, steps, seconds)
 
 
 def bedrock_route(scope: Scope) -> str:

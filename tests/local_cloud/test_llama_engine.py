@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,19 @@ def test_streamed_pieces_make_the_text(engine: LlamaEngine) -> None:
     assert "".join(text for text, _ in pieces) == done.text
     assert pieces[-1][1] == done.output_tokens == 8
     assert done.reason == "LENGTH"
+
+
+def test_forward_passes_are_counted_by_kind(engine: LlamaEngine) -> None:
+    before = dataclasses.replace(engine.steps)
+    done = run(engine, greedy(PROMPTS[1], max_tokens=8))
+    after = engine.steps
+    assert done.reason == "LENGTH"
+    # The prompt's last chunk gives the first token; each later token takes one step of the token before it, and
+    # the last token is not fed back once the limit is reached.
+    assert after.generate_steps - before.generate_steps == done.output_tokens - 1
+    assert after.prompt_steps - before.prompt_steps >= 1
+    assert after.generate_seconds > before.generate_seconds
+    assert after.prompt_seconds > before.prompt_seconds
 
 
 def test_a_seed_repeats_a_sampled_text(engine: LlamaEngine) -> None:

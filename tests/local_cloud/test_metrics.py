@@ -77,3 +77,21 @@ def test_the_model_queue_and_busy_slots_are_read_from_the_scheduler() -> None:
     assert gauges(idle) == (2, 0, 0)
     assert gauges(busy) == (2, 2, 1)
     assert gauges(done) == (2, 0, 0)
+
+
+def test_the_model_forward_passes_and_their_time_are_counted_by_kind(model_cloud: LocalCloud) -> None:
+    before = scrape(metrics_url(model_cloud))
+    answer = bedrock_client(model_cloud).invoke_model(
+        modelId=MODEL_ID, body=json.dumps({"inputText": "Name a colour.", "textGenerationConfig": {"maxTokenCount": 5}})
+    )
+    result = json.loads(answer["body"].read())["results"][0]
+    after = scrape(metrics_url(model_cloud))
+
+    def grew(name: str, kind: str) -> float:
+        return moved(before, after, name, kind=kind, **MODEL)
+
+    assert result["completionReason"] == "LENGTH"
+    assert grew("lambdallm_bedrock_decode_steps_total", "generate") == result["tokenCount"] - 1
+    assert grew("lambdallm_bedrock_decode_steps_total", "prompt") >= 1
+    assert grew("lambdallm_bedrock_decode_seconds_total", "generate") > 0
+    assert grew("lambdallm_bedrock_decode_seconds_total", "prompt") > 0
