@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from lambdallm import settings
 from lambdallm.bench.entry import drain, load, query_body
@@ -40,6 +43,20 @@ class GenerationFigures:
     server_streamed_many: list[StreamBatch] = field(default_factory=list)
     # Per one-client streamed batch: CPU ms that the REST tier's and the proxy's processes spent per text event.
     stream_cpu_ms_per_token: list[dict[str, float]] = field(default_factory=list)
+    # Per repetition: the model's mean ms per `generate` forward pass (the local cloud's metrics) during the
+    # one-client whole-answer batch and during the one-client streamed one.
+    step_ms_whole: list[float] = field(default_factory=list)
+    step_ms_streamed: list[float] = field(default_factory=list)
+
+    def decode_step_ms(self) -> dict[str, Spread]:
+        """The model's time per generated-token step, whole answers and streamed, and the ratio within each
+        repetition: how much the tiers' per-token work slows the model down on the cores they share."""
+        pairs = zip(self.step_ms_streamed, self.step_ms_whole, strict=True)
+        return {
+            "whole": Spread.of(self.step_ms_whole),
+            "streamed": Spread.of(self.step_ms_streamed),
+            "streamed_over_whole": Spread.of([streamed / whole for streamed, whole in pairs]),
+        }
 
     def stream_cpu_ms(self) -> dict[str, Spread]:
         return {tier: Spread.of([run[tier] for run in self.stream_cpu_ms_per_token]) for tier in STREAM_CPU_TIERS}
@@ -111,9 +128,11 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             step(f"direct model {tokens} tokens, then streamed through the chain {of}")
             figures.direct.append(model.generate(PROMPT, tokens))
             before = {tier: cpu_s(stack.processes[tier].pid) for tier in STREAM_CPU_TIERS}
+            steps = generate_steps(stack)
             streamed = client.batch(
                 chain_url, query_body(PROMPT, tokens), read_chain_events, 1, plan.stream_requests, auth
             )
+            figures.step_ms_streamed.append(ms_per_step(steps, generate_steps(stack)))
             events = max(sum(s.tokens for s in streamed.streams), 1)
             figures.stream_cpu_ms_per_token.append(
                 {tier: 1000 * (cpu_s(stack.processes[tier].pid) - was) / events for tier, was in before.items()}
@@ -122,8 +141,10 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             step(f"time to first token: direct, chain, llama-server in turn {of}")
             _time_to_first_token(figures, model, client, chain_url, auth, url, plan)
             step(f"chain, 1 client {of}")
+            steps = generate_steps(stack)
             figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
             drain(stack)
+            figures.step_ms_whole.append(ms_per_step(steps, generate_steps(stack)))
             step(f"llama-server, 1 client {of}")
             figures.server_single.append(load_llama_server(url, PROMPT, tokens, 1, cap, plan.single_requests))
             step(f"chain, {plan.clients} clients {of}")
@@ -165,3 +186,21 @@ def _time_to_first_token(
     figures.ttft_direct.append(StreamBatch(direct))
     figures.ttft_chain.append(StreamBatch(chain))
     figures.ttft_server.append(StreamBatch(server))
+
+
+def generate_steps(stack: Stack) -> tuple[float, float]:
+    """The local cloud's `generate` forward passes so far and the seconds they took, over all its models."""
+    with urllib.request.urlopen(stack.metrics_urls["local-cloud"], timeout=10) as answer:
+        text = answer.read().decode()
+    totals = {"lambdallm_bedrock_decode_steps_total": 0.0, "lambdallm_bedrock_decode_seconds_total": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in totals and sample.labels.get("kind") == "generate":
+                totals[sample.name] += sample.value
+    return totals["lambdallm_bedrock_decode_steps_total"], totals["lambdallm_bedrock_decode_seconds_total"]
+
+
+def ms_per_step(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Mean ms per forward pass between two readings of `generate_steps` (0 if none ran)."""
+    steps = after[0] - before[0]
+    return 1000 * (after[1] - before[1]) / steps if steps else 0.0

@@ -35,6 +35,7 @@ def build(
         },
         "stream_vs_direct": generation.stream_vs_direct().as_dict(),
         "stream_cpu_ms_per_token": {tier: spread.as_dict(3) for tier, spread in generation.stream_cpu_ms().items()},
+        "decode_step_ms": {key: spread.as_dict(3) for key, spread in generation.decode_step_ms().items()},
         "overhead_ms": {
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
         },
@@ -105,6 +106,12 @@ def markdown(results: dict[str, Any]) -> str:
         (
             "streaming one client: CPU ms per token, rest / proxy",
             " / ".join(cell(results["stream_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
+        ),
+        (
+            "model ms per generated-token step, one client: whole answers / streamed; streamed / whole",
+            " / ".join(cell(results["decode_step_ms"][k], " ms") for k in ("whole", "streamed"))
+            + "; "
+            + cell(results["decode_step_ms"]["streamed_over_whole"]),
         ),
         ("8 clients, time to first token, chain: p50 / p99", pair(results["ttft_ms_c8"], " ms")),
         ("8 clients, time to first token, chain: p99 / p50", cell(results["ttft_ms_c8"]["p99_over_p50"])),

@@ -21,6 +21,7 @@ KEYS = (
     "cpu_ms_per_request",
     "after_burst_ms",
     "stream_cpu_ms_per_token",
+    "decode_step_ms",
     "rest_errors_c64",
     "aggregate_vs_single_c8",
     "rss_mb",
@@ -53,6 +54,9 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     spreads += results["after_burst_ms"].values()
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()
+    assert set(results["decode_step_ms"]) == {"whole", "streamed", "streamed_over_whole"}
+    spreads += results["decode_step_ms"].values()
+    assert results["decode_step_ms"]["whole"]["median"] > 0  # the real model's steps were counted
     ttfts = [results["ttft_ms"]["chain"], results["ttft_ms"]["direct"], results["latency_ms_c8"]]
     ttfts += [results["llama_server"]["ttft_ms"], results["llama_server"]["ttft_ms_c8"]]
     for ttft in ttfts:
