@@ -55,7 +55,7 @@ class GenerationFigures:
         return {
             "whole": Spread.of(self.step_ms_whole),
             "streamed": Spread.of(self.step_ms_streamed),
-            "streamed_over_whole": Spread.of([streamed / whole for streamed, whole in pairs]),
+            "streamed_over_whole": Spread.of([streamed / whole for streamed, whole in pairs if whole]),
         }
 
     def stream_cpu_ms(self) -> dict[str, Spread]:
