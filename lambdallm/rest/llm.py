@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import TokenCounter
+from lambdallm.rest.calls import opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
@@ -43,10 +44,11 @@ async def generate_text(
     stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> dict[str, Any]:
     """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
+    call = opened(
+        stub.GenerateText(to_query_request(body), timeout=deadline_s, metadata=(("x-request-id", request_id),))
+    )
     with map_grpc_errors():
-        reply = await stub.GenerateText(
-            to_query_request(body), timeout=deadline_s, metadata=(("x-request-id", request_id),)
-        )
+        reply = await call
     tokens.count(reply.input_tokens, reply.output_tokens)
     return _response(reply.text, reply, request_id)
 
@@ -60,7 +62,7 @@ async def generate_text_stream(
     after it becomes the stream's `error` event. The deadline bounds the whole stream.
     """
     request = llm_pb2.GenerateTextStreamRequest(query=to_query_request(body))
-    call = stub.GenerateTextStream(request, timeout=deadline_s, metadata=(("x-request-id", request_id),))
+    call = opened(stub.GenerateTextStream(request, timeout=deadline_s, metadata=(("x-request-id", request_id),)))
     try:
         with map_grpc_errors():
             first = await call.read()

@@ -12,10 +12,14 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that hung up before the answer; only ever logged
+# How long work whose gRPC calls were cancelled (its client gone) may take to end by itself before its task is
+# cancelled: a cancelled call fails its pending read at once, so this bounds only a stuck app.
+CANCEL_GRACE_S = 5.0
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = logging.getLogger("lambdallm.rest.access")
 
@@ -125,9 +129,15 @@ def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Recei
 
 
 async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:
-    """Run `app`; if the client disconnects once its body is read and before the answer is complete, cancel
-    the app (a pending gRPC call is then cancelled, and the proxy drops the backend request). True if so."""
+    """Run `app`; if the client disconnects once its body is read and before the answer is complete, stop the
+    app (its gRPC calls are cancelled, and the proxy drops the backend request). True if so.
+
+    The calls are cancelled first and the app ends by itself as they fail (cancelling a task that awaits a
+    gRPC batch leaks the batch: lambdallm/rest/calls.py); only an app that has no call open, or outlives
+    CANCEL_GRACE_S after its calls were cancelled, is cancelled as a task.
+    """
     body_read = asyncio.Event()
+    calls = OpenCalls()
     answered = False
 
     async def receive_body() -> Message:
@@ -147,12 +157,16 @@ async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, sen
         while (await receive())["type"] != "http.disconnect":
             pass
 
+    token = calls.track()
     work = asyncio.ensure_future(app(scope, receive_body, send_tracked))
+    calls.untrack(token)
     watcher = asyncio.ensure_future(client_left())
     try:
         await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
         if not work.done() and not answered:
             log.info("client disconnected; request cancelled")
+            if calls.cancel():
+                await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
             work.cancel()
         await asyncio.wait({work})
         if work.cancelled():
