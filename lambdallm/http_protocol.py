@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
@@ -78,6 +80,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
+    _running: RequestResponseCycle | None = None  # the request whose app runs (pipelined ones wait behind it)
 
     @classmethod
     def with_limits(cls, limits: ConnectionLimits) -> type[ProblemHttpProtocol]:
@@ -107,7 +110,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            transport.abort()
+            self.drop()
             return
         # Any byte of an answer that the kernel cannot take pauses writing, so the write timer runs exactly while
         # the client reads nothing: whatever uvicorn waits on (a next chunk, a close), it ends in time.
@@ -142,7 +145,15 @@ class ProblemHttpProtocol(HttpToolsProtocol):
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        self.transport.abort()  # nothing is owed to a client that has not sent a request
+        self.drop()  # nothing is owed to a client that has not sent a request
+
+    def drop(self) -> None:
+        """Reset the connection now: no answer, and nothing left queued in the kernel (a plain close would keep
+        sending what the client does not read, and keep the memory it takes, for minutes)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _body_too_slow(self) -> None:
         self._body_timer = None
@@ -153,7 +164,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         if self._write_timer is None:
-            self._write_timer = self.loop.call_later(self.limits.write_timeout_s, self.transport.abort)
+            self._write_timer = self.loop.call_later(self.limits.write_timeout_s, self.drop)
 
     def resume_writing(self) -> None:
         super().resume_writing()
@@ -187,10 +198,20 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         else:  # no keep-alive and no next request on a lingering connection
             self.server_state.total_requests += 1
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._linger_timer, self._header_timer, self._body_timer, self._write_timer):
             if timer is not None:
                 timer.cancel()
+        running = self._running
+        if running is not None and running is not self.cycle and not running.response_complete:
+            # uvicorn tells only the newest request of the connection; with requests pipelined behind it, the one
+            # answering would write on, then fail on the closed connection (a traceback, not a 499 line).
+            running.disconnected = True
+            running.message_event.set()
         super().connection_lost(exc)
 
 
@@ -204,6 +225,8 @@ class CycleTransport(asyncio.Transport):
         self.protocol, self.cycle, self.head_written = protocol, cycle, False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.protocol.transport.is_closing():  # closed under it (dropped): the client will never read it
+            return
         if not self.head_written and self.cycle.response_started:  # the answer's head (after any 100 Continue)
             self.head_written = True
             if self.cycle.more_body and self.cycle.keep_alive:

@@ -3,6 +3,7 @@ max_in_flight slots, and only once its body is in; no body is read before the ke
 
 import asyncio
 import json
+import logging
 import socket
 
 import httpx
@@ -119,3 +120,22 @@ async def test_a_chunked_query_with_a_key_is_answered(limited):
 
     assert answer.status_code == 200
     assert answer.json()["text"] == "echo: Hi there you"
+
+
+async def test_a_client_that_hangs_up_during_a_ui_download_is_a_499_line_not_a_traceback(limited, caplog):
+    caplog.set_level(logging.INFO, logger="lambdallm.rest.access")
+
+    def download_and_hang_up() -> bytes:
+        with socket.create_connection(("127.0.0.1", port_of(limited)), timeout=10) as sock:
+            sock.sendall(b"GET /ui/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 3)  # pipelined, as browsers may
+            return sock.recv(4096)
+
+    assert (await asyncio.to_thread(download_and_hang_up)).startswith(b"HTTP/1.1 200 ")
+    for _ in range(300):
+        if [r for r in caplog.records if getattr(r, "path", "") == "/ui/swagger-ui-bundle.js"]:
+            break
+        await asyncio.sleep(0.01)  # until the tier logs the request's end
+
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    (line,) = [r for r in caplog.records if getattr(r, "path", "") == "/ui/swagger-ui-bundle.js"]
+    assert line.status == 499  # the pipelined ones behind it never started
