@@ -86,6 +86,12 @@ class ProxySettings:
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
     # Prometheus /metrics over HTTP on host:metrics_port (0 picks a free port).
     metrics_port: int = field(default=9464, metadata=_bounded(0, 65535))
+    # The /metrics listener's connections, as every HTTP tier's (docs/security.md).
+    metrics_header_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 300))
+    metrics_body_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 3600))
+    metrics_write_timeout_s: float = field(default=15.0, metadata=_bounded(0.01, 3600))
+    metrics_keep_alive_s: int = field(default=5, metadata=_bounded(1, 3600))
+    metrics_max_connections: int = field(default=64, metadata=_bounded(1, 100_000))
     # "iam": sign every backend request with SigV4 (service execute-api), credentials from the standard AWS chain.
     backend_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
     # The region to sign for; empty: the one in an execute-api URL, else us-east-1 (the local cloud's).

@@ -3,6 +3,7 @@ pipelined Swagger UI downloads never read, stalled bodies) while a client with a
 another: every one is answered 200. Timings are the bench's business, not this test's."""
 
 import asyncio
+import contextlib
 import socket
 import threading
 
@@ -44,10 +45,8 @@ def keep_trickling(socks: list[socket.socket], stop: threading.Event) -> None:
     """One more header byte on each connection every half second, until `stop`."""
     while not stop.wait(0.5):
         for sock in socks:
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(b"X")
-            except OSError:
-                pass
 
 
 @pytest.fixture
