@@ -80,6 +80,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
     _body_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
+    _close_timer: asyncio.TimerHandle | None = None
     _running: RequestResponseCycle | None = None  # the request whose app runs (pipelined ones wait behind it)
 
     @classmethod
@@ -112,9 +113,6 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections:
             self.drop()
             return
-        # Any byte of an answer that the kernel cannot take pauses writing, so the write timer runs exactly while
-        # the client reads nothing: whatever uvicorn waits on (a next chunk, a close), it ends in time.
-        transport.set_write_buffer_limits(high=0)
         self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._headers_too_slow)
 
     def on_message_begin(self) -> None:
@@ -159,7 +157,18 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         self._body_timer = None
         if self.cycle is None or not self.cycle.response_started:
             self.send_refusal(408, f"the request body did not arrive within {self.limits.body_timeout_s:g} s")
+        self.close()
+
+    def close(self) -> None:
+        """Close once what is queued is sent, or drop the connection if the client has not read it within
+        write_timeout_s: a plain close waits for the client as long as it likes."""
         self.transport.close()
+        if self._close_timer is None:
+            self._close_timer = self.loop.call_later(self.limits.write_timeout_s, self.drop)
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing():
+            self.close()
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -178,7 +187,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         if self._linger_timer is not None or self.transport.is_closing():
             return
         self._linger_left = LINGER_BYTES
-        self._linger_timer = self.loop.call_later(LINGER_S, self.transport.close)
+        self._linger_timer = self.loop.call_later(LINGER_S, self.close)
         if self.transport.can_write_eof():  # TLS cannot half-close: the client's own close ends it then
             self.transport.write_eof()
         self.flow.resume_reading()
@@ -189,7 +198,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
             return
         self._linger_left -= len(data)
         if self._linger_left < 0:
-            self.transport.close()
+            self.close()
 
     def on_response_complete(self) -> None:
         if self._linger_timer is None:
@@ -203,7 +212,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         super()._start_asgi_task(cycle, app)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._linger_timer, self._header_timer, self._body_timer, self._write_timer):
+        for timer in (self._linger_timer, self._header_timer, self._body_timer, self._write_timer, self._close_timer):
             if timer is not None:
                 timer.cancel()
         running = self._running
@@ -241,7 +250,7 @@ class CycleTransport(asyncio.Transport):
         if self.cycle.more_body and not self.cycle.disconnected:
             self.protocol.linger()
         else:
-            self.protocol.transport.close()
+            self.protocol.close()
 
 
 class BedrockHttpProtocol(ProblemHttpProtocol):
