@@ -58,6 +58,13 @@ class CloudSettings:
     apigw_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
     apigw_access_key_id: str = "local"
     apigw_secret_access_key: str = "local"
+    # Both servers' connections (docs/security.md): header block, body, an answer the client does not read; idle
+    # keep-alive connections (long: a pooled connection reused as the server closes it would be a 503); at once.
+    header_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 300))
+    body_timeout_s: float = field(default=30.0, metadata=_bounded(0.01, 3600))
+    write_timeout_s: float = field(default=30.0, metadata=_bounded(0.01, 3600))
+    keep_alive_s: int = field(default=75, metadata=_bounded(1, 3600))
+    max_connections: int = field(default=1000, metadata=_bounded(1, 100_000))
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ class ProxySettings:
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
     # Prometheus /metrics over HTTP on host:metrics_port (0 picks a free port).
     metrics_port: int = field(default=9464, metadata=_bounded(0, 65535))
+    # The /metrics listener's connections, as every HTTP tier's (docs/security.md).
+    metrics_header_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 300))
+    metrics_body_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 3600))
+    metrics_write_timeout_s: float = field(default=15.0, metadata=_bounded(0.01, 3600))
+    metrics_keep_alive_s: int = field(default=5, metadata=_bounded(1, 3600))
+    metrics_max_connections: int = field(default=64, metadata=_bounded(1, 100_000))
     # "iam": sign every backend request with SigV4 (service execute-api), credentials from the standard AWS chain.
     backend_auth: str = field(default="none", metadata=_bounded(choices=("none", "iam")))
     # The region to sign for; empty: the one in an execute-api URL, else us-east-1 (the local cloud's).
@@ -101,8 +114,8 @@ class RestSettings:
     stream_deadline_s: float = field(default=310.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
     max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
-    # Requests at once (streams count until they end); one more is a 429 at once. /health, /ready and
-    # /metrics are never refused.
+    # Generation requests at once (operations that need the API key, once authenticated and their body is in;
+    # streams count until they end); one more is a 429 at once. Nothing else takes a slot.
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
     # "api_keys": POST /query needs `Authorization: Bearer <key>` with one of the keys below; "none" opens it.
     auth: str = field(default="api_keys", metadata=_bounded(choices=("api_keys", "none")))
@@ -113,6 +126,13 @@ class RestSettings:
     # system's.
     grpc_tls: bool = False
     grpc_ca_file: str = ""
+    # Client connections (docs/security.md): the header block, the body and an answer the client does not read
+    # each within their time; idle keep-alive connections closed; at most max_connections open at once.
+    header_timeout_s: float = field(default=5.0, metadata=_bounded(0.01, 300))
+    body_timeout_s: float = field(default=15.0, metadata=_bounded(0.01, 3600))
+    write_timeout_s: float = field(default=15.0, metadata=_bounded(0.01, 3600))
+    keep_alive_s: int = field(default=5, metadata=_bounded(1, 3600))
+    max_connections: int = field(default=1000, metadata=_bounded(1, 100_000))
 
 
 def load(

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock
 from lambdallm.bench.loadgen import LoadResult
 from lambdallm.bench.memory import cpu_s
@@ -49,6 +50,18 @@ class PlumbingFigures:
     # Per loaded run: CPU milliseconds each tier's processes spent per answered request.
     cpu_ms_per_request: list[dict[str, float]] = field(default_factory=list)
     bursts: list[BurstProbe] = field(default_factory=list)
+    # One key holder at the REST tier while 200 unauthenticated connections attack it (lambdallm/bench/attack.py).
+    attacked: list[LoadResult] = field(default_factory=list)
+
+    def under_attack_ms(self) -> dict[str, Spread]:
+        """A key holder's p50 and p99 under the attack, and its p99 minus the p99 of the same client without it."""
+        quiet = self.runs["rest"]
+        return {
+            "p50": Spread.of([r.p50_ms for r in self.attacked]),
+            "p99": Spread.of([r.p99_ms for r in self.attacked]),
+            "p99_minus_quiet_p99": Spread.of([a.p99_ms - q.p99_ms for a, q in zip(self.attacked, quiet, strict=True)]),
+            "errors": Spread.of([r.errors for r in self.attacked]),
+        }
 
     def after_burst_ms(self) -> dict[str, Spread]:
         """The local Bedrock's latency at one client before and after each burst (see BurstProbe)."""
@@ -83,15 +96,22 @@ class PlumbingFigures:
 
 
 def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> PlumbingFigures:
-    """Interleave the entry points within each repetition, so that noise falls on all of them alike; then the
-    64-connection runs, each between two one-client probes of the local Bedrock (latency before and after a
-    burst)."""
+    """Interleave the entry points within each repetition, so that noise falls on all of them alike (the REST
+    tier's one client again under issue 18's attack); then the 64-connection runs, each between two one-client
+    probes of the local Bedrock (latency before and after a burst)."""
     figures = PlumbingFigures()
     drain(stack)  # warms every tier: imports, connections, first-call paths
     for rep in range(plan.repetitions):
         for entry in ENTRY_POINTS:
             step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
             figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+        step(f"REST c1 under attack ({rep + 1}/{plan.repetitions})")
+        attack = Attack(stack.ports.rest)
+        attack.start()
+        try:
+            figures.attacked.append(load(stack, "rest", PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+        finally:
+            attack.stop()
     for rep in range(plan.repetitions):
         step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
         pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}

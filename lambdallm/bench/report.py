@@ -43,6 +43,7 @@ def build(
         "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
         "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
         "after_burst_ms": {key: spread.as_dict(3) for key, spread in plumbing.after_burst_ms().items()},
+        "rest_under_attack_ms": {key: spread.as_dict(3) for key, spread in plumbing.under_attack_ms().items()},
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
@@ -123,7 +124,12 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             (f"enter at {name}, instant model: p50 / p99", f"{cell(spreads['p50'])} / {cell(spreads['p99'])} ms")
         )
+    attacked = results["rest_under_attack_ms"]
     rows += [
+        (
+            "REST, one key holder while 200 unauthenticated connections attack: p50 / p99; p99 - p99 without",
+            f"{cell(attacked['p50'])} / {cell(attacked['p99'])} ms; {cell(attacked['p99_minus_quiet_p99'], ' ms')}",
+        ),
         ("REST, 64 connections: requests/s", cell(results["rest_rps_c64"])),
         ("REST, 64 connections: failed requests", cell(results["rest_errors_c64"])),
         (

@@ -18,7 +18,7 @@ import uvicorn
 import uvloop
 
 from lambdallm import logs, tier
-from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol
+from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol, connection_limits
 from lambdallm.local_cloud.apigateway import CONCURRENCY, ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
@@ -108,22 +108,19 @@ def load_functions(environment: dict[str, str]) -> dict[str, Any]:
     return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
 
 
-# Idle keep-alive connections stay open this long (uvicorn's default is 5 s). A client that reuses a pooled
-# connection at the instant the server closes it gets a reset; the Lambda makes one Bedrock attempt and the proxy
-# does not resend a POST, so that race would be a 503. The clients' own idle limits are shorter (the proxy's
-# aiohttp pool: 30 s), and the Lambda's boto3 pool is reused at least every few seconds under load.
-KEEP_ALIVE_S = 75
-
-
-def _server(app: Any, grace_s: int, http: Any = "auto") -> _Server:
+def _server(app: Any, grace_s: int, settings: CloudSettings, http: type[ProblemHttpProtocol]) -> _Server:
+    # Idle keep-alive connections stay open keep_alive_s (75 s; uvicorn's default is 5 s). A client that reuses a
+    # pooled connection at the instant the server closes it gets a reset; the Lambda makes one Bedrock attempt and
+    # the proxy does not resend a POST, so that race would be a 503. The clients' own idle limits are shorter (the
+    # proxy's aiohttp pool: 30 s), and the Lambda's boto3 pool is reused at least every few seconds under load.
     config = uvicorn.Config(
         app,
-        http=http,
+        http=http.with_limits(connection_limits(settings)),
         log_config=None,
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=grace_s,
-        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     return _Server(config)
 
@@ -159,8 +156,8 @@ async def start_local_cloud(
     # A stop lets invocations in flight run to the function's timeout, as Lambda does.
     grace_s = math.ceil(settings.lambda_timeout_s)
     servers = [
-        _server(create_bedrock_app(host, metrics), grace_s, http=BedrockHttpProtocol),
-        _server(measured_gateway, grace_s, http=ProblemHttpProtocol),
+        _server(create_bedrock_app(host, metrics), grace_s, settings, BedrockHttpProtocol),
+        _server(measured_gateway, grace_s, settings, ProblemHttpProtocol),
     ]
     tasks: list[asyncio.Task[None]] = []
     try:

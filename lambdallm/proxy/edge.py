@@ -1,5 +1,5 @@
 """The proxy's edge: at most `max_in_flight` generation calls at once (RESOURCE_EXHAUSTED beyond), metrics of
-every call, and Prometheus /metrics over HTTP on a port of its own.
+every call, and Prometheus /metrics over HTTP on a port of its own (uvicorn, with every HTTP tier's limits).
 
 Health checking and reflection are never refused, so readiness stays truthful under load.
 """
@@ -7,17 +7,20 @@ Health checking and reflection are never refused, so readiness stays truthful un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
-from aiohttp import web
+import uvicorn
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lambdallm import tier
-from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, exposition
+from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
+from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, send_exposition
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -149,24 +152,71 @@ def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
     return "UNKNOWN"
 
 
-async def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve GET /metrics for `registry` on host:port (0 picks a free port); the runner and the bound port."""
+DEFAULT_LIMITS = ConnectionLimits(body_timeout_s=5.0, max_connections=64)
 
-    async def scrape(request: web.Request) -> web.Response:
-        body, content_type = exposition(registry, request.headers.get("Accept"))
-        return web.Response(body=body, headers={"Content-Type": content_type})
 
-    app = web.Application()
-    app.router.add_get("/metrics", scrape)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+class MetricsServer:
+    """The proxy's /metrics listener: uvicorn with the connection limits every HTTP tier has (docs/security.md)."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.server, self.task = server, task
+
+    async def cleanup(self) -> None:
+        """Stop listening and close the connections."""
+        self.server.should_exit = True
+        await self.task
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the proxy owns the signals
+        yield
+
+
+def metrics_app(registry: CollectorRegistry) -> Any:
+    """An ASGI app answering GET /metrics with `registry`, and a problem+json to anything else."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            await send_exposition(registry, scope, send)
+            return
+        status, title = (405, "Method Not Allowed") if scope["path"] == "/metrics" else (404, "Not Found")
+        body = json.dumps({"type": "about:blank", "title": title, "status": status}).encode()
+        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+async def start_metrics_server(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
+    keep_alive_s: int = 5,
+) -> tuple[MetricsServer, int]:
+    """Serve GET /metrics for `registry` on host:port (0 picks a free port) within `limits`; the server (stop it
+    with `cleanup()`) and the bound port."""
+    config = uvicorn.Config(
+        metrics_app(registry),
+        http=ProblemHttpProtocol.with_limits(limits),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_keep_alive=keep_alive_s,
+    )
+    server = _QuietServer(config)
     sock = tier.bind_tcp(host, port)
     try:
-        tier.listen(sock)
-        await web.SockSite(runner, sock).start()
+        tier.listen(sock)  # connections queue from now on; uvicorn accepts them once it has started
     except BaseException:
         sock.close()
-        await runner.cleanup()
         raise
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    task.add_done_callback(lambda _: sock.close())
     bound: int = sock.getsockname()[1]
-    return runner, bound
+    return MetricsServer(server, task), bound

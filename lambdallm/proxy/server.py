@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
+from lambdallm.http_protocol import ConnectionLimits
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.decoding import DecodeRequests
 from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
@@ -75,7 +76,15 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
         health = BackendHealth(backend)
         metrics = ProxyMetrics(settings.max_in_flight)
         server, port = create_server(settings, backend, health, metrics)
-        scraper, metrics_port = await start_metrics_server(metrics.registry, settings.host, settings.metrics_port)
+        limits = ConnectionLimits(
+            settings.metrics_header_timeout_s,
+            settings.metrics_body_timeout_s,
+            settings.metrics_write_timeout_s,
+            settings.metrics_max_connections,
+        )
+        scraper, metrics_port = await start_metrics_server(
+            metrics.registry, settings.host, settings.metrics_port, limits, settings.metrics_keep_alive_s
+        )
         try:
             await server.start()
             tls = bool(settings.tls_cert_file)

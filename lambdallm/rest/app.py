@@ -22,10 +22,10 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
-from lambdallm.http_protocol import ProblemHttpProtocol
+from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
-from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
+from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
@@ -101,7 +101,16 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
     before_exception = MiddlewarePosition.BEFORE_EXCEPTION
     app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
-    app.add_middleware(Edge, position=before_exception, metrics=metrics, max_in_flight=settings.max_in_flight)
+    app.add_middleware(Edge, position=before_exception, metrics=metrics)
+    # After routing and security: only authenticated generation work, with its body in, takes a slot.
+    app.add_middleware(
+        Admission,
+        position=MiddlewarePosition.BEFORE_VALIDATION,
+        metrics=metrics,
+        max_in_flight=settings.max_in_flight,
+        max_body_bytes=settings.max_body_bytes,
+        limited=keyed_operations(SPEC),
+    )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
     app.add_error_handler(Exception, problems.on_unexpected)
@@ -138,7 +147,8 @@ def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        http=ProblemHttpProtocol,
+        http=ProblemHttpProtocol.with_limits(connection_limits(settings)),
+        timeout_keep_alive=settings.keep_alive_s,
         log_config=None,
         access_log=False,
         server_header=False,

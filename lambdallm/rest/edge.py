@@ -1,7 +1,10 @@
-"""The REST tier's edge: GET /metrics, at most `max_in_flight` requests at once (a 429 beyond), route labels.
+"""The REST tier's edge: GET /metrics, route labels, and admission: at most `max_in_flight` authenticated
+requests at once (a 429 beyond).
 
-It runs in front of Connexion's routing and validation, so a refusal or a scrape costs neither, and a request
-refused here never waits: there is no queue in front of the limit.
+/metrics is served in front of Connexion, so a scrape costs no routing or validation. Admission runs after
+Connexion's routing and security and before its validation: only a request to an operation that needs the API
+key, once its key is checked and its whole body has arrived, takes a slot, so that no unauthenticated or slow
+client holds one. A request refused here never waits: there is no queue in front of the limit.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lambdallm.metrics import RETRY_AFTER_S, UNMATCHED, HttpMetrics, TokenCounter, send_exposition
+from lambdallm.rest.middleware import ClientLeft, read_body, with_body
 from lambdallm.rest.problems import send_problem
 
 METRICS_PATH = "/metrics"
-# Operations that must answer under any load: liveness, readiness and the scrape itself.
-NEVER_REFUSED = frozenset({"/health", "/ready", METRICS_PATH})
 _ROUTING = "connexion_routing"  # where Connexion's router writes the operation it matched
 
 
@@ -60,32 +62,78 @@ class RouteLabels:
         return "/ui" if path == "/ui" or path.startswith("/ui/") else UNMATCHED
 
 
-class Edge:
-    """ASGI middleware in front of Connexion: serves /metrics and limits the requests in flight."""
+def keyed_operations(spec: Path) -> frozenset[str]:
+    """The operationIds of `spec` that need the API key (a non-empty `security`, the operation's or the spec's):
+    the generation work that admission counts (POST /query today, any generation route added later)."""
+    document = yaml.safe_load(spec.read_text())
+    default = document.get("security", [])
+    keyed = set()
+    for item in document["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict) and "operationId" in operation and operation.get("security", default):
+                # The id Connexion's router writes in the scope: prefixed with the router controller, if any.
+                controller = operation.get("x-openapi-router-controller", item.get("x-openapi-router-controller"))
+                keyed.add(f"{controller}.{operation['operationId']}" if controller else operation["operationId"])
+    return frozenset(keyed)
 
-    def __init__(self, app: ASGIApp, metrics: RestMetrics, max_in_flight: int) -> None:
+
+class Edge:
+    """ASGI middleware in front of Connexion: serves /metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: RestMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_in_flight = max_in_flight
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        if path == METRICS_PATH:
+        if scope["path"] == METRICS_PATH:
             await self._scrape(scope, send)
             return
         scope.setdefault("extensions", {})  # shared with Connexion's copy of the scope: its routing is seen here
-        if path in NEVER_REFUSED:
+        await self.app(scope, receive, send)
+
+    async def _scrape(self, scope: Scope, send: Send) -> None:
+        if scope["method"] in ("GET", "HEAD"):
+            await send_exposition(self.metrics.registry, scope, send)
+        else:
+            await send_problem(send, 405, "Method Not Allowed", f"{METRICS_PATH} answers GET", {"Allow": "GET, HEAD"})
+
+
+class Admission:
+    """ASGI middleware between Connexion's security and its validation: a request routed to one of `limited`
+    (authenticated by now) reads its whole body (at most `max_body_bytes`, sized or chunked), then takes one of
+    `max_in_flight` slots until its answer ends, or is a 429 at once. Every other request takes none."""
+
+    def __init__(
+        self, app: ASGIApp, metrics: RestMetrics, max_in_flight: int, max_body_bytes: int, limited: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_in_flight = max_in_flight
+        self.max_body_bytes = max_body_bytes
+        self.limited = limited
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id") not in self.limited:
             await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientLeft:  # nobody to answer
+            return
+        if body is None:
+            detail = f"request body exceeds {self.max_body_bytes} bytes"
+            await send_problem(send, 413, "Content Too Large", detail)
             return
         if self.in_flight >= self.max_in_flight:
             self.metrics.refused.inc()
             detail = f"{self.max_in_flight} requests are in flight, the most this server takes; retry later"
             await send_problem(send, 429, "Too Many Requests", detail, {"Retry-After": str(RETRY_AFTER_S)})
             return
+        scope, receive = with_body(scope, receive, body)
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
@@ -93,9 +141,3 @@ class Edge:
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
-
-    async def _scrape(self, scope: Scope, send: Send) -> None:
-        if scope["method"] in ("GET", "HEAD"):
-            await send_exposition(self.metrics.registry, scope, send)
-        else:
-            await send_problem(send, 405, "Method Not Allowed", f"{METRICS_PATH} answers GET", {"Allow": "GET, HEAD"})

@@ -51,26 +51,18 @@ class RequestContext:
             await send(message)
 
         try:
-            too_large = False
+            # Only the announced length is looked at here: no body is read before the request is authenticated
+            # (the edge's Admission reads it, within the same limit, once the key is checked).
             length = headers.get("content-length", "")
-            if length.isdigit():
-                too_large = int(length) > self.max_body_bytes
-            elif "chunked" in headers.get("transfer-encoding", "").lower():
-                # Connexion reads a body only when Content-Length announces one: read a chunked body here,
-                # within the same limit, and hand it on with the length it turned out to have.
-                body = await read_body(receive, self.max_body_bytes)
-                too_large = body is None
-                if body is not None:
-                    scope, receive = with_body(scope, receive, body)
-            if too_large:
+            if length.isdigit() and int(length) > self.max_body_bytes:
                 detail = f"request body exceeds {self.max_body_bytes} bytes"
                 await send_problem(send_with_id, 413, "Content Too Large", detail)
             elif headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
                 # RFC 9110 8.4: a coding the server does not decode is a 415, not a body to misread.
                 detail = "content-encoding: must be identity (compressed bodies are not accepted)"
                 await send_problem(send_with_id, 415, "Unsupported Media Type", detail)
-            elif await run_until_disconnect(self.app, scope, receive, send_with_id):
-                status = CLIENT_CLOSED_REQUEST
+            elif await run_until_disconnect(self.app, scope, receive, send_with_id) or not status:
+                status = CLIENT_CLOSED_REQUEST  # cancelled, or ended unanswered: the client left
         finally:
             log.info(
                 "request",
@@ -84,13 +76,18 @@ class RequestContext:
             logs.request_id.reset(token)
 
 
+class ClientLeft(Exception):
+    """The client hung up before its whole request body came."""
+
+
 async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it exceeds `limit` bytes (the rest is left unread)."""
+    """The whole request body, or None as soon as it exceeds `limit` bytes (the rest is left unread); ClientLeft
+    if the client hangs up first."""
     body = bytearray()
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return bytes(body)
+            raise ClientLeft
         body += message.get("body", b"")
         if len(body) > limit:
             return None
@@ -113,9 +110,12 @@ def with_lower_media_type(scope: Scope) -> Scope:
 
 
 def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Receive]:
-    """`scope` announcing `body` by its Content-Length, and a receive that hands `body` over first."""
-    headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
-    headers.append((b"content-length", str(len(body)).encode()))
+    """`scope` announcing `body` by its Content-Length (Connexion reads a body only when one is announced), and
+    a receive that hands `body` over first."""
+    if any(name == b"transfer-encoding" for name, _ in scope["headers"]):
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-length", b"transfer-encoding")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        scope = {**scope, "headers": headers}
     delivered = False
 
     async def replay() -> Message:
@@ -125,7 +125,7 @@ def with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Recei
         delivered = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return {**scope, "headers": headers}, replay
+    return scope, replay
 
 
 async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> bool:

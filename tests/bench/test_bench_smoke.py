@@ -20,6 +20,7 @@ KEYS = (
     "rest_rps_c64",
     "cpu_ms_per_request",
     "after_burst_ms",
+    "rest_under_attack_ms",
     "stream_cpu_ms_per_token",
     "decode_step_ms",
     "rest_errors_c64",
@@ -52,6 +53,9 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert results["cpu_ms_per_request"]["chain"]["median"] > 0
     assert set(results["after_burst_ms"]) == {"quiet_p99", "first", "settled_p99", "settled_p99_over_quiet"}
     spreads += results["after_burst_ms"].values()
+    assert set(results["rest_under_attack_ms"]) == {"p50", "p99", "p99_minus_quiet_p99", "errors"}
+    spreads += results["rest_under_attack_ms"].values()
+    assert results["rest_under_attack_ms"]["errors"]["max"] == 0  # every key holder's request was answered
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()
     assert set(results["decode_step_ms"]) == {"whole", "streamed", "streamed_over_whole"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from dataclasses import dataclass, field
 
 
@@ -115,3 +116,30 @@ def parse_answer(data: bytes) -> RawAnswer:
             rest = rest[size + 2 :]
         return RawAnswer(status, headers, bytes(body))
     return RawAnswer(status, headers, rest)
+
+
+_TCP_ESTABLISHED = 1
+
+
+def closed_by_server(sock: socket.socket, timeout: float = 20.0) -> bool:
+    """Whether the server closes (or resets) `sock` within `timeout`, read without taking any of its bytes: a
+    client that never reads its answer must see the connection end all the same. Polls the kernel's TCP state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != _TCP_ESTABLISHED:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 20.0) -> bytes:
+    """Everything the server sends on `sock` until it closes or resets it; socket.timeout if it does not within
+    `timeout`."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return bytes(data)
