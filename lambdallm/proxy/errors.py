@@ -21,6 +21,9 @@ _STATUS_CODES: dict[int, grpc.StatusCode] = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+# Trailing metadata on every status the proxy writes: its details are for the client, which the REST tier shows
+# (lambdallm/rest/problems.py); details without it are the gRPC library's own and stay in the REST tier's log.
+ORIGIN_TRAILER = ("lambdallm-origin", "proxy")
 DEFAULT_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 3600
 
@@ -90,7 +93,9 @@ def bad_backend_answer(why: str) -> ProxyError:
 
 @contextmanager
 def map_backend_errors() -> Iterator[None]:
-    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError."""
+    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError. Its details say what
+    failed, never the exception's text (the backend's address, aiohttp's internals): that stays its __cause__,
+    which the log shows."""
     try:
         yield
     except ProxyError:
@@ -98,5 +103,5 @@ def map_backend_errors() -> Iterator[None]:
     except Exception as exc:
         for kind, code, text in _EXCEPTION_CODES:
             if isinstance(exc, kind):
-                raise ProxyError(code, f"{text}: {exc}" if str(exc) else text) from exc
+                raise ProxyError(code, text) from exc
         raise
