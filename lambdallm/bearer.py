@@ -30,26 +30,35 @@ def read_tokens(text: str, file: str, key: str) -> list[str]:
     return tokens
 
 
-class PresentToken(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    """A channel interceptor that adds `authorization: Bearer <token>` to the metadata of every call."""
+def _with_token(details: grpc.aio.ClientCallDetails, authorization: tuple[str, str]) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), authorization)
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
 
-    def __init__(self, token: str) -> None:
-        self._authorization = ("authorization", f"Bearer {token}")
 
-    def _with_token(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), self._authorization)
-        return grpc.aio.ClientCallDetails(
-            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-        )
+class _PresentOnUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, authorization: tuple[str, str]) -> None:
+        self._authorization = authorization
 
     async def intercept_unary_unary(
         self, continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any], details: Any, request: Any
     ) -> Any:
-        """The call, with the token."""
-        return await continuation(self._with_token(details), request)
+        return await continuation(_with_token(details, self._authorization), request)
+
+
+class _PresentOnStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, authorization: tuple[str, str]) -> None:
+        self._authorization = authorization
 
     async def intercept_unary_stream(
         self, continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any], details: Any, request: Any
     ) -> Any:
-        """The stream, with the token."""
-        return await continuation(self._with_token(details), request)
+        return await continuation(_with_token(details, self._authorization), request)
+
+
+def present_token(token: str) -> list[grpc.aio.ClientInterceptor]:
+    """Channel interceptors that add `authorization: Bearer <token>` to the metadata of every unary and
+    server-streaming call (grpc.aio files each interceptor under one kind of call, hence two)."""
+    authorization = ("authorization", f"Bearer {token}")
+    return [_PresentOnUnary(authorization), _PresentOnStream(authorization)]

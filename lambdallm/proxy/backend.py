@@ -106,7 +106,10 @@ class Backend:
         """The JSON body and the headers of one backend request, signed when backend_auth is "iam"."""
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json", **headers}
-        return body, (await self._signer.sign("POST", url, body, headers) if self._signer else headers)
+        if self._signer is None:
+            return body, headers
+        with map_backend_errors():  # credentials that cannot be had are this proxy's failure, said once
+            return body, await self._signer.sign("POST", url, body, headers)
 
     async def __aenter__(self) -> Self:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
@@ -182,8 +185,8 @@ class Backend:
         if self._probe_session is None:
             raise RuntimeError("Backend is not open")
         timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
-        body, headers = await self._request(self._url, {}, {"X-Request-ID": "health-probe"})
         try:
+            body, headers = await self._request(self._url, {}, {"X-Request-ID": "health-probe"})
             async with self._probe_session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
                 await read_capped(response, 65536)
                 return response.status == PROBE_ANSWER

@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 import grpc
+from botocore.exceptions import BotoCoreError
 
 # Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL. A 502 is a failure behind the
 # backend that retrying will not cure (AccessDenied, a broken function), so it is INTERNAL, which the REST
@@ -34,6 +35,7 @@ _EXCEPTION_CODES: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] =
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "backend did not answer in time"),
     (aiohttp.ClientConnectionError, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),
     (aiohttp.ClientError, grpc.StatusCode.INTERNAL, "backend request failed"),
+    (BotoCoreError, grpc.StatusCode.UNAVAILABLE, "the proxy has no valid AWS credentials to sign with"),
 )
 
 

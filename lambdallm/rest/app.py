@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
-from lambdallm.bearer import PresentToken, read_tokens
+from lambdallm.bearer import present_token, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
@@ -84,7 +84,7 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     exposes stubs as request state."""
     credentials = channel_credentials(settings)
     token = proxy_token(settings)
-    interceptors = [PresentToken(token)] if token else None
+    interceptors = present_token(token) if token else None
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:

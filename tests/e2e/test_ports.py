@@ -44,7 +44,9 @@ def test_binding_a_taken_port_names_it(taken_port: int) -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("port", list(PORT_KEYS))
 def test_a_tier_refuses_to_start_on_a_taken_port(port: str, taken_port: int) -> None:
-    env = os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_REST_API_KEYS": "a-key"} | ANY_PORT | TOKEN
+    env = (
+        os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_REST_API_KEYS": "a-key"} | ANY_PORT | TOKEN
+    )
     env[PORT_KEYS[port]] = str(taken_port)
     env.pop("LAMBDALLM_SUPERVISOR_PID", None)
     tier = port.removesuffix("-metrics")

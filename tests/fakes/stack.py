@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 
 import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
-from lambdallm.bearer import PresentToken
+from lambdallm.bearer import present_token
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
@@ -23,7 +23,7 @@ PROXY_TOKEN = "test-proxy-token-0123456789"
 
 def proxy_channel(target: str, token: str | None = PROXY_TOKEN) -> grpc.aio.Channel:
     """A plaintext channel to a proxy that presents `token` on every call (None: no token)."""
-    return grpc.aio.insecure_channel(target, interceptors=[PresentToken(token)] if token else None)
+    return grpc.aio.insecure_channel(target, interceptors=present_token(token) if token else None)
 
 
 @dataclass

@@ -1,6 +1,5 @@
 """Fixtures: a fake backend, a real proxy in front of it, and a channel to the proxy."""
 
-import grpc
 import pytest
 
 from generated.llm.v1 import llm_pb2_grpc

@@ -11,7 +11,7 @@ from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.proxy.auth import presented_token, proxy_tokens
 from lambdallm.settings import ProxySettings, SettingsError
 from tests.fakes.stack import PROXY_TOKEN, proxy_channel, running_proxy
-from tests.scrape import samples, value
+from tests.scrape import scrape_async, value
 
 SERVICE = "llm.v1.LlmService"
 QUERY = llm_pb2.LlmQueryRequest(prompt="Hi there", max_tokens=3)
@@ -47,7 +47,8 @@ async def test_a_call_without_the_token_is_unauthenticated_and_reaches_nothing(p
 
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert proxy.fake.requests == []  # not even a signed request left for the backend
-    scraped = samples(httpx.get(proxy.metrics_url).text)
+    async with httpx.AsyncClient(timeout=10) as http:
+        scraped = await scrape_async(http, proxy.metrics_url)
     assert value(scraped, "lambdallm_proxy_unauthenticated_total") == 1
     assert value(scraped, "lambdallm_proxy_rpcs_in_flight") == 0
 

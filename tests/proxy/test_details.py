@@ -24,7 +24,8 @@ async def test_an_unreachable_backend_is_unavailable_without_its_address(stub, p
 
 
 async def test_a_stream_cut_mid_answer_is_named_without_the_exception(stub, proxy, caplog):
-    proxy.fake.replies.append(Reply(events=[{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}], drop_after=1))
+    events = [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]
+    proxy.fake.replies.append(Reply(events=events, drop_after=1))
     call = stub.GenerateTextStream(
         llm_pb2.GenerateTextStreamRequest(query=llm_pb2.LlmQueryRequest(prompt="Hi", max_tokens=3))
     )

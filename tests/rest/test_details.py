@@ -17,9 +17,11 @@ def assert_private(text):
 
 @pytest.fixture
 async def rest_without_proxy():
-    async with running_rest("127.0.0.1:1", ready_timeout_s=0.5, deadline_s=1.0) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as http:
-            yield http
+    async with (
+        running_rest("127.0.0.1:1", ready_timeout_s=0.5, deadline_s=1.0) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as http,
+    ):
+        yield http
 
 
 async def test_an_unreachable_proxy_is_503_without_its_address(rest_without_proxy, caplog):
@@ -49,7 +51,8 @@ async def test_an_unreachable_backend_is_503_naming_the_backend_not_its_address(
 
 
 async def test_a_stream_cut_mid_answer_is_an_error_event_without_the_exception(http, fake):
-    fake.replies.append(Reply(events=[{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}], drop_after=1))
+    events = [{"type": "text", "text": "Hi"}, {"type": "text", "text": "!"}]
+    fake.replies.append(Reply(events=events, drop_after=1))
 
     response = await http.post("/query", json=VALID, headers={"Accept": "text/event-stream"})
 
