@@ -110,11 +110,12 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     (a SettingsError if auth is on and no key is set), Swagger UI at /ui, and Prometheus metrics at /metrics in
     front of the spec (README, "Metrics"); a SettingsError for a bad key, CA or proxy token setting."""
     metrics = RestMetrics(settings.max_in_flight)
+    security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
     app.add_api(
         SPEC,
         resolver=SnakeCaseResolver(),
-        security_map=auth.security_map(settings),
+        security_map=security_map,
         strict_validation=True,
         validate_responses=True,
         validator_map=VALIDATOR_MAP,
