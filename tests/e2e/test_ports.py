@@ -83,7 +83,7 @@ def test_a_second_proxy_cannot_share_the_first_ones_port(tmp_path: Path) -> None
 
 @pytest.mark.e2e
 def test_a_stack_fails_when_its_rest_port_is_taken_even_if_something_answers_there(taken_port: int) -> None:
-    stack = Stack(Ports(0, 0, 0, taken_port), log=io.StringIO(), tiers=("rest",))
+    stack = Stack(Ports(0, 0, 0, taken_port), log=io.StringIO(), tiers=("rest",), extra_env=TOKEN)
 
     with pytest.raises(StackError, match="rest exited with status 4"):
         stack.start()

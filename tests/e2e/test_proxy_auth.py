@@ -46,11 +46,10 @@ def test_only_callers_with_the_runs_token_reach_the_backend(instant_chain: Stack
     assert through_rest.status_code == 200
     assert moved(before["proxy"], between["proxy"], "lambdallm_proxy_unauthenticated_total") == 2
     assert moved(before["proxy"], between["proxy"], "lambdallm_proxy_rpcs_total", method=GENERATE, code="OK") == 0
-    assert _model_calls(between["local-cloud"]) == _model_calls(before["local-cloud"])
-
-
-def _model_calls(scraped: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
-    return sum(count for (name, _), count in scraped.items() if name == "lambdallm_bedrock_requests_total")
+    answered = {"route": "/query", "method": "POST", "status": "200"}
+    queries = "lambdallm_apigateway_requests_total"
+    assert moved(before["local-cloud"], between["local-cloud"], queries, **answered) == 0  # the backend saw none
+    assert moved(between["local-cloud"], scrape(urls["local-cloud"]), queries, **answered) == 2  # then two
 
 
 def test_health_checking_needs_no_token(instant_chain: Stack) -> None:
