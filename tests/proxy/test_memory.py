@@ -70,10 +70,11 @@ async def test_ten_thousand_unknown_4kb_method_names_grow_the_proxy_by_less_than
                 await asyncio.sleep(0.02)
             port = json.loads((tmp_path / "ports.json").read_text())["grpc"]
             async with proxy_channel(f"127.0.0.1:{port}") as channel:
-                await _unknown_calls(channel, 0, 1_000)  # the server's own buffers and pools settle first
+                await _unknown_calls(channel, 0, 5_000)  # the server's own buffers and pools settle first
                 before = _rss_kb(process.pid)
-                await _unknown_calls(channel, 1_000, 10_000)
+                await _unknown_calls(channel, 5_000, 10_000)
                 after = _rss_kb(process.pid)
+
         finally:
             process.terminate()
             await process.wait()
