@@ -1,6 +1,10 @@
 """The proxy lets only callers with its token reach LlmService (UNAUTHENTICATED before anything else runs, whatever
 backend_auth is); health checking and reflection stay open; a bad token setting stops it at start."""
 
+import os
+import subprocess
+import sys
+
 import grpc
 import httpx
 import pytest
@@ -103,3 +107,14 @@ def test_a_bad_token_setting_stops_the_proxy_naming_the_key(settings, named):
     with pytest.raises(SettingsError, match=named) as caught:
         proxy_tokens(settings)
     assert "bad\u00e9token" not in str(caught.value)  # a token is never echoed
+
+
+def test_a_proxy_started_without_a_token_exits_2_naming_the_setting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAMBDALLM_")} | {"LAMBDALLM_PROXY_PORT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "lambdallm", "proxy"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "no token is set" in result.stderr and "LAMBDALLM_PROXY_TOKENS" in result.stderr
+    assert "Traceback" not in result.stderr
