@@ -4,6 +4,7 @@ credentials from the standard AWS chain."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from urllib.parse import urlsplit
 
@@ -18,7 +19,14 @@ SERVICE = "execute-api"
 DEFAULT_REGION = "us-east-1"  # the local cloud's
 # botocore's own: credentials this close to their expiry are not used any more, whatever a refresh does.
 MANDATORY_REFRESH_S: int = getattr(RefreshableCredentials, "_mandatory_refresh_timeout", 600)
+log = logging.getLogger("lambdallm.proxy")
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+
+def _log_failure(refresh: asyncio.Future[ReadOnlyCredentials]) -> None:
+    # Read here, so that a refresh no request waited for never fails unseen.
+    if not refresh.cancelled() and (exc := refresh.exception()) is not None:
+        log.warning("AWS credentials refresh failed", extra={"cause": repr(exc)})
 
 
 def backend_region(settings: ProxySettings) -> str:
@@ -60,6 +68,7 @@ class BackendSigner:
             return credentials.get_frozen_credentials()  # no refresh due: no I/O
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(asyncio.to_thread(credentials.get_frozen_credentials))
+            self._refresh.add_done_callback(_log_failure)
         in_hand = getattr(credentials, "_frozen_credentials", None)  # botocore's, as of its last refresh
         if isinstance(in_hand, ReadOnlyCredentials) and not credentials.refresh_needed(MANDATORY_REFRESH_S):
             return in_hand  # still valid for a while: the refresh goes on behind this request
