@@ -99,6 +99,14 @@ class ProxySettings:
     # Both set: serve gRPC over TLS with this certificate (PEM, chain included) and its private key.
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    # "token": every LlmService call must carry `authorization: Bearer <token>` with one of the tokens below
+    # (health checking and reflection stay open); "none" lets in any caller that reaches the port.
+    auth: str = field(default="token", metadata=_bounded(choices=("token", "none")))
+    # Tokens separated by commas (LAMBDALLM_PROXY_TOKENS=t1,t2), and/or a file of tokens, one a line (a secret).
+    tokens: str = ""
+    tokens_file: str = ""
+    # The backend's health is probed at most once per ready_interval_s; checks in between get the last answer.
+    ready_interval_s: float = field(default=5.0, metadata=_bounded(0, 3600))
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,11 @@ class RestSettings:
     write_timeout_s: float = field(default=15.0, metadata=_bounded(0.01, 3600))
     keep_alive_s: int = field(default=5, metadata=_bounded(1, 3600))
     max_connections: int = field(default=1000, metadata=_bounded(1, 100_000))
+    # "token": present `grpc_token` (or the one line of `grpc_token_file`, a secret) on every call to the proxy;
+    # "none": present nothing (a proxy with auth = "none").
+    grpc_auth: str = field(default="token", metadata=_bounded(choices=("token", "none")))
+    grpc_token: str = ""
+    grpc_token_file: str = ""
 
 
 def load(

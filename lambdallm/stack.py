@@ -24,6 +24,7 @@ from lambdallm.tier import ANNOUNCE_FILE, SUPERVISOR_PID, TierExited, wait_for_a
 TIERS = ("local-cloud", "proxy", "rest")
 LISTEN_TIMEOUT_S = 60.0
 RUN_KEY_FILE = Path(".lambdallm") / "api-key"
+RUN_TOKEN_FILE = Path(".lambdallm") / "proxy-token"  # the proxy's token for this run of `up` (grpcurl -H ...)
 
 
 def new_api_key() -> str:
@@ -71,6 +72,7 @@ class Stack:
     `tiers` is the whole chain by default; without the local cloud (or the proxy) the next tier keeps the
     backend URL (or gRPC target) of its own configuration, so the front tiers can run against a deployed backend.
     The REST tier's API key is `api_key`, a new one for each stack unless None (then its configuration's keys).
+    When the stack runs the proxy, the token the REST tier presents to it is `proxy_token`, new for each stack.
     """
 
     ports: Ports
@@ -79,6 +81,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     tiers: tuple[str, ...] = TIERS
     api_key: str | None = field(default_factory=new_api_key, repr=False)
+    proxy_token: str = field(default_factory=new_api_key, repr=False)
     processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
 
     @property
@@ -115,6 +118,7 @@ class Stack:
             env["LAMBDALLM_PROXY_BACKEND_URL"] = f"http://127.0.0.1:{self.ports.apigw}"
         if "proxy" in self.tiers:
             env["LAMBDALLM_REST_GRPC_TARGET"] = f"127.0.0.1:{self.ports.grpc}"
+            env["LAMBDALLM_PROXY_TOKENS"] = env["LAMBDALLM_REST_GRPC_TOKEN"] = self.proxy_token
         if self.engine:
             env["LAMBDALLM_LOCAL_CLOUD_ENGINE"] = self.engine
         if self.api_key:
@@ -236,13 +240,18 @@ def run_key() -> str | None:
     if rest.auth == "none" or rest.api_keys or rest.api_keys_file:
         return None
     key = new_api_key()
-    RUN_KEY_FILE.parent.mkdir(exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        RUN_KEY_FILE.unlink()  # a file left by another user or mode is replaced, never reused
-    descriptor = os.open(RUN_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
+    write_secret(RUN_KEY_FILE, key)
     return key
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write `secret` to a new file readable by its owner only."""
+    path.parent.mkdir(exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a file left by another user or mode is replaced, never reused
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
 
 
 def _banner(stack: Stack) -> str:
@@ -261,12 +270,20 @@ def _banner(stack: Stack) -> str:
         if stack.api_key
         else ""
     )
-    return f"λλM is up: {', '.join(where[t] for t in reversed(stack.tiers))}{behind}. Ctrl-C stops all.{key}"
+    token = (
+        f"\nThe proxy takes only this run's token, in {RUN_TOKEN_FILE}: "
+        f'grpcurl -H "authorization: Bearer $(cat {RUN_TOKEN_FILE})" ...'
+        if "proxy" in stack.tiers
+        else ""
+    )
+    return f"λλM is up: {', '.join(where[t] for t in reversed(stack.tiers))}{behind}. Ctrl-C stops all.{key}{token}"
 
 
 def up(engine: str | None = None) -> int:
     """Run the configured tiers until Ctrl-C or SIGTERM, logs of all tiers in this terminal."""
     stack = Stack(Ports.from_config(), engine=engine, tiers=tiers_to_run(), api_key=run_key())
+    if "proxy" in stack.tiers:
+        write_secret(RUN_TOKEN_FILE, stack.proxy_token)
     with _sigterm_as_interrupt():
         try:
             with stack:

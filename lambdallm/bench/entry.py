@@ -39,7 +39,7 @@ def load(
     ports = stack.ports
     timeout = 300.0  # queued generations of the real model wait their turn
     if entry == "grpc":
-        return locust_grpc(f"127.0.0.1:{ports.grpc}", body, connections, duration_s)
+        return locust_grpc(f"127.0.0.1:{ports.grpc}", body, connections, duration_s, stack.proxy_token)
     if entry == "bedrock":
         url = f"http://127.0.0.1:{ports.bedrock}{_invoke_path()}"
         return wrk(url, titan_body(prompt, max_tokens), connections, duration_s, timeout, requests_per_connection)

@@ -15,11 +15,13 @@ from lambdallm.bench.loadgen import PERCENTILES, LoadError, LoadResult
 from lambdallm.bench.stats import percentile
 
 LOCUSTFILE = Path(__file__).with_name("grpc_locustfile.py")
+TOKEN_VARIABLE = "LAMBDALLM_BENCH_PROXY_TOKEN"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def locust_grpc(target: str, request: dict[str, Any], users: int, duration_s: float) -> LoadResult:
-    """Call GenerateText on `target` (host:port) from `users` locust users for `duration_s` seconds."""
+def locust_grpc(target: str, request: dict[str, Any], users: int, duration_s: float, token: str) -> LoadResult:
+    """Call GenerateText on `target` (host:port) from `users` locust users for `duration_s` seconds, presenting
+    the proxy's `token`."""
     with tempfile.TemporaryDirectory() as tmp:
         samples = Path(tmp) / "samples.json"
         command = [
@@ -39,8 +41,10 @@ def locust_grpc(target: str, request: dict[str, Any], users: int, duration_s: fl
             f"--samples-out={samples}",
         ]
         # tmp as cwd keeps locust from reading a locust.conf or [tool.locust] of wherever the bench runs.
+        # The token in the environment, not on the command line that every user of the machine can read.
         env = {
             **os.environ,
+            TOKEN_VARIABLE: token,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
         result = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env, timeout=duration_s + 60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ class GenerateTextUser(User):
         self.stub = llm_pb2_grpc.LlmServiceStub(self.channel)  # type: ignore[no-untyped-call]
         options = self.environment.parsed_options
         self.request = llm_pb2.LlmQueryRequest(**json.loads(options.request_json))
+        self.metadata = (("authorization", f"Bearer {os.environ.get('LAMBDALLM_BENCH_PROXY_TOKEN', '')}"),)
 
     def on_stop(self) -> None:
         self.channel.close()
@@ -72,7 +74,7 @@ class GenerateTextUser(User):
         exception: BaseException | None = None
         length = 0
         try:
-            answer = self.stub.GenerateText(self.request, timeout=60)
+            answer = self.stub.GenerateText(self.request, timeout=60, metadata=self.metadata)
             length = answer.output_tokens
         except grpc.RpcError as exc:
             exception = exc

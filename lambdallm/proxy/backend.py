@@ -100,11 +100,16 @@ class Backend:
         self._probe_session: aiohttp.ClientSession | None = None
         self._signer = BackendSigner.from_settings(settings)
 
-    def _request(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    async def _request(
+        self, url: str, payload: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
         """The JSON body and the headers of one backend request, signed when backend_auth is "iam"."""
         body = json.dumps(payload).encode()
         headers = {"Content-Type": "application/json", **headers}
-        return body, (self._signer.sign("POST", url, body, headers) if self._signer else headers)
+        if self._signer is None:
+            return body, headers
+        with map_backend_errors():  # credentials that cannot be had are this proxy's failure, said once
+            return body, await self._signer.sign("POST", url, body, headers)
 
     async def __aenter__(self) -> Self:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
@@ -137,7 +142,7 @@ class Backend:
 
     async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
         """POST the payload to the backend within `budget_s` seconds; raise ProxyError on any failure."""
-        body, headers = self._request(self._url, payload, {"X-Request-ID": request_id})
+        body, headers = await self._request(self._url, payload, {"X-Request-ID": request_id})
         with map_backend_errors():
             async with self.session.post(
                 self._url, data=body, headers=headers, timeout=self._timeout(budget_s)
@@ -152,7 +157,7 @@ class Backend:
     ) -> AsyncIterator[str | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream; yield text
         as each line arrives, then the final Completion (its text empty). Raise ProxyError on any failure."""
-        body, headers = self._request(
+        body, headers = await self._request(
             self._stream_url, payload, {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
         )
         with map_backend_errors():
@@ -180,8 +185,8 @@ class Backend:
         if self._probe_session is None:
             raise RuntimeError("Backend is not open")
         timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
-        body, headers = self._request(self._url, {}, {"X-Request-ID": "health-probe"})
         try:
+            body, headers = await self._request(self._url, {}, {"X-Request-ID": "health-probe"})
             async with self._probe_session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
                 await read_capped(response, 65536)
                 return response.status == PROBE_ANSWER

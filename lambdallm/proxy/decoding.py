@@ -53,6 +53,7 @@ class DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Wraps every unary-request method so that an undecodable request is INVALID_ARGUMENT."""
 
     def __init__(self) -> None:
+        # Only methods the server serves (known, fixed at start) are kept: the map's size is bounded.
         self._handlers: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(
@@ -61,9 +62,13 @@ class DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = details.method
-        if method not in self._handlers:
-            self._handlers[method] = _wrap(await continuation(details))
-        return self._handlers[method] or await continuation(details)
+        if method in self._handlers:
+            return self._handlers[method] or await continuation(details)
+        handler = await continuation(details)
+        if handler is None:  # an unknown method: never remembered, so client-chosen names cannot grow this map
+            return None
+        self._handlers[method] = _wrap(handler)
+        return self._handlers[method] or handler
 
 
 def _wrap(handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:

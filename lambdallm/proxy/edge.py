@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from lambdallm import tier
 from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
 from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, send_exposition
+from lambdallm.proxy.errors import ORIGIN_TRAILER
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
@@ -47,6 +48,8 @@ class ProxyMetrics:
         limit.set(max_in_flight)
         why = "Generation calls refused with RESOURCE_EXHAUSTED because max_in_flight were in flight"
         self.refused = Counter("lambdallm_proxy_refused", why, registry=self.registry)
+        why = "LlmService calls refused with UNAUTHENTICATED: no valid token (they reach nothing else)"
+        self.unauthenticated = Counter("lambdallm_proxy_unauthenticated", why, registry=self.registry)
         self.tokens = TokenCounter("lambdallm_proxy", self.registry)
 
 
@@ -124,7 +127,7 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if self.in_flight >= self.max_in_flight:
             self.metrics.refused.inc()
             self._record(method, "RESOURCE_EXHAUSTED", started)
-            context.set_trailing_metadata((("retry-after", str(RETRY_AFTER_S)),))
+            context.set_trailing_metadata((ORIGIN_TRAILER, ("retry-after", str(RETRY_AFTER_S))))
             detail = f"{self.max_in_flight} calls are in flight, the most this proxy takes; retry later"
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, detail)
         self.in_flight += 1

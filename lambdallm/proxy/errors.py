@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 import grpc
+from botocore.exceptions import BotoCoreError
 
 # Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL. A 502 is a failure behind the
 # backend that retrying will not cure (AccessDenied, a broken function), so it is INTERNAL, which the REST
@@ -21,6 +22,9 @@ _STATUS_CODES: dict[int, grpc.StatusCode] = {
     503: grpc.StatusCode.UNAVAILABLE,
     504: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
+# Trailing metadata on every status the proxy writes: its details are for the client, which the REST tier shows
+# (lambdallm/rest/problems.py); details without it are the gRPC library's own and stay in the REST tier's log.
+ORIGIN_TRAILER = ("lambdallm-origin", "proxy")
 DEFAULT_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 3600
 
@@ -31,6 +35,7 @@ _EXCEPTION_CODES: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] =
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "backend did not answer in time"),
     (aiohttp.ClientConnectionError, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),
     (aiohttp.ClientError, grpc.StatusCode.INTERNAL, "backend request failed"),
+    (BotoCoreError, grpc.StatusCode.UNAVAILABLE, "the proxy has no valid AWS credentials to sign with"),
 )
 
 
@@ -90,7 +95,9 @@ def bad_backend_answer(why: str) -> ProxyError:
 
 @contextmanager
 def map_backend_errors() -> Iterator[None]:
-    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError."""
+    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError. Its details say what
+    failed, never the exception's text (the backend's address, aiohttp's internals): that stays its __cause__,
+    which the log shows."""
     try:
         yield
     except ProxyError:
@@ -98,5 +105,5 @@ def map_backend_errors() -> Iterator[None]:
     except Exception as exc:
         for kind, code, text in _EXCEPTION_CODES:
             if isinstance(exc, kind):
-                raise ProxyError(code, f"{text}: {exc}" if str(exc) else text) from exc
+                raise ProxyError(code, text) from exc
         raise

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.http_protocol import ConnectionLimits
+from lambdallm.proxy.auth import RequireToken, proxy_tokens
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.decoding import DecodeRequests
 from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
@@ -28,16 +29,22 @@ def create_server(
     settings: ProxySettings, backend: Backend, health: BackendHealth | None = None, metrics: ProxyMetrics | None = None
 ) -> tuple[grpc.aio.Server, int]:
     """A server bound to settings.host:port (0 picks a free port) with LlmService, health and reflection,
-    behind the edge that limits and measures the calls."""
+    behind the token check and the edge that limits and measures the calls; a SettingsError for a bad token
+    setting."""
     metrics = metrics or ProxyMetrics(settings.max_in_flight)
     # grpc sets SO_REUSEPORT by default: a second proxy would share the port and the kernel would split
     # connections between them. Off, a taken port fails to bind like any other server's.
-    # The in-flight limit first (it refuses before anything is decoded), then undecodable requests.
-    interceptors = [Edge(metrics, settings.max_in_flight, SERVICE_NAME), DecodeRequests()]
+    # The caller's token first (a call without it reaches nothing), then the in-flight limit (it refuses before
+    # anything is decoded), then undecodable requests.
+    interceptors = [
+        RequireToken(proxy_tokens(settings), SERVICE_NAME, metrics.unauthenticated),
+        Edge(metrics, settings.max_in_flight, SERVICE_NAME),
+        DecodeRequests(),
+    ]
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     service = LlmService(backend, metrics.tokens)
     llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    health = health or BackendHealth(backend)
+    health = health or BackendHealth(backend, settings.ready_interval_s)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
@@ -73,7 +80,7 @@ def server_credentials(settings: ProxySettings) -> grpc.ServerCredentials | None
 async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
     """Serve until `stop` is set, then let in-flight calls finish for settings.grace_s seconds."""
     async with Backend(settings) as backend:
-        health = BackendHealth(backend)
+        health = BackendHealth(backend, settings.ready_interval_s)
         metrics = ProxyMetrics(settings.max_in_flight)
         server, port = create_server(settings, backend, health, metrics)
         limits = ConnectionLimits(
@@ -90,7 +97,13 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
             tls = bool(settings.tls_cert_file)
             log.info(
                 "proxy listening",
-                extra={"port": port, "metrics_port": metrics_port, "backend_url": settings.backend_url, "tls": tls},
+                extra={
+                    "port": port,
+                    "metrics_port": metrics_port,
+                    "backend_url": settings.backend_url,
+                    "tls": tls,
+                    "auth": settings.auth,
+                },
             )
             tier.announce({"grpc": port, "proxy_metrics": metrics_port})
             await stop.wait()

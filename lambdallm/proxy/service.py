@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,7 +17,7 @@ from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
-from lambdallm.proxy.errors import ProxyError, invalid_argument
+from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError, invalid_argument
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
@@ -138,9 +139,13 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: ProxyError, started: float) -> NoReturn:
-    log.warning("generation failed", extra={"code": exc.code.name, "details": exc.details, "ms": _ms_since(started)})
-    if exc.retry_after:
-        context.set_trailing_metadata((("retry-after", exc.retry_after),))
+    cause = repr(exc.__cause__) if exc.__cause__ else None
+    log.warning(
+        "generation failed",
+        extra={"code": exc.code.name, "details": exc.details, "cause": cause, "ms": _ms_since(started)},
+    )
+    retry_after = (("retry-after", exc.retry_after),) if exc.retry_after else ()
+    context.set_trailing_metadata((ORIGIN_TRAILER, *retry_after))
     await context.abort(exc.code, exc.details)
     raise AssertionError("context.abort raises")
 
@@ -156,18 +161,34 @@ def _summary(completion: Completion, request_id: str) -> llm_pb2.GenerationSumma
 
 
 class BackendHealth(health_aio.HealthServicer):  # type: ignore[misc]
-    """grpc.health.v1 whose answer for the server and LlmService is SERVING only while the backend answers."""
+    """grpc.health.v1 whose answer for the server and LlmService is SERVING only while the backend answers.
 
-    def __init__(self, backend: Backend) -> None:
+    The backend is probed at most once per `interval_s`: checks in between get the last probe's answer, and
+    checks during a probe share it, so no rate of checks costs the backend more than one probe per interval.
+    """
+
+    def __init__(self, backend: Backend, interval_s: float = 0.0) -> None:
         super().__init__()
         self._backend = backend
+        self._interval_s = interval_s
+        self._probe: asyncio.Future[bool] | None = None
+        self._probed_at = 0.0
+
+    async def backend_serving(self) -> bool:
+        """Whether the backend answered the latest probe; probes again once `interval_s` has passed since it began."""
+        probe = self._probe
+        if probe is None or (probe.done() and time.monotonic() - self._probed_at >= self._interval_s):
+            self._probed_at = time.monotonic()
+            probe = self._probe = asyncio.ensure_future(self._backend.reachable())
+        return await asyncio.shield(probe)  # a check whose caller gives up leaves the probe to the others
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
-        """Probe the backend, record the result, then answer as the stock servicer does."""
+        """Probe the backend (or take the latest probe's answer), record the result, then answer as the stock
+        servicer does."""
         if request.service in ("", SERVICE_NAME):
-            serving = await self._backend.reachable()
+            serving = await self.backend_serving()
             status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
             await self.set("", status)
             await self.set(SERVICE_NAME, status)

@@ -23,6 +23,8 @@ from starlette.exceptions import HTTPException
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
+from lambdallm.bearer import present_token, read_tokens
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
@@ -60,16 +62,39 @@ def channel_credentials(settings: RestSettings) -> grpc.ChannelCredentials | Non
     return grpc.ssl_channel_credentials(root_certificates=roots)
 
 
+def proxy_token(settings: RestSettings) -> str | None:
+    """The token this tier presents to the proxy (`grpc_token`, else the one line of `grpc_token_file`); None with
+    grpc_auth "none". A SettingsError names the key when it is missing, unreadable or not one bearer token."""
+    if settings.grpc_auth == "none":
+        return None
+    # grpc_token (LAMBDALLM_REST_GRPC_TOKEN) wins over the file, so a supervisor can hand over a token of its own.
+    text, file = (settings.grpc_token, "") if settings.grpc_token else ("", settings.grpc_token_file)
+    tokens = read_tokens(text, file, "grpc_token")
+    if not tokens:
+        raise SettingsError(
+            'grpc_auth is "token" but grpc_token is not set: put the proxy\'s token in grpc_token_file (or '
+            'LAMBDALLM_REST_GRPC_TOKEN), or grpc_auth = "none" for a proxy that asks for none'
+        )
+    if len(tokens) > 1:
+        raise SettingsError(f"grpc_token: {len(tokens)} tokens are set; this tier presents one")
+    return tokens[0]
+
+
 def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
-    """A lifespan that opens the one gRPC channel of the process and exposes stubs as request state."""
+    """A lifespan that opens the one gRPC channel of the process, presenting the proxy's token on every call, and
+    exposes stubs as request state."""
     credentials = channel_credentials(settings)
+    token = proxy_token(settings)
+    interceptors = present_token(token) if token else None
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if credentials is None:
-            channel = grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS)
+            channel = grpc.aio.insecure_channel(settings.grpc_target, CHANNEL_OPTIONS, interceptors=interceptors)
         else:
-            channel = grpc.aio.secure_channel(settings.grpc_target, credentials, options=CHANNEL_OPTIONS)
+            channel = grpc.aio.secure_channel(
+                settings.grpc_target, credentials, CHANNEL_OPTIONS, interceptors=interceptors
+            )
         async with channel:
             yield {
                 "settings": settings,
@@ -84,13 +109,14 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
     """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
     (a SettingsError if auth is on and no key is set), Swagger UI at /ui, and Prometheus metrics at /metrics in
-    front of the spec (README, "Metrics")."""
+    front of the spec (README, "Metrics"); a SettingsError for a bad key, CA or proxy token setting."""
     metrics = RestMetrics(settings.max_in_flight)
+    security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
     app.add_api(
         SPEC,
         resolver=SnakeCaseResolver(),
-        security_map=auth.security_map(settings),
+        security_map=security_map,
         strict_validation=True,
         validate_responses=True,
         validator_map=VALIDATOR_MAP,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from lambdallm.metrics import TokenCounter
 from lambdallm.rest.calls import opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
 
+log = logging.getLogger("lambdallm.rest")
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
@@ -114,7 +116,8 @@ async def check_ready(health: health_pb2_grpc.HealthStub, timeout_s: float) -> N
     try:
         reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout_s)
     except grpc.aio.AioRpcError as exc:
-        detail = f"gRPC proxy unreachable: {exc.code().name} {exc.details() or ''}".strip()
+        log.warning("readiness check failed", extra={"code": exc.code().name, "details": exc.details()})
+        detail = f"gRPC proxy unreachable: {exc.code().name}"  # its details name addresses: the log has them
         raise ProblemException(status=503, title="Service Unavailable", detail=detail) from exc
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -29,6 +29,9 @@ _HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Gateway Timeout"),
 }
 _BAD_GATEWAY = (502, "Bad Gateway")
+# The trailer with which the proxy marks a status it wrote for the client (lambdallm/proxy/errors.py). Any other
+# status's details are the gRPC library's own words (addresses, exceptions): logged here, never shown.
+ORIGIN_TRAILER = ("lambdallm-origin", "proxy")
 
 
 def problem_body(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
@@ -69,12 +72,18 @@ async def send_problem(
 
 
 def problem_for_status(exc: grpc.aio.AioRpcError) -> ProblemException:
-    """The ProblemException for a failed gRPC call; `detail` is the status details."""
+    """The ProblemException for a failed gRPC call; `detail` is the status details when the proxy wrote them for
+    the client (a field's error, the model's load, the backend's own problem), else only the status's name."""
     status, title = _HTTP_STATUS.get(exc.code(), _BAD_GATEWAY)
-    detail = exc.details() or f"the gRPC proxy answered {exc.code().name}"
+    trailers = tuple(exc.trailing_metadata() or ())
+    detail = f"the call to the gRPC proxy failed: {exc.code().name}"
+    if exc.details() and (exc.code() is grpc.StatusCode.INVALID_ARGUMENT or ORIGIN_TRAILER in trailers):
+        detail = exc.details()
+    else:
+        log.warning("gRPC call failed", extra={"code": exc.code().name, "details": exc.details()})
     headers: dict[str, str] = {}
     if status == 429:
-        retry_after = str(dict(exc.trailing_metadata() or ()).get("retry-after", ""))
+        retry_after = str(dict(trailers).get("retry-after", ""))
         if not (retry_after.isascii() and retry_after.isdigit()):
             # The proxy marks every "model busy" with retry-after; without it, gRPC itself refused the call
             # (a message over its size limit): not the model's load, and its wording is gRPC's internals.

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,7 +58,15 @@ class ComposeStack:
         compose = shutil.which("podman-compose") or str(Path(sys.executable).with_name("podman-compose"))
         self.command = [compose, "--project-name", self.project, "--file", str(COMPOSE)]
         self.api_key = f"compose-test-{os.getpid()}"
-        self.env = os.environ | {"LAMBDALLM_PUBLISH_PORT": str(self.port), "LAMBDALLM_REST_API_KEYS": self.api_key}
+        # The proxy's token as a secret file, readable by the containers' user (another uid under podman).
+        self.token_file = Path(tempfile.mkdtemp(prefix="lambdallm-compose-")) / "proxy-token"
+        self.token_file.write_text(secrets.token_urlsafe(32) + "\n")
+        self.token_file.chmod(0o644)
+        self.env = os.environ | {
+            "LAMBDALLM_PUBLISH_PORT": str(self.port),
+            "LAMBDALLM_REST_API_KEYS": self.api_key,
+            "LAMBDALLM_PROXY_TOKEN_FILE": str(self.token_file),
+        }
 
     def compose(self, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -98,6 +108,7 @@ def stack() -> Iterator[ComposeStack]:
         yield stack
     finally:
         stack.compose("down", "--timeout", "10", timeout_s=180)
+        shutil.rmtree(stack.token_file.parent)
 
 
 def _query(stack: ComposeStack, headers: dict[str, str]) -> urllib.request.Request:

@@ -53,7 +53,10 @@ def test_kustomization_applies_a_deployment_service_hpa_and_pdb_per_tier_and_the
         for tier in ("proxy", "rest")
         for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service")
     ]
-    assert kinds == sorted([*expected, ("ConfigMap", "lambdallm-config"), ("ServiceAccount", "lambdallm-proxy")])
+    policies = [("NetworkPolicy", "lambdallm-proxy"), ("NetworkPolicy", "lambdallm-rest")]
+    assert kinds == sorted(
+        [*expected, *policies, ("ConfigMap", "lambdallm-config"), ("ServiceAccount", "lambdallm-proxy")]
+    )
 
 
 @pytest.mark.parametrize("tier", ["rest", "proxy"])
@@ -96,8 +99,7 @@ def test_each_tier_reads_its_config_from_the_configmap(tier: str, cls: type, tmp
 def test_the_rest_tier_reads_its_keys_from_the_secret_the_example_creates() -> None:
     env = _one("Deployment", "lambdallm-rest")["spec"]["template"]["spec"]["containers"][0]["env"]
     (keys,) = [var["valueFrom"]["secretKeyRef"] for var in env if var["name"] == "LAMBDALLM_REST_API_KEYS"]
-    (secret,) = _documents("secret.example.yaml")
-    assert secret["metadata"]["name"] == keys["name"]
+    (secret,) = [doc for doc in _documents("secret.example.yaml") if doc["metadata"]["name"] == keys["name"]]
     assert keys["key"] in secret["stringData"]
     assert not keys.get("optional")  # without a key the REST tier refuses to start: no pod runs open or crashing
 
@@ -123,3 +125,52 @@ def test_prometheus_scrapes_a_port_the_pod_serves_its_metrics_on(tier: str) -> N
     config = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"][f"{tier}.toml"])
     assert port in {p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
     assert port == config.get("metrics_port", config["port"])  # the REST tier serves /metrics on its own port
+
+
+@pytest.mark.parametrize(("tier", "key"), [("rest", "grpc_token_file"), ("proxy", "tokens_file")])
+def test_both_tiers_read_the_proxy_token_from_the_mounted_secret(tier: str, key: str) -> None:
+    config = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"][f"{tier}.toml"])
+    pod = _one("Deployment", f"lambdallm-{tier}")["spec"]["template"]["spec"]
+    path = Path(config[key])
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (secret,) = [doc for doc in _documents("secret.example.yaml") if doc["metadata"]["name"] == "lambdallm-proxy-token"]
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert str(path.relative_to(mount["mountPath"])) in secret["stringData"]
+    assert not volume["secret"].get("optional")  # no pod runs without the token
+    # The file is root's; the non-root user reads it through the pod's fsGroup.
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    assert volume["secret"]["defaultMode"] & 0o040
+
+
+def _selects(peer: dict[str, Any], tier: str) -> bool:
+    return peer.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": f"lambdallm-{tier}"}
+
+
+def _is_dns(rule: dict[str, Any]) -> bool:
+    return {port["port"] for port in rule["ports"]} == {53}
+
+
+def test_only_the_rest_tier_reaches_the_proxys_grpc_port() -> None:
+    policy = _one("NetworkPolicy", "lambdallm-proxy")["spec"]
+    assert _selects(policy, "proxy")
+    assert "Ingress" in policy["policyTypes"]
+    grpc_rules = [r for r in policy["ingress"] if {p["port"] for p in r["ports"]} & {"grpc", 50051}]
+    (rule,) = grpc_rules
+    assert len(rule["from"]) == 1 and _selects(rule["from"][0], "rest")
+    assert all("grpc" not in {p["port"] for p in r["ports"]} for r in policy["ingress"] if r is not rule)
+
+
+def test_only_the_proxy_leaves_for_the_backend_and_the_rest_tier_only_for_the_proxy() -> None:
+    proxy = _one("NetworkPolicy", "lambdallm-proxy")["spec"]
+    rest = _one("NetworkPolicy", "lambdallm-rest")["spec"]
+    assert "Egress" in proxy["policyTypes"] and "Egress" in rest["policyTypes"]
+    (backend,) = [r for r in proxy["egress"] if not _is_dns(r)]
+    assert [p["port"] for p in backend["ports"]] == [443]  # HTTPS to API Gateway (and STS), nothing else
+    (to_proxy,) = [r for r in rest["egress"] if not _is_dns(r)]
+    assert len(to_proxy["to"]) == 1 and _selects(to_proxy["to"][0], "proxy")
+    proxy_port = _one("Service", "lambdallm-proxy")["spec"]["ports"][0]["port"]
+    assert [p["port"] for p in to_proxy["ports"]] == [proxy_port]
+    for policy in (proxy, rest):
+        (dns,) = [r for r in policy["egress"] if _is_dns(r)]
+        assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}

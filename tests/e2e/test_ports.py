@@ -23,6 +23,8 @@ PORT_KEYS = {
 }
 # Every port a test's tier process binds is a free one, unless the test takes it.
 ANY_PORT = {"LAMBDALLM_LOCAL_CLOUD_APIGW_PORT": "0", "LAMBDALLM_PROXY_PORT": "0", "LAMBDALLM_PROXY_METRICS_PORT": "0"}
+# The proxy's token, which both it and the REST tier need to start at all.
+TOKEN = {"LAMBDALLM_PROXY_TOKENS": "a-token", "LAMBDALLM_REST_GRPC_TOKEN": "a-token"}
 
 
 @pytest.fixture
@@ -42,7 +44,9 @@ def test_binding_a_taken_port_names_it(taken_port: int) -> None:
 @pytest.mark.e2e
 @pytest.mark.parametrize("port", list(PORT_KEYS))
 def test_a_tier_refuses_to_start_on_a_taken_port(port: str, taken_port: int) -> None:
-    env = os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_REST_API_KEYS": "a-key"} | ANY_PORT
+    env = (
+        os.environ | {"LAMBDALLM_LOCAL_CLOUD_ENGINE": "instant", "LAMBDALLM_REST_API_KEYS": "a-key"} | ANY_PORT | TOKEN
+    )
     env[PORT_KEYS[port]] = str(taken_port)
     env.pop("LAMBDALLM_SUPERVISOR_PID", None)
     tier = port.removesuffix("-metrics")
@@ -58,13 +62,13 @@ def test_a_tier_refuses_to_start_on_a_taken_port(port: str, taken_port: int) -> 
 @pytest.mark.e2e
 def test_a_second_proxy_cannot_share_the_first_ones_port(tmp_path: Path) -> None:
     announced = tmp_path / "proxy.json"
-    env = os.environ | ANY_PORT | {ANNOUNCE_FILE: str(announced)}
+    env = os.environ | ANY_PORT | TOKEN | {ANNOUNCE_FILE: str(announced)}
     first = subprocess.Popen(
         [sys.executable, "-m", "lambdallm", "proxy"], env=env, text=True, stderr=subprocess.DEVNULL
     )
     try:
         port = wait_for_announcement(announced, first, 60)["grpc"]
-        env = os.environ | ANY_PORT | {"LAMBDALLM_PROXY_PORT": str(port)}
+        env = os.environ | ANY_PORT | TOKEN | {"LAMBDALLM_PROXY_PORT": str(port)}
 
         second = subprocess.run(
             [sys.executable, "-m", "lambdallm", "proxy"], env=env, capture_output=True, text=True, timeout=60
@@ -79,7 +83,7 @@ def test_a_second_proxy_cannot_share_the_first_ones_port(tmp_path: Path) -> None
 
 @pytest.mark.e2e
 def test_a_stack_fails_when_its_rest_port_is_taken_even_if_something_answers_there(taken_port: int) -> None:
-    stack = Stack(Ports(0, 0, 0, taken_port), log=io.StringIO(), tiers=("rest",))
+    stack = Stack(Ports(0, 0, 0, taken_port), log=io.StringIO(), tiers=("rest",), extra_env=TOKEN)
 
     with pytest.raises(StackError, match="rest exited with status 4"):
         stack.start()

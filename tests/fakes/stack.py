@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import grpc
 
 import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
+from lambdallm.bearer import present_token
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
@@ -17,6 +18,12 @@ from tests.fakes.backend import FakeBackend
 
 API_KEY = "test-key-0123456789"
 AUTHORIZATION = {"Authorization": f"Bearer {API_KEY}"}
+PROXY_TOKEN = "test-proxy-token-0123456789"
+
+
+def proxy_channel(target: str, token: str | None = PROXY_TOKEN) -> grpc.aio.Channel:
+    """A plaintext channel to a proxy that presents `token` on every call (None: no token)."""
+    return grpc.aio.insecure_channel(target, interceptors=present_token(token) if token else None)
 
 
 @dataclass
@@ -42,7 +49,9 @@ async def fake_backend() -> AsyncIterator[FakeBackend]:
 
 @asynccontextmanager
 async def running_proxy(fake: FakeBackend, **overrides: object) -> AsyncIterator[RunningProxy]:
-    """A real proxy on a free port forwarding to `fake`, its metrics on another free port."""
+    """A real proxy on a free port forwarding to `fake`, its metrics on another free port; it takes PROXY_TOKEN,
+    and probes the backend on every health check unless `ready_interval_s` says otherwise."""
+    overrides = {"tokens": PROXY_TOKEN, "ready_interval_s": 0.0} | overrides
     settings = ProxySettings(port=0, backend_url=fake.url, grace_s=1.0, **overrides)  # type: ignore[arg-type]
     metrics = ProxyMetrics(settings.max_in_flight)
     async with Backend(settings) as backend:
@@ -58,13 +67,14 @@ async def running_proxy(fake: FakeBackend, **overrides: object) -> AsyncIterator
 
 @asynccontextmanager
 async def running_rest(grpc_target: str, **overrides: object) -> AsyncIterator[str]:
-    """The REST tier (create_app under uvicorn) on a free port, opened by API_KEY; yields its base URL."""
+    """The REST tier (create_app under uvicorn) on a free port, opened by API_KEY, presenting PROXY_TOKEN to the
+    proxy; yields its base URL."""
     import asyncio
 
     from lambdallm.rest.app import uvicorn_server
     from lambdallm.settings import RestSettings
 
-    overrides = {"api_keys": API_KEY} | overrides
+    overrides = {"api_keys": API_KEY, "grpc_token": PROXY_TOKEN} | overrides
     settings = RestSettings(port=0, grpc_target=grpc_target, **overrides)  # type: ignore[arg-type]
     server = uvicorn_server(settings)
     task = asyncio.create_task(server.serve())

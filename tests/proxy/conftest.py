@@ -1,10 +1,9 @@
 """Fixtures: a fake backend, a real proxy in front of it, and a channel to the proxy."""
 
-import grpc
 import pytest
 
 from generated.llm.v1 import llm_pb2_grpc
-from tests.fakes.stack import fake_backend, running_proxy
+from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
 
 
 @pytest.fixture
@@ -15,7 +14,7 @@ async def proxy():
 
 @pytest.fixture
 async def channel(proxy):
-    async with grpc.aio.insecure_channel(proxy.target) as channel:
+    async with proxy_channel(proxy.target) as channel:
         yield channel
 
 

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply, problem
-from tests.fakes.stack import fake_backend, running_proxy
+from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
 from tests.scrape import moved, scrape_async, value
 
 LIMIT = 2
@@ -25,7 +25,7 @@ async def limited():
 
 @pytest.fixture
 async def stub(limited):
-    async with grpc.aio.insecure_channel(limited.target) as channel:
+    async with proxy_channel(limited.target) as channel:
         yield llm_pb2_grpc.LlmServiceStub(channel)
 
 
@@ -78,7 +78,7 @@ async def test_a_stream_counts_until_it_ends_and_health_is_never_refused(stub, l
 
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.GenerateText(query(), timeout=10)
-    async with grpc.aio.insecure_channel(limited.target) as channel:
+    async with proxy_channel(limited.target) as channel:
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
 
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

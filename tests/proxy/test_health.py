@@ -9,7 +9,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply
-from tests.fakes.stack import running_proxy
+from tests.fakes.stack import proxy_channel, running_proxy
 
 SERVICE = "llm.v1.LlmService"
 
@@ -44,7 +44,7 @@ async def test_health_not_serving_unless_the_probe_gets_the_validation_answer(ch
 
 async def test_health_not_serving_when_the_probe_times_out(fake):
     fake.probe = Reply(status=400, body={"status": 400}, delay_s=5)
-    async with running_proxy(fake, probe_timeout_s=0.2) as proxy, grpc.aio.insecure_channel(proxy.target) as channel:
+    async with running_proxy(fake, probe_timeout_s=0.2) as proxy, proxy_channel(proxy.target) as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
     assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -53,7 +53,7 @@ async def test_health_serving_while_every_backend_connection_is_busy_generating(
     fake.replies.extend([Reply(delay_s=30), Reply(delay_s=30)])
     async with (
         running_proxy(fake, max_connections=2, probe_timeout_s=1.0) as proxy,
-        grpc.aio.insecure_channel(proxy.target) as channel,
+        proxy_channel(proxy.target) as channel,
     ):
         stub = llm_pb2_grpc.LlmServiceStub(channel)
         calls = [

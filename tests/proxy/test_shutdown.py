@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.tier import ANNOUNCE_FILE
 from tests.fakes.backend import Reply
-from tests.fakes.stack import fake_backend
+from tests.fakes.stack import PROXY_TOKEN, fake_backend, proxy_channel
 
 LAMBDALLM = Path(sys.executable).with_name("lambdallm")
 
@@ -43,12 +43,13 @@ async def test_sigterm_finishes_in_flight_call(tmp_path):
             "LAMBDALLM_PROXY_PORT": "0",
             "LAMBDALLM_PROXY_METRICS_PORT": "0",
             "LAMBDALLM_PROXY_BACKEND_URL": fake.url,
+            "LAMBDALLM_PROXY_TOKENS": PROXY_TOKEN,
             ANNOUNCE_FILE: str(tmp_path / "ports.json"),
         }
         process = await asyncio.create_subprocess_exec(LAMBDALLM, "proxy", env=env, stderr=asyncio.subprocess.PIPE)
         try:
             port = await announced_port(tmp_path / "ports.json", process)
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with proxy_channel(f"127.0.0.1:{port}") as channel:
                 await wait_serving(channel, process)
                 fake.replies.append(Reply(delay_s=0.5))
                 call = llm_pb2_grpc.LlmServiceStub(channel).GenerateText(
