@@ -19,6 +19,7 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from grpc_health.v1 import health_pb2_grpc
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Router
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
@@ -65,7 +66,8 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     credentials = channel_credentials(settings)
 
     @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+        without_slash_redirects(app)  # Connexion has built its middleware stack by now
         if credentials is None:
             channel = grpc.aio.insecure_channel(settings.grpc_target, options=CHANNEL_OPTIONS)
         else:
@@ -79,6 +81,19 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
             }
 
     return lifespan
+
+
+def without_slash_redirects(app: Any) -> None:
+    """Turn off the trailing-slash redirects of every Starlette router in Connexion's middleware stack: their
+    Location is built from the Host header, which any client chooses. `/query/` is then a 404, as is any path
+    the spec does not serve."""
+    pending = list(getattr(app, "middleware_stack", None) or ())
+    while pending:
+        layer = pending.pop()
+        router = layer if isinstance(layer, Router) else getattr(layer, "router", None)
+        if isinstance(router, Router):
+            router.redirect_slashes = False
+            pending += [route.app for route in router.routes if isinstance(route, Mount)]
 
 
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
