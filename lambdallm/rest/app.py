@@ -26,6 +26,7 @@ from lambdallm import logs, tier
 from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
+from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
@@ -98,8 +99,8 @@ def without_slash_redirects(app: Any) -> None:
 
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
     """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
-    (a SettingsError if auth is on and no key is set), Swagger UI at /ui, and Prometheus metrics at /metrics in
-    front of the spec (README, "Metrics")."""
+    (a SettingsError if auth is on and no key is set, or if max_body_bytes would refuse a valid request), Swagger
+    UI at /ui, and Prometheus metrics at /metrics in front of the spec (README, "Metrics")."""
     metrics = RestMetrics(settings.max_in_flight)
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
     app.add_api(
@@ -111,7 +112,7 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
         validator_map=VALIDATOR_MAP,
     )
     app.add_middleware(
-        RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes
+        RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=body_limit(settings, SPEC)
     )
     # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
     before_exception = MiddlewarePosition.BEFORE_EXCEPTION
