@@ -86,6 +86,14 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BY
     return bytes(body)
 
 
+async def _drain(content: aiohttp.StreamReader, limit: int = 65536) -> None:
+    """Read what follows the done event (nothing, from a working backend) to the end of the stream, so that the
+    connection goes back to the pool instead of being closed; past `limit` bytes, give up (and close it)."""
+    read = 0
+    while read <= limit and (chunk := await content.readany()):
+        read += len(chunk)
+
+
 class Backend:
     """One pooled aiohttp session per process for generations, and a separate one for readiness probes,
     so that a full pool of long generations never makes the backend look down."""
@@ -140,16 +148,20 @@ class Backend:
         the first piece, with the status a stream's failure has."""
         text: list[str] = []
         size = 0
+        completion: Completion | None = None
         stream = self.generate_stream(payload, request_id, budget_s, self._settings.backend_timeout_s)
         async with aclosing(stream):
-            async for piece in stream:
+            async for piece in stream:  # to its end, which returns the connection to the pool
                 if isinstance(piece, Completion):
-                    return dataclasses.replace(piece, text="".join(text))
+                    completion = piece
+                    continue
                 size += len(piece.encode())
                 if size > MAX_BODY_BYTES:
                     raise bad_backend_answer(f"text exceeds {MAX_BODY_BYTES} bytes")
                 text.append(piece)
-        raise bad_backend_answer("the stream ended without a done event")
+        if completion is None:
+            raise bad_backend_answer("the stream ended without a done event")
+        return dataclasses.replace(completion, text="".join(text))
 
     async def generate_stream(
         self, payload: dict[str, Any], request_id: str, budget_s: float | None, limit_s: float | None = None
@@ -173,6 +185,7 @@ class Backend:
                             event = parse_stream_event(line)
                             yield event
                             if isinstance(event, Completion):
+                                await _drain(response.content)
                                 return
                 except ValueError as exc:  # aiohttp's "Chunk too big": a line over 128 KiB, which no event is
                     raise bad_backend_answer("a stream line is too long") from exc

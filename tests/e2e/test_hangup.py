@@ -9,11 +9,16 @@ import httpx
 import pytest
 
 from lambdallm.stack import Stack
-from tests.scrape import Samples, scrape
+from tests.scrape import Samples, scrape, scrape_async
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
-# 150 tokens: about 2 s of model time each here, far longer than the clients wait.
+# 150 tokens each: six of them are about 450 steps of the two slots, far longer than the clients wait.
 ABANDONED = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,", "max_tokens": 150, "temperature": 0}
+BUSY, QUEUED = "lambdallm_bedrock_busy_slots", "lambdallm_bedrock_queue_depth"
+STEPS = "lambdallm_bedrock_decode_steps_total"
+# Generous next to the second or so it takes here, and below the Lambda's 25 s read timeout of Bedrock, which is
+# what frees a slot that a hang-up does not (on a machine slow enough that 450 steps outlast it).
+IDLE_WITHIN_S = 20
 
 
 def total(scraped: Samples, name: str, **labels: str) -> float:
@@ -22,30 +27,40 @@ def total(scraped: Samples, name: str, **labels: str) -> float:
     return sum(value for (sample, series), value in scraped.items() if sample == name and wanted <= set(series))
 
 
-async def abandon(stack: Stack, count: int, wait_s: float) -> None:
-    """Send `count` whole-answer queries at once and give up on each after `wait_s`, as `curl -m` does."""
-    async with httpx.AsyncClient(timeout=wait_s, headers=stack.auth_headers) as client:
-        queries = (client.post(f"{stack.rest_url}/query", json=ABANDONED) for _ in range(count))
-        results = await asyncio.gather(*queries, return_exceptions=True)
-    assert all(isinstance(result, httpx.TimeoutException) for result in results), results
+async def abandon(stack: Stack, count: int, metrics: str) -> None:
+    """Send `count` whole-answer queries at once, and hang up on all of them once the model has them all
+    (generating or queued), at least 0.5 s after sending them."""
+    async with httpx.AsyncClient(timeout=60, headers=stack.auth_headers) as client:
+        queries = [asyncio.ensure_future(client.post(f"{stack.rest_url}/query", json=ABANDONED)) for _ in range(count)]
+        sent = time.monotonic()
+        while True:
+            scraped = await scrape_async(client, metrics)
+            if total(scraped, BUSY) + total(scraped, QUEUED) == count and time.monotonic() - sent >= 0.5:
+                break
+            assert not any(query.done() for query in queries), [query.result() for query in queries if query.done()]
+            await asyncio.sleep(0.02)
+        for query in queries:
+            query.cancel()
+        await asyncio.gather(*queries, return_exceptions=True)
 
 
 def test_abandoned_whole_answers_free_every_model_slot_within_a_few_tokens(two_slot_chain: Stack) -> None:
-    metrics = two_slot_chain.metrics_urls["local-cloud"]
+    url, metrics = two_slot_chain.rest_url, two_slot_chain.metrics_urls["local-cloud"]
+    warm = httpx.post(f"{url}/query", json={"prompt": "Hi", "max_tokens": 1}, headers=two_slot_chain.auth_headers)
+    assert warm.status_code == 200, warm.text  # the model is loaded and has generated
 
-    asyncio.run(abandon(two_slot_chain, 6, wait_s=0.5))
-    gone = scrape(metrics)
-    left_at = time.monotonic()
-    while True:  # the model is idle again: no slot generating, nothing queued
+    asyncio.run(abandon(two_slot_chain, 6, metrics))
+    gone, left_at = scrape(metrics), time.monotonic()
+    while True:  # until the model is idle again: no slot generating, nothing queued
         now = scrape(metrics)
-        idle = total(now, "lambdallm_bedrock_busy_slots") == total(now, "lambdallm_bedrock_queue_depth") == 0
-        if idle or time.monotonic() - left_at > 60:
+        idle = total(now, BUSY) == total(now, QUEUED) == 0
+        if idle or time.monotonic() - left_at > IDLE_WITHIN_S:
             break
         time.sleep(0.02)
 
-    assert idle, "the model was still busy 60 s after its clients had gone"
-    # Had the six generations run to their end, the two slots would have made about 450 more steps (900 tokens)
-    # after the clients left; stopped, each makes at most a few while the hang-up crosses the tiers.
-    steps = total(now, "lambdallm_bedrock_decode_steps_total", kind="generate")
-    after = steps - total(gone, "lambdallm_bedrock_decode_steps_total", kind="generate")
-    assert after <= 6 * 8, f"{after:g} generate steps after the clients left ({time.monotonic() - left_at:.2f} s)"
+    assert idle, f"the model was still busy {IDLE_WITHIN_S} s after its clients had gone"
+    # Run to their end, the six generations would take about 450 steps of the two slots after the clients left.
+    # Stopped, each makes a token or two at most: the two generating while the hang-up crosses the tiers, and
+    # each queued one as it takes a slot, before the closed stream reaches it.
+    after = total(now, STEPS, kind="generate") - total(gone, STEPS, kind="generate")
+    assert after <= 2 * 6, f"{after:g} generate steps after the clients left ({time.monotonic() - left_at:.2f} s)"
