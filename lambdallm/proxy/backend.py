@@ -136,9 +136,8 @@ class Backend:
             raise RuntimeError("Backend is not open")
         return self._session
 
-    def _timeout(self, budget_s: float | None, limit_s: float | None = None) -> aiohttp.ClientTimeout:
-        """The caller's budget, within `limit_s` (the backend's whole-answer timeout by default)."""
-        limit_s = self._settings.backend_timeout_s if limit_s is None else limit_s
+    def _timeout(self, budget_s: float | None, limit_s: float) -> aiohttp.ClientTimeout:
+        """The caller's budget, within `limit_s`."""
         total = limit_s if budget_s is None else min(budget_s, limit_s)
         return aiohttp.ClientTimeout(total=max(total, 0.001), connect=self._settings.connect_timeout_s)
 
@@ -171,11 +170,9 @@ class Backend:
         empty). Raise ProxyError on any failure."""
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
         body, headers = self._request(self._url, payload, headers)
-        limit_s = self._settings.stream_timeout_s if limit_s is None else limit_s
+        timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)
         with map_backend_errors():
-            async with self.session.post(
-                self._url, data=body, headers=headers, timeout=self._timeout(budget_s, limit_s)
-            ) as response:
+            async with self.session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
                 if response.status != 200:
                     body = await read_capped(response)
                     raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
