@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply, problem
+from tests.fakes.raw_http import build_request, send_raw
 from tests.fakes.stack import fake_backend, running_proxy
 from tests.scrape import moved, scrape_async, value
 
@@ -134,3 +135,14 @@ async def test_a_call_the_client_cancels_is_counted_as_cancelled(stub, limited, 
     await asyncio.wait_for(counted(), 10)
     gate.set()
     assert value(await scrape_async(http, limited.metrics_url), "lambdallm_proxy_rpcs_in_flight") == 0
+
+
+@pytest.mark.parametrize("path", ["/metrics/", "/nowhere/"])
+async def test_the_metrics_listener_never_redirects_to_the_host_header(limited, path):
+    port = int(limited.metrics_url.split(":")[2].split("/")[0])
+    request = build_request("GET", path, [], b"", port, host="evil.example")
+
+    answer = await asyncio.to_thread(send_raw, port, request)
+
+    assert answer.status == 404
+    assert "location" not in answer.headers
