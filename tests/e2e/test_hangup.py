@@ -59,8 +59,8 @@ def test_abandoned_whole_answers_free_every_model_slot_within_a_few_tokens(two_s
         time.sleep(0.02)
 
     assert idle, f"the model was still busy {IDLE_WITHIN_S} s after its clients had gone"
-    # Run to their end, the six generations would take about 450 steps of the two slots after the clients left.
-    # Stopped, each makes a token or two at most: the two generating while the hang-up crosses the tiers, and
-    # each queued one as it takes a slot, before the closed stream reaches it.
+    # Run to their end, the six generations would take about 450 steps of the two slots after the clients left
+    # (252 in 25 s here before the fix, until the Lambda's read timeout). Stopped, each makes a few at most: the
+    # two generating while the hang-up crosses the tiers, each queued one as it takes a slot (3 in all here).
     after = total(now, STEPS, kind="generate") - total(gone, STEPS, kind="generate")
-    assert after <= 2 * 6, f"{after:g} generate steps after the clients left ({time.monotonic() - left_at:.2f} s)"
+    assert after <= 4 * 6, f"{after:g} generate steps after the clients left ({time.monotonic() - left_at:.2f} s)"
