@@ -121,7 +121,8 @@ class RestSettings:
     # Deadline of a whole streamed answer (GenerateTextStream); above the proxy's stream_timeout_s.
     stream_deadline_s: float = field(default=310.0, metadata=_bounded(0.1, 3600))
     ready_timeout_s: float = field(default=3.0, metadata=_bounded(0.1, 60))
-    max_body_bytes: int = field(default=262_144, metadata=_bounded(1024, 64 * 1024 * 1024))
+    # 0: the largest valid request, JSON-escaped (lambdallm/rest/body_limit.py); a value below that stops the tier.
+    max_body_bytes: int = field(default=0, metadata=_bounded(0, 64 * 1024 * 1024))
     # Generation requests at once (operations that need the API key, once authenticated and their body is in;
     # streams count until they end); one more is a 429 at once. Nothing else takes a slot.
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))

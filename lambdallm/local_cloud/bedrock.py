@@ -96,6 +96,8 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
     routes = [Route("/ping", ping, methods=["GET"]), Route("/metrics", scrape, methods=["GET"])]
     routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    # Starlette answers `/ping/` with a redirect whose Location it builds from the Host header: not an operation.
+    app.router.redirect_slashes = False
     return Measured(app, metrics.bedrock, bedrock_route)
 
 

@@ -1,9 +1,12 @@
-"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query` and `POST /query/stream`."""
+"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query/stream`: streams are passed on as they
+come, and whole answers are the same stream collected, so that a caller who goes away stops either within a token."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -32,11 +35,6 @@ class Completion:
     output_tokens: int
     finish_reason: str
     request_id: str
-
-
-def parse_completion(body: bytes) -> Completion:
-    """Check a 200 body against the contract; raise an INTERNAL ProxyError when it does not match."""
-    return _completion(_json_object(body))
 
 
 def parse_stream_event(line: bytes) -> str | Completion:
@@ -88,14 +86,23 @@ async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BY
     return bytes(body)
 
 
+async def _drain(content: aiohttp.StreamReader, limit: int = 65536) -> None:
+    """Read what follows the done event (nothing, from a working backend) to the end of the stream, so that the
+    connection goes back to the pool instead of being closed; past `limit` bytes, give up (and close it)."""
+    read = 0
+    while read <= limit and (chunk := await content.readany()):
+        read += len(chunk)
+
+
 class Backend:
     """One pooled aiohttp session per process for generations, and a separate one for readiness probes,
     so that a full pool of long generations never makes the backend look down."""
 
     def __init__(self, settings: ProxySettings) -> None:
         self._settings = settings
-        self._url = settings.backend_url.rstrip("/") + "/query"
-        self._stream_url = self._url + "/stream"
+        # The one route generations take; the readiness probe asks it too, so a backend is ready only when the
+        # route every call needs answers.
+        self._url = settings.backend_url.rstrip("/") + "/query/stream"
         self._session: aiohttp.ClientSession | None = None
         self._probe_session: aiohttp.ClientSession | None = None
         self._signer = BackendSigner.from_settings(settings)
@@ -134,48 +141,56 @@ class Backend:
             raise RuntimeError("Backend is not open")
         return self._session
 
-    def _timeout(self, budget_s: float | None, limit_s: float | None = None) -> aiohttp.ClientTimeout:
-        """The caller's budget, within `limit_s` (the backend's whole-answer timeout by default)."""
-        limit_s = self._settings.backend_timeout_s if limit_s is None else limit_s
+    def _timeout(self, budget_s: float | None, limit_s: float) -> aiohttp.ClientTimeout:
+        """The caller's budget, within `limit_s`."""
         total = limit_s if budget_s is None else min(budget_s, limit_s)
         return aiohttp.ClientTimeout(total=max(total, 0.001), connect=self._settings.connect_timeout_s)
 
     async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
-        """POST the payload to the backend within `budget_s` seconds; raise ProxyError on any failure."""
-        body, headers = await self._request(self._url, payload, {"X-Request-ID": request_id})
-        with map_backend_errors():
-            async with self.session.post(
-                self._url, data=body, headers=headers, timeout=self._timeout(budget_s)
-            ) as response:
-                body = await read_capped(response)
-                if response.status != 200:
-                    raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
-                return parse_completion(body)
+        """The whole answer: the backend's stream collected within `budget_s` and `backend_timeout_s`. A caller who
+        goes away cancels the stream, which stops the generation. Raise ProxyError on any failure, before or after
+        the first piece, with the status a stream's failure has."""
+        text: list[str] = []
+        size = 0
+        completion: Completion | None = None
+        stream = self.generate_stream(payload, request_id, budget_s, self._settings.backend_timeout_s)
+        async with aclosing(stream):
+            async for piece in stream:  # to its end, which returns the connection to the pool
+                if isinstance(piece, Completion):
+                    completion = piece
+                    continue
+                size += len(piece.encode())
+                if size > MAX_BODY_BYTES:
+                    raise bad_backend_answer(f"text exceeds {MAX_BODY_BYTES} bytes")
+                text.append(piece)
+        if completion is None:
+            raise bad_backend_answer("the stream ended without a done event")
+        return dataclasses.replace(completion, text="".join(text))
 
     async def generate_stream(
-        self, payload: dict[str, Any], request_id: str, budget_s: float | None
-    ) -> AsyncIterator[str | Completion]:
-        """POST the payload to the backend's stream within `budget_s` seconds for the whole stream; yield text
-        as each line arrives, then the final Completion (its text empty). Raise ProxyError on any failure."""
-        body, headers = await self._request(
-            self._stream_url, payload, {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
-        )
+        self, payload: dict[str, Any], request_id: str, budget_s: float | None, limit_s: float | None = None
+    ) -> AsyncGenerator[str | Completion]:
+        """POST the payload to the backend's stream within `budget_s` seconds for the whole stream (and `limit_s`,
+        by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
+        empty). Raise ProxyError on any failure."""
+        headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        body, headers = await self._request(self._url, payload, headers)
+        timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)
         with map_backend_errors():
-            async with self.session.post(
-                self._stream_url,
-                data=body,
-                headers=headers,
-                timeout=self._timeout(budget_s, self._settings.stream_timeout_s),
-            ) as response:
+            async with self.session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
                 if response.status != 200:
-                    body = await response.read()
+                    body = await read_capped(response)
                     raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
-                async for line in response.content:
-                    if line.strip():
-                        event = parse_stream_event(line)
-                        yield event
-                        if isinstance(event, Completion):
-                            return
+                try:
+                    async for line in response.content:
+                        if line.strip():
+                            event = parse_stream_event(line)
+                            yield event
+                            if isinstance(event, Completion):
+                                await _drain(response.content)
+                                return
+                except ValueError as exc:  # aiohttp's "Chunk too big": a line over 128 KiB, which no event is
+                    raise bad_backend_answer("a stream line is too long") from exc
         raise bad_backend_answer("the stream ended without a done event")
 
     async def reachable(self) -> bool:

@@ -19,14 +19,15 @@ from connexion.middleware import MiddlewarePosition
 from connexion.resolver import Resolver
 from grpc_health.v1 import health_pb2_grpc
 from starlette.exceptions import HTTPException
+from starlette.routing import Mount, Router
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
-from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.bearer import present_token, read_tokens
-from lambdallm.http_protocol import ProblemHttpProtocol
+from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
+from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
@@ -88,7 +89,8 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     interceptors = present_token(token) if token else None
 
     @asynccontextmanager
-    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
+        without_slash_redirects(app)  # Connexion has built its middleware stack by now
         if credentials is None:
             channel = grpc.aio.insecure_channel(settings.grpc_target, CHANNEL_OPTIONS, interceptors=interceptors)
         else:
@@ -106,10 +108,24 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     return lifespan
 
 
+def without_slash_redirects(app: Any) -> None:
+    """Turn off the trailing-slash redirects of every Starlette router in Connexion's middleware stack: their
+    Location is built from the Host header, which any client chooses. `/query/` is then a 404, as is any path
+    the spec does not serve."""
+    pending = list(getattr(app, "middleware_stack", None) or ())
+    while pending:
+        layer = pending.pop()
+        router = layer if isinstance(layer, Router) else getattr(layer, "router", None)
+        if isinstance(router, Router):
+            router.redirect_slashes = False
+            pending += [route.app for route in router.routes if isinstance(route, Mount)]
+
+
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
     """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
-    (a SettingsError if auth is on and no key is set), Swagger UI at /ui, and Prometheus metrics at /metrics in
-    front of the spec (README, "Metrics"); a SettingsError for a bad key, CA or proxy token setting."""
+    (a SettingsError if auth is on and no key is set, or if max_body_bytes would refuse a valid request), Swagger
+    UI at /ui, and Prometheus metrics at /metrics in front of the spec (README, "Metrics"); a SettingsError for a
+    bad key, CA or proxy token setting."""
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
@@ -121,9 +137,8 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
         validate_responses=True,
         validator_map=VALIDATOR_MAP,
     )
-    app.add_middleware(
-        RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=settings.max_body_bytes
-    )
+    max_body_bytes = body_limit(settings, SPEC)
+    app.add_middleware(RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=max_body_bytes)
     # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
     before_exception = MiddlewarePosition.BEFORE_EXCEPTION
     app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
@@ -134,7 +149,7 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
         position=MiddlewarePosition.BEFORE_VALIDATION,
         metrics=metrics,
         max_in_flight=settings.max_in_flight,
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=max_body_bytes,
         limited=keyed_operations(SPEC),
     )
     app.add_error_handler(ProblemException, problems.on_problem)

@@ -47,7 +47,8 @@ def key_checker(keys: tuple[bytes, ...]) -> Callable[[str], dict[str, Any]]:
     """Connexion's bearer info function for `keys`: which key matched, or a 401 (OAuthProblem)."""
 
     def check(token: str) -> dict[str, Any]:
-        sent = token.encode()
+        # Whitespace around a field value is not part of it (RFC 9110 5.5); Connexion keeps what trails the token.
+        sent = token.strip(" \t").encode()
         matched = 0
         # Compare with every key, whatever matches, so that the time taken says nothing about any key.
         for number, key in enumerate(keys, 1):

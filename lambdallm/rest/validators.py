@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
-from connexion.exceptions import BadRequestProblem
+from connexion.exceptions import BadRequestProblem, UnsupportedMediaTypeProblem
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
 from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP as CONNEXION_VALIDATORS
 from connexion.validators import JSONRequestBodyValidator, JSONResponseBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator
 from llm_lambda import strict_json
-from starlette.types import Scope
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope
 
 from lambdallm.schema_errors import first_error
 
@@ -41,6 +42,13 @@ class JsonBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
     @property
     def _validator(self) -> Draft4Validator:
         return compiled(self._schema, Draft4RequestValidator)
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        # Connexion validates a body without Content-Type as JSON, then hands the handler its bytes: a 415 instead,
+        # before the body is read (an empty Content-Type is Connexion's own 415).
+        if not Headers(scope=scope).get("content-type", "").strip():
+            raise UnsupportedMediaTypeProblem(detail="content-type: required, expected ['application/json']")
+        return await super().wrap_receive(receive, scope=scope)  # type: ignore[no-any-return]
 
     async def _parse(self, stream: AsyncIterator[bytes], scope: Scope) -> Any:
         body = b"".join([message async for message in stream])

@@ -37,3 +37,9 @@ def instant_chain() -> Iterator[Stack]:
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline (5 s) far shorter than a long generation, and longer than a token."""
     yield from _stack("llama", LAMBDALLM_REST_DEADLINE_S="5.0", LAMBDALLM_REST_STREAM_DEADLINE_S="5.0")
+
+
+@pytest.fixture(scope="module")
+def two_slot_chain() -> Iterator[Stack]:
+    """The real chain with a model of two slots, which a few requests fill (the rest queue)."""
+    yield from _stack("llama", LAMBDALLM_LOCAL_CLOUD_SLOTS="2")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -260,3 +261,19 @@ def test_a_backend_url_that_answers_404_is_not_ready(chain_with_a_wrong_backend_
     ready = httpx.get(f"{chain_with_a_wrong_backend_path.rest_url}/ready", timeout=10)
 
     assert ready.status_code == 503
+
+
+@pytest.mark.parametrize("shape", ["prompt", "messages"])
+def test_the_largest_valid_request_json_escaped_crosses_every_tier(instant_chain: Stack, shape: str) -> None:
+    from lambdallm.rest.app import SPEC
+    from lambdallm.rest.body_limit import largest_requests
+
+    largest = next(request for request in largest_requests(SPEC) if shape in request)
+    headers = {"Content-Type": "application/json"} | instant_chain.auth_headers
+    # Every character a 12-byte escaped surrogate pair (json.dumps's default): about 390 KB.
+    body = json.dumps(largest, indent=2)
+
+    response = httpx.post(f"{instant_chain.rest_url}/query", content=body, headers=headers, timeout=60)
+
+    assert response.status_code == 200, response.text[:300]
+    assert response.json()["input_tokens"] > 0

@@ -15,7 +15,8 @@ from aiohttp import web
 class Reply:
     """One answer: a status and JSON body, optionally after a delay, or a dropped connection.
 
-    For `POST /query/stream`, `events` are the NDJSON lines of a 200; before each event whose index is in
+    For `POST /query/stream`, `events` are the NDJSON lines of a 200 (a 200 `body` is streamed as `events_of` it);
+    before each event whose index is in
     `gates`, the fake waits for that gate to be set (so a test proves that what came before was forwarded);
     `drop_after` cuts the connection after that many events. With `hold`, the fake answers only once it is set.
     """
@@ -39,6 +40,14 @@ def stream_events(prompt: str, request_id: str = "fake") -> list[dict[str, Any]]
     done = completion(prompt, request_id, output_tokens=len(words)) | {"type": "done"}
     del done["text"]
     return [*texts, done]
+
+
+def events_of(body: dict[str, Any], piece_chars: int = 16384) -> list[dict[str, Any]]:
+    """A whole answer's body as the stream that carries it: its text in pieces, then the rest in the done event."""
+    text = body.get("text")
+    pieces = [text[i : i + piece_chars] for i in range(0, len(text), piece_chars)] if isinstance(text, str) else [text]
+    rest = {key: value for key, value in body.items() if key != "text"}
+    return [*({"type": "text", "text": piece} for piece in pieces), {"type": "done"} | rest]
 
 
 def completion(prompt: str, request_id: str = "fake", **overrides: Any) -> dict[str, Any]:
@@ -66,6 +75,7 @@ class FakeBackend:
     replies: deque[Reply] = field(default_factory=deque)
     probe: Reply | None = None  # the answer to the readiness probe's empty query; None: a 400 problem
     requests: list[tuple[dict[str, str], Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # of each request, in order
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
     _runner: web.AppRunner | None = None
@@ -105,6 +115,7 @@ class FakeBackend:
         except ValueError:
             body = raw
         self.requests.append((dict(request.headers), body))
+        self.paths.append(request.path)
         if isinstance(body, dict) and not body and self.probe is None:
             return web.json_response({"title": "Bad Request", "status": 400, "detail": "empty"}, status=400)
         if isinstance(body, dict) and not body and self.probe is not None:
@@ -129,7 +140,8 @@ class FakeBackend:
             prompt = body["messages"][-1]["content"]  # a conversation: echo its last turn
         rid = request.headers.get("X-Request-ID", "none")
         if reply.status == 200 and request.path == "/query/stream":
-            return await self._stream(request, reply, reply.events or stream_events(prompt, rid))
+            events = reply.events or (events_of(reply.body) if reply.body is not None else stream_events(prompt, rid))
+            return await self._stream(request, reply, events)
         if reply.status == 200 and reply.body is None:
             return web.json_response(completion(prompt, rid))
         return web.json_response(

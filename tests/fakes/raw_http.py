@@ -22,11 +22,18 @@ class RawAnswer:
 
 
 def build_request(
-    method: str, path: str, headers: list[tuple[str, str]], body: bytes, port: int, length: bool = True
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    port: int,
+    length: bool = True,
+    host: str | None = None,
 ) -> bytes:
-    """The request's bytes: request line, `Host`, `headers` as given, `Content-Length` (unless `length` is
-    off or `headers` has one), `Connection: close`, then `body` (framed in chunks if a header says chunked)."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    """The request's bytes: request line, `Host` (the server's address unless `host`), `headers` as given,
+    `Content-Length` (unless `length` is off or `headers` has one), `Connection: close`, then `body` (framed in
+    chunks if a header says chunked)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Connection: close"]
     names = {name.lower() for name, _ in headers}
     lines += [f"{name}: {value}" for name, value in headers]
     if length and "content-length" not in names and "transfer-encoding" not in names:

@@ -112,3 +112,12 @@ def test_every_backend_method_requires_iam_and_the_invoke_policy_covers_exactly_
     prefix = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${BackendApi}"
     resources = {resource["Fn::Sub"] for resource in statement["Resource"]}
     assert {resource.removeprefix(prefix) for resource in resources} == methods
+
+
+def test_the_documented_ceiling_on_bedrock_calls_is_the_templates(template: dict[str, Any]) -> None:
+    default = template["Parameters"]["MaxConcurrency"]["Default"]
+    functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    reserved = [f["ReservedConcurrentExecutions"] for f in functions]
+    total = sum(default if value == {"Ref": "MaxConcurrency"} else value for value in reserved)
+    documented = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert f"at most {total} Bedrock calls at once" in documented

@@ -17,6 +17,7 @@ import pytest
 
 from lambdallm.local_cloud.apigateway import ApiGateway
 from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from tests.fakes.raw_http import build_request, send_raw
 from tests.local_cloud.conftest import GatedEngine, settings
 
 
@@ -232,3 +233,27 @@ def test_end_to_end_real_text_with_token_counts(model_cloud: LocalCloud) -> None
     assert body["output_tokens"] == 3
     assert body["finish_reason"] == "length"
     assert headers["X-Request-ID"] == body["request_id"]
+
+
+@pytest.mark.parametrize(
+    ("server", "method", "path"),
+    [
+        ("apigw", "POST", "/query/"),
+        ("apigw", "POST", "/query/stream/"),
+        ("bedrock", "GET", "/ping/"),
+        ("bedrock", "POST", "/model/amazon.titan-text-premier-v1:0/invoke/"),
+        ("bedrock", "POST", "/model/amazon.titan-text-premier-v1:0/converse-stream/"),
+    ],
+)
+def test_a_trailing_slash_is_not_found_never_a_redirect_to_the_host_header(
+    instant_cloud: LocalCloud, server: str, method: str, path: str
+) -> None:
+    url = instant_cloud.apigw_url if server == "apigw" else instant_cloud.bedrock_url
+    port = int(url.rsplit(":", 1)[1])
+    body = b'{"prompt": "Hi", "max_tokens": 5}' if method == "POST" else b""
+    headers = [("Content-Type", "application/json")]
+
+    answer = send_raw(port, build_request(method, path, headers, body, port, host="evil.example"))
+
+    assert answer.status == 404, answer.headers
+    assert "location" not in answer.headers

@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply, problem
+from tests.fakes.raw_http import build_request, send_raw
 from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
 from tests.scrape import moved, scrape_async, value
 
@@ -66,7 +67,7 @@ async def test_one_call_past_the_limit_is_resource_exhausted_with_retry_after(st
     assert f"{LIMIT} calls are in flight" in refused.value.details()
     assert len(limited.fake.requests) == LIMIT
     gate.set()
-    assert all(reply.output_tokens == 2 for reply in await asyncio.gather(*calls))
+    assert all(reply.text == "echo: Hi there you" for reply in await asyncio.gather(*calls))
     assert (await stub.GenerateText(query(), timeout=10)).text == "echo: Hi there you"
 
 
@@ -86,7 +87,7 @@ async def test_a_stream_counts_until_it_ends_and_health_is_never_refused(stub, l
     gate.set()
     for s in streams:
         assert (await collect(s))[-1].summary.output_tokens == 4  # "echo: Hi there you", word by word
-    assert (await stub.GenerateText(query(), timeout=10)).output_tokens == 2
+    assert (await stub.GenerateText(query(), timeout=10)).output_tokens == 4
 
 
 async def test_metrics_count_calls_by_method_and_code_latency_in_flight_and_tokens(stub, limited, http):
@@ -117,7 +118,7 @@ async def test_metrics_count_calls_by_method_and_code_latency_in_flight_and_toke
     assert grew("lambdallm_proxy_refused_total") == 1
     assert grew("lambdallm_proxy_rpc_duration_seconds_count", method=GENERATE) == LIMIT + 2
     assert grew("lambdallm_proxy_tokens_total", type="input") == 3 * LIMIT + 3
-    assert grew("lambdallm_proxy_tokens_total", type="output") == 2 * LIMIT + 4
+    assert grew("lambdallm_proxy_tokens_total", type="output") == 4 * LIMIT + 4  # "echo: Hi there you", word by word
 
 
 async def test_a_call_the_client_cancels_is_counted_as_cancelled(stub, limited, http):
@@ -134,3 +135,14 @@ async def test_a_call_the_client_cancels_is_counted_as_cancelled(stub, limited, 
     await asyncio.wait_for(counted(), 10)
     gate.set()
     assert value(await scrape_async(http, limited.metrics_url), "lambdallm_proxy_rpcs_in_flight") == 0
+
+
+@pytest.mark.parametrize("path", ["/metrics/", "/nowhere/"])
+async def test_the_metrics_listener_never_redirects_to_the_host_header(limited, path):
+    port = int(limited.metrics_url.split(":")[2].split("/")[0])
+    request = build_request("GET", path, [], b"", port, host="evil.example")
+
+    answer = await asyncio.to_thread(send_raw, port, request)
+
+    assert answer.status == 404
+    assert "location" not in answer.headers

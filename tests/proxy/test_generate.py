@@ -1,4 +1,5 @@
-"""GenerateText over real gRPC against the fake backend: success, error mapping, deadlines, validation."""
+"""GenerateText over real gRPC against the fake backend's stream, collected: success, error mapping, deadlines,
+validation."""
 
 import asyncio
 
@@ -18,11 +19,32 @@ async def test_success_forwards_fields_and_request_id(stub, proxy):
         query(temperature=0.7, top_p=0.9, stop_sequences=["\n"]), metadata=(("x-request-id", "rid-1"),)
     )
     assert reply.text == "echo: Hi there"
-    assert (reply.input_tokens, reply.output_tokens, reply.finish_reason) == (2, 2, "stop")
+    assert (reply.input_tokens, reply.output_tokens, reply.finish_reason) == (2, 3, "stop")  # a token a word
     assert reply.request_id == "rid-1"
     headers, body = proxy.fake.requests[-1]
     assert headers["X-Request-ID"] == "rid-1"
     assert body == {"prompt": "Hi there", "max_tokens": 10, "temperature": 0.7, "top_p": 0.9, "stop_sequences": ["\n"]}
+    assert proxy.fake.paths[-1] == "/query/stream"  # the whole answer is the backend's stream, collected
+
+
+async def test_an_error_event_after_text_is_the_status_a_problem_would_have(stub, proxy):
+    events = [{"type": "text", "text": "Hi"}, {"type": "error", "status": 429, "detail": "the model is busy"}]
+    proxy.fake.replies.append(Reply(events=events))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "the model is busy")
+    assert ("retry-after", "1") in tuple(caught.value.trailing_metadata())
+
+
+async def test_a_caller_that_goes_away_mid_answer_stops_the_backend_stream(stub, proxy):
+    gate = asyncio.Event()  # never set: the backend would generate forever after the first piece
+    proxy.fake.replies.append(Reply(gates={1: gate}))
+    call = stub.GenerateText(query())
+    await proxy.fake.wait_for_queries(1)
+
+    call.cancel()
+
+    await asyncio.wait_for(proxy.fake.cancelled.wait(), 5)
 
 
 async def test_request_id_generated_when_absent(stub, proxy):
@@ -80,20 +102,32 @@ def test_an_http_date_retry_after_becomes_the_seconds_until_then():
     assert retry_after_seconds(formatdate(1_000_030, usegmt=True), now=1_000_000) == 30
 
 
-async def test_a_backend_body_beyond_the_cap_is_internal_and_not_read_whole(stub, proxy):
+async def test_a_backend_problem_beyond_the_cap_is_internal_and_not_read_whole(stub, proxy):
     from lambdallm.proxy.backend import MAX_BODY_BYTES
 
-    proxy.fake.replies.append(Reply(raw=b"x" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "application/json"}))
+    too_large = Reply(status=502, raw=b"x" * (MAX_BODY_BYTES + 1), headers={"Content-Type": "application/json"})
+    proxy.fake.replies.append(too_large)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stub.GenerateText(query())
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert f"exceeds {MAX_BODY_BYTES} bytes" in caught.value.details()
 
 
+async def test_a_whole_answer_beyond_the_cap_is_internal(stub, proxy):
+    from lambdallm.proxy.backend import MAX_BODY_BYTES
+
+    proxy.fake.replies.append(Reply(body=completion("x", text="x" * (MAX_BODY_BYTES + 1))))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert f"text exceeds {MAX_BODY_BYTES} bytes" in caught.value.details()
+
+
 @pytest.mark.parametrize(
     "reply",
     [
         Reply(raw=b"not json"),
+        Reply(raw=b"x" * 200_000),  # one line longer than any event
         Reply(body={"text": "hi"}),
         Reply(body=completion("x", finish_reason="weird")),
         Reply(body=completion("x", output_tokens=-1)),

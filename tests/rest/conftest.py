@@ -14,7 +14,7 @@ async def proxy(fake):
 
 @pytest.fixture
 async def rest(proxy):
-    async with running_rest(proxy.target, max_body_bytes=2048) as url:
+    async with running_rest(proxy.target) as url:
         yield url
 
 

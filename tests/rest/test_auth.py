@@ -1,5 +1,7 @@
 """API keys: POST /query needs `Authorization: Bearer <key>`; probes and docs stay open; keys never logged."""
 
+import asyncio
+import json
 import logging
 import os
 import subprocess
@@ -10,6 +12,7 @@ import pytest
 
 from lambdallm.rest.auth import api_keys
 from lambdallm.settings import RestSettings, SettingsError
+from tests.fakes.raw_http import build_request, send_raw
 from tests.fakes.stack import API_KEY, running_rest
 from tests.rest.test_query import VALID, assert_problem
 
@@ -52,6 +55,18 @@ async def test_the_key_opens_the_query_and_the_scheme_is_case_insensitive(anonym
     response = await anonymous.post("/query", json=VALID, headers={"Authorization": f"bearer {API_KEY}"})
 
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("authorization", [f"Bearer {API_KEY} ", f"Bearer {API_KEY}\t", f"Bearer  {API_KEY} \t "])
+async def test_whitespace_around_the_key_is_not_part_of_it(rest, authorization):
+    # Written byte for byte: HTTP clients trim what RFC 9110 says a server must not count (5.5).
+    port = int(rest.rsplit(":", 1)[1])
+    headers = [("Authorization", authorization), ("Content-Type", "application/json")]
+    request = build_request("POST", "/query", headers, json.dumps(VALID).encode(), port)
+
+    answer = await asyncio.to_thread(send_raw, port, request)
+
+    assert answer.status == 200, answer.body
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/openapi.json", "/ui/"])

@@ -7,13 +7,17 @@ import asyncio
 import json
 import logging
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from lambdallm.rest.app import SPEC
+from lambdallm.rest.body_limit import largest_request_bytes
 from tests.bad_input import FUZZ, assert_problem_or_answer, headers, json_bodies, media_types, methods
 from tests.fakes.raw_http import build_request, send_raw, send_whole
 from tests.fakes.stack import AUTHORIZATION
 
+HOSTILE_HOST = "evil.example"  # a client chooses the Host header: nothing the tier sends may be built from it
 PATHS = ["/query", "/query", "/query", "/health", "/ready", "/nowhere", "/query/", "/ui/../query"]
 
 
@@ -73,5 +77,41 @@ async def test_a_body_far_over_the_limit_sent_whole_gets_the_413(rest) -> None:
         answer = await asyncio.to_thread(send_whole, port, request)
 
         assert (answer.status, answer.media_type) == (413, "application/problem+json")
-        assert "2048" in json.loads(answer.body)["detail"]
+        assert str(largest_request_bytes(SPEC)) in json.loads(answer.body)["detail"]
         assert answer.headers["connection"] == "close"  # the rest of the body is not read as a next request
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
+@pytest.mark.parametrize("content_type", [[], [("Content-Type", "")]], ids=["missing", "empty"])
+async def test_a_body_without_a_media_type_is_a_415_problem(rest, fake, caplog, content_type, accept) -> None:
+    headers = [*content_type, ("Accept", accept), *AUTHORIZATION.items()]
+    request = build_request("POST", "/query", headers, b'{"prompt": "Hi", "max_tokens": 5}', _port(rest))
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert (answer.status, answer.media_type) == (415, "application/problem+json"), answer.body
+    assert "content-type" in json.loads(answer.body)["detail"].lower()
+    assert fake.requests == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/query/"), ("GET", "/health/"), ("GET", "/ready/"), ("GET", "/openapi.json/")]
+)
+async def test_a_trailing_slash_is_a_404_never_a_redirect_to_the_host_header(rest, method, path) -> None:
+    headers = [("Content-Type", "application/json"), *AUTHORIZATION.items()]
+    body = b'{"prompt": "Hi", "max_tokens": 5}' if method == "POST" else b""
+    request = build_request(method, path, headers, body, _port(rest), host=HOSTILE_HOST)
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert (answer.status, answer.media_type) == (404, "application/problem+json"), answer.headers
+    assert "location" not in answer.headers
+
+
+async def test_the_one_redirect_swagger_ui_makes_is_relative(rest) -> None:
+    request = build_request("GET", "/ui", [], b"", _port(rest), host=HOSTILE_HOST)
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert (answer.status, answer.headers["location"]) == (307, "/ui/")

@@ -113,9 +113,9 @@ async def test_metrics_count_requests_by_route_template_latency_in_flight_and_to
     assert grew("lambdallm_rest_requests_total", route="unmatched", method="GET", status="404") == 1
     assert grew("lambdallm_rest_refused_total") == 1
     assert grew("lambdallm_rest_request_duration_seconds_count", route="/query", method="POST") == LIMIT + 2
-    # The fake counts the prompt's three words in, and answers two tokens.
+    # The fake counts the prompt's three words in, and streams its echo's four words out.
     assert grew("lambdallm_rest_tokens_total", type="input") == 3 * LIMIT
-    assert grew("lambdallm_rest_tokens_total", type="output") == 2 * LIMIT
+    assert grew("lambdallm_rest_tokens_total", type="output") == 4 * LIMIT
     assert not any("/no/such" in str(key) for key in after)
 
 

@@ -7,10 +7,14 @@ import logging
 import httpx
 import pytest
 
+from lambdallm.rest.app import SPEC, create_app
+from lambdallm.rest.body_limit import largest_request_bytes, largest_requests
+from lambdallm.settings import RestSettings, SettingsError
 from tests.fakes.backend import Reply, problem
 from tests.fakes.stack import AUTHORIZATION, running_rest
 
 VALID = {"prompt": "Hi there", "max_tokens": 10}
+LIMIT = largest_request_bytes(SPEC)  # the default max_body_bytes
 
 
 def assert_problem(response, status, detail_part=""):
@@ -113,9 +117,31 @@ async def test_malformed_json_is_400(http):
 
 
 async def test_oversized_body_is_413(http):
-    body = json.dumps(VALID | {"prompt": "x" * 4000})
+    body = json.dumps(VALID | {"prompt": "x" * LIMIT})
     response = await http.post("/query", content=body, headers={"Content-Type": "application/json"})
-    assert_problem(response, 413, "2048")
+    assert_problem(response, 413, str(LIMIT))
+
+
+@pytest.mark.parametrize("shape", ["prompt", "messages"])
+async def test_the_largest_valid_request_json_escaped_is_answered(http, fake, shape):
+    largest = next(request for request in largest_requests(SPEC) if shape in request)
+    texts = [largest.get("prompt", ""), largest.get("system", "")] + [m["content"] for m in largest.get("messages", [])]
+    assert sum(map(len, texts)) == 32000 and len(largest.get("messages", [None] * 99)) == 99  # at every bound
+    # json.dumps escapes what is not ASCII: each of these characters is a 12-byte surrogate pair, \ud83d\ude00.
+    body = json.dumps(largest, indent=2)
+    assert len(body) > 384_000
+    fake.replies.append(Reply(body=completion_of("ok")))
+
+    response = await http.post("/query", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    sent = fake.requests[-1][1]
+    assert all(sent[key] == largest[key] for key in ("prompt", "messages", "system") if key in largest)  # whole
+
+
+def test_a_body_limit_that_would_refuse_a_valid_request_stops_the_tier():
+    with pytest.raises(SettingsError, match=f"max_body_bytes: must be at least {LIMIT}"):
+        create_app(RestSettings(api_keys="k", max_body_bytes=LIMIT - 1))
 
 
 @pytest.mark.parametrize(
@@ -210,13 +236,13 @@ async def test_a_chunked_body_is_accepted(http, fake):
 async def test_a_chunked_body_over_the_limit_is_413(http, fake):
     async def chunks():
         yield b'{"prompt": "'
-        for _ in range(10):
+        for _ in range(LIMIT // 1000 + 1):
             yield b"x" * 1000
         yield b'", "max_tokens": 10}'
 
     response = await http.post("/query", content=chunks(), headers={"Content-Type": "application/json"})
 
-    assert_problem(response, 413, "2048")
+    assert_problem(response, 413, str(LIMIT))
     assert fake.requests == []
 
 
