@@ -9,18 +9,21 @@ import socket
 import httpx
 import pytest
 
+from lambdallm.rest.app import SPEC
+from lambdallm.rest.body_limit import largest_request_bytes
 from tests.fakes.raw_http import parse_answer, read_until_closed
 from tests.fakes.stack import AUTHORIZATION, running_rest
 from tests.rest.test_edge import VALID, hold
 
 LIMIT = 2
+BODY_LIMIT = largest_request_bytes(SPEC)  # the default max_body_bytes
 
 
 @pytest.fixture
 async def full(proxy):
     """A REST tier taking LIMIT requests at once, with LIMIT keyed queries held in flight by the fake backend."""
     async with (
-        running_rest(proxy.target, max_in_flight=LIMIT, max_body_bytes=2048) as url,
+        running_rest(proxy.target, max_in_flight=LIMIT) as url,
         httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
     ):
         gate, calls = await hold(client, proxy.fake, LIMIT)
@@ -32,7 +35,7 @@ async def full(proxy):
 @pytest.fixture
 async def limited(proxy):
     async with (
-        running_rest(proxy.target, max_in_flight=1, max_body_bytes=2048) as url,
+        running_rest(proxy.target, max_in_flight=1) as url,
         httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
     ):
         yield client
@@ -98,7 +101,7 @@ async def test_a_stalled_body_with_a_key_holds_no_slot(limited):
 
 
 async def test_a_chunked_body_over_the_limit_with_a_key_is_a_413(limited):
-    body = json.dumps({"prompt": "x" * 4000, "max_tokens": 5}).encode()
+    body = json.dumps({"prompt": "x" * BODY_LIMIT, "max_tokens": 5}).encode()
     head = (
         f"POST /query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
         f"Authorization: {AUTHORIZATION['Authorization']}\r\n\r\n"
@@ -109,7 +112,7 @@ async def test_a_chunked_body_over_the_limit_with_a_key_is_a_413(limited):
     )
 
     assert answer.status == 413
-    assert "2048" in json.loads(answer.body)["detail"]
+    assert str(BODY_LIMIT) in json.loads(answer.body)["detail"]
 
 
 async def test_a_chunked_query_with_a_key_is_answered(limited):

@@ -141,7 +141,7 @@ async def test_the_largest_valid_request_json_escaped_is_answered(http, fake, sh
 
 def test_a_body_limit_that_would_refuse_a_valid_request_stops_the_tier():
     with pytest.raises(SettingsError, match=f"max_body_bytes: must be at least {LIMIT}"):
-        create_app(RestSettings(api_keys="k", max_body_bytes=LIMIT - 1))
+        create_app(RestSettings(api_keys="k", grpc_token="t", max_body_bytes=LIMIT - 1))
 
 
 @pytest.mark.parametrize(
