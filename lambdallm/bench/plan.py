@@ -21,6 +21,8 @@ class Plan:
     ttft_samples: int = 16  # time to first token, one client: short streams in a row, each path in turn
     ttft_tokens: int = 4  # tokens of each of those short streams
     stream_requests: int = 2  # the chain streaming `generation_tokens` tokens to one client, for its pace
+    abandoned_streams: int = 10_000  # streams abandoned at random points, instant engine: each tier's RSS growth
+    abandon_warm_up: int = 1000  # abandoned before the RSS is first read
     generation_cap_s: float = 900.0  # batches end when answered; this only bounds a stuck run
     # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
     queue_size: int = 64
@@ -29,8 +31,8 @@ class Plan:
     def steps(self) -> int:
         """Progress-bar steps: two stack starts, the load runs (the REST tier's under attack included),
         llama-server's start, the generation runs (direct, time to first token, streamed pace, chain and
-        llama-server at 1 and many clients, whole and streamed), the memory reading."""
-        return 2 + self.repetitions * (4 + 1 + 1) + 1 + self.repetitions * 9 + 1
+        llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading."""
+        return 2 + self.repetitions * (4 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1
 
 
 FULL = Plan()
@@ -46,4 +48,6 @@ QUICK = Plan(
     ttft_samples=3,
     ttft_tokens=2,
     stream_requests=1,
+    abandoned_streams=200,
+    abandon_warm_up=50,
 )

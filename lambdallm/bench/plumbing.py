@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from lambdallm.bench.abandon import rss_growth_mb
 from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock
 from lambdallm.bench.loadgen import LoadResult
@@ -52,6 +53,14 @@ class PlumbingFigures:
     bursts: list[BurstProbe] = field(default_factory=list)
     # One key holder at the REST tier while 200 unauthenticated connections attack it (lambdallm/bench/attack.py).
     attacked: list[LoadResult] = field(default_factory=list)
+    # Each tier's RSS growth in MiB over the plan's abandoned streams (lambdallm/bench/abandon.py), after a warm-up.
+    abandoned_growth_mb: dict[str, float] = field(default_factory=dict)
+    abandoned_streams: int = 0
+
+    def growth_mb_per_10k_abandoned(self) -> dict[str, float]:
+        """Each tier's RSS growth in MiB per 10,000 abandoned streams (issue 26: at most 2 each)."""
+        scale = 10_000 / max(self.abandoned_streams, 1)
+        return {key: round(self.abandoned_growth_mb[tier] * scale, 2) for key, tier in TIERS.items()}
 
     def under_attack_ms(self) -> dict[str, Spread]:
         """A key holder's p50 and p99 under the attack, and its p99 minus the p99 of the same client without it."""
@@ -122,4 +131,7 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
         figures.bursts.append(BurstProbe(quiet, probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)))
         figures.loaded.append(result)
         figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
+    step(f"{plan.abandoned_streams} abandoned streams")
+    figures.abandoned_growth_mb = rss_growth_mb(stack, plan.abandoned_streams, plan.abandon_warm_up)
+    figures.abandoned_streams = plan.abandoned_streams
     return figures

@@ -44,6 +44,7 @@ def build(
         "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
         "after_burst_ms": {key: spread.as_dict(3) for key, spread in plumbing.after_burst_ms().items()},
         "rest_under_attack_ms": {key: spread.as_dict(3) for key, spread in plumbing.under_attack_ms().items()},
+        "rss_growth_mb_per_10k_abandoned_streams": plumbing.growth_mb_per_10k_abandoned(),
         "aggregate_vs_single_c8": generation.aggregate_vs_single().as_dict(),
         "single_client_tokens_per_s": Spread.of([r.tokens_per_s for r in generation.single]).as_dict(),
         "aggregate_tokens_per_s_c8": Spread.of([r.tokens_per_s for r in generation.many]).as_dict(),
@@ -125,10 +126,15 @@ def markdown(results: dict[str, Any]) -> str:
             (f"enter at {name}, instant model: p50 / p99", f"{cell(spreads['p50'])} / {cell(spreads['p99'])} ms")
         )
     attacked = results["rest_under_attack_ms"]
+    abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [
         (
             "REST, one key holder while 200 unauthenticated connections attack: p50 / p99; p99 - p99 without",
             f"{cell(attacked['p50'])} / {cell(attacked['p99'])} ms; {cell(attacked['p99_minus_quiet_p99'], ' ms')}",
+        ),
+        (
+            "RSS growth per 10,000 abandoned streams, after a warm-up: rest / proxy / cloud",
+            " / ".join(f"{abandoned[tier]:.2f}" for tier in ("rest", "proxy", "cloud")) + " MB",
         ),
         ("REST, 64 connections: requests/s", cell(results["rest_rps_c64"])),
         ("REST, 64 connections: failed requests", cell(results["rest_errors_c64"])),

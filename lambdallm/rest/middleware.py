@@ -163,13 +163,17 @@ async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, sen
     watcher = asyncio.ensure_future(client_left())
     try:
         await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done() and not answered:
+        left = not work.done() and not answered
+        if left:
             log.info("client disconnected; request cancelled")
             if calls.cancel():
                 await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
             work.cancel()
         await asyncio.wait({work})
         if work.cancelled():
+            return True
+        if left:
+            work.exception()  # whatever the work ended with once its client was gone, nobody reads it
             return True
         work.result()
         return False

@@ -21,6 +21,7 @@ KEYS = (
     "cpu_ms_per_request",
     "after_burst_ms",
     "rest_under_attack_ms",
+    "rss_growth_mb_per_10k_abandoned_streams",
     "stream_cpu_ms_per_token",
     "decode_step_ms",
     "rest_errors_c64",
@@ -56,6 +57,7 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert set(results["rest_under_attack_ms"]) == {"p50", "p99", "p99_minus_quiet_p99", "errors"}
     spreads += results["rest_under_attack_ms"].values()
     assert results["rest_under_attack_ms"]["errors"]["max"] == 0  # every key holder's request was answered
+    assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()
     assert set(results["decode_step_ms"]) == {"whole", "streamed", "streamed_over_whole"}

@@ -1,0 +1,68 @@
+"""Streams that clients abandon at random points (issue 26), and how much of them each tier keeps (RSS growth).
+
+A client asks `POST /query` for server-sent events, reads 0, 1, 3 or 10 events, and closes its connection, as a chat
+page's stop button does; 0 hangs up before the first event. The prompt is long enough that the answer is still
+streaming when the client goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from urllib.parse import urlsplit
+
+from lambdallm.bench.memory import rss_mb
+from lambdallm.stack import Stack
+
+EVENTS_READ = (0, 1, 3, 10)  # events a client reads before it hangs up
+PROMPT = " ".join(f"word{i}" for i in range(300))  # the instant engine echoes it, one event a word
+BODY = json.dumps({"prompt": PROMPT, "max_tokens": 300}).encode()
+
+
+async def _abandon_one(host: str, port: int, authorization: str, events: int) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        head = (
+            f"POST /query HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n"
+            f"Accept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n"
+        )
+        writer.write(head.encode() + BODY)
+        await writer.drain()
+        seen = 0
+        while seen < events:
+            line = await reader.readline()
+            if not line:
+                break
+            seen += line.startswith(b"event:")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):  # the tier may have closed first
+            await writer.wait_closed()
+
+
+async def _abandon(host: str, port: int, authorization: str, count: int, connections: int, seed: int) -> None:
+    chooser = random.Random(seed)
+    plan = [chooser.choice(EVENTS_READ) for _ in range(count)]
+
+    async def client(share: list[int]) -> None:
+        for events in share:
+            await _abandon_one(host, port, authorization, events)
+
+    await asyncio.gather(*(client(plan[i::connections]) for i in range(connections)))
+
+
+def abandon_streams(stack: Stack, count: int, connections: int = 4, seed: int = 26) -> None:
+    """Abandon `count` streams at the chain's REST tier, `connections` clients at a time."""
+    url = urlsplit(stack.rest_url)
+    authorization = stack.auth_headers["Authorization"]
+    asyncio.run(_abandon(url.hostname or "127.0.0.1", url.port or 80, authorization, count, connections, seed))
+
+
+def rss_growth_mb(stack: Stack, count: int, warm_up: int) -> dict[str, float]:
+    """Each tier's RSS growth in MiB over `count` abandoned streams, after `warm_up` of them."""
+    abandon_streams(stack, warm_up)
+    before = {tier: rss_mb(process.pid) for tier, process in stack.processes.items()}
+    abandon_streams(stack, count, seed=27)
+    return {tier: rss_mb(process.pid) - before[tier] for tier, process in stack.processes.items()}

@@ -1,0 +1,20 @@
+"""Streams abandoned at random points leave nothing behind (issue 26): after a warm-up, a few thousand of them
+through the instant chain grow no tier's memory by 2 MB or more (before the fix the REST tier grew 1.3 KB a stream)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdallm.bench.abandon import rss_growth_mb
+from lambdallm.stack import Stack
+
+pytestmark = pytest.mark.e2e
+WARM_UP = 500
+STREAMS = 3000
+LIMIT_MB = 2.0
+
+
+def test_thousands_of_abandoned_streams_grow_no_tier_by_2_mb(instant_chain: Stack) -> None:
+    grown = rss_growth_mb(instant_chain, STREAMS, WARM_UP)
+
+    assert all(mb < LIMIT_MB for mb in grown.values()), {tier: round(mb, 2) for tier, mb in grown.items()}
