@@ -222,6 +222,9 @@ class ProblemHttpProtocol(HttpToolsProtocol):
             running.disconnected = True
             running.message_event.set()
         super().connection_lost(exc)
+        # uvicorn stops the keep-alive timer only when the connection ended cleanly: after a reset its timer kept
+        # the protocol, its parser and its last request alive for keep_alive_s (issue 26: abandoned streams).
+        self._unset_keepalive_if_required()
 
 
 class CycleTransport(asyncio.Transport):

@@ -181,7 +181,7 @@ def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
     return converse(client, model_id, request)
 
 
-def generate_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+def generate_stream(client: Any, model_id: str, request: QueryRequest) -> StreamPieces:
     """The one streamed call for a request: InvokeModelWithResponseStream for a prompt, ConverseStream for a
     conversation. Failures to start raise here; the iterator then yields the text as it comes and ends with the
     Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
@@ -190,7 +190,7 @@ def generate_stream(client: Any, model_id: str, request: QueryRequest) -> Genera
     return converse_stream(client, model_id, request)
 
 
-def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> StreamPieces:
     """Call Bedrock InvokeModelWithResponseStream with the Titan body (see `generate_stream`)."""
     with map_bedrock_exceptions():
         response = client.invoke_model_with_response_stream(
@@ -199,14 +199,41 @@ def invoke_stream(client: Any, model_id: str, request: QueryRequest) -> Generato
             contentType="application/json",
             accept="application/json",
         )
-    return _titan_pieces(response["body"])
+    return StreamPieces(_titan_pieces(response["body"]), response["body"])
 
 
-def converse_stream(client: Any, model_id: str, request: QueryRequest) -> Generator[str | Generation]:
+def converse_stream(client: Any, model_id: str, request: QueryRequest) -> StreamPieces:
     """Call Bedrock ConverseStream with the conversation (see `generate_stream`)."""
     with map_bedrock_exceptions():
         response = client.converse_stream(**converse_request(model_id, request))
-    return _converse_pieces(response["stream"])
+    return StreamPieces(_converse_pieces(response["stream"]), response["stream"])
+
+
+class StreamPieces:
+    """A Bedrock event stream's pieces: text, then the Generation. `close()` closes the stream's HTTP connection
+    whether or not iterating began: closing a generator that never started runs none of its code, so a caller that
+    went away before the first piece used to leave the connection open (issue 26)."""
+
+    def __init__(self, pieces: Generator[str | Generation], stream: object) -> None:
+        self._pieces, self._stream = pieces, stream
+
+    def __iter__(self) -> Iterator[str | Generation]:
+        return self._pieces
+
+    def __next__(self) -> str | Generation:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        """Stop the pieces and close Bedrock's event stream."""
+        try:
+            self._pieces.close()
+        finally:
+            _close(self._stream)
+
+
+def _close(stream: object) -> None:
+    if close := getattr(stream, "close", None):
+        close()
 
 
 @contextmanager
@@ -215,8 +242,7 @@ def _closing(stream: object) -> Iterator[None]:
     try:
         yield
     finally:
-        if close := getattr(stream, "close", None):
-            close()
+        _close(stream)
 
 
 def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:

@@ -154,3 +154,32 @@ def test_bad_conversations_are_400_naming_the_field(
     status, problem = call(event("query.json", body), context)
     assert status == 400
     assert field in problem["detail"]
+
+
+@pytest.mark.parametrize("prompt", ["Hi", None])
+def test_closing_a_stream_before_its_first_piece_closes_bedrocks_connection(prompt: str | None) -> None:
+    """A caller that goes away before the first piece (issue 26): closing a generator that never started runs
+    none of its code, so the event stream's HTTP connection stayed open."""
+
+    class Events:
+        closed = False
+
+        def __iter__(self) -> Any:
+            yield from ()
+
+        def close(self) -> None:
+            self.closed = True
+
+    events = Events()
+
+    class Client:
+        def invoke_model_with_response_stream(self, **arguments: Any) -> dict[str, Any]:
+            return {"body": events}
+
+        def converse_stream(self, **arguments: Any) -> dict[str, Any]:
+            return {"stream": events}
+
+    messages = () if prompt else (Turn("user", "Hi"),)
+    request = QueryRequest(prompt, 4, messages=messages)
+    bedrock.generate_stream(Client(), "amazon.titan-text-premier-v1:0", request).close()
+    assert events.closed
