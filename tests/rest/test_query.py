@@ -1,6 +1,7 @@
 """POST /query over real HTTP through a real proxy to the fake backend."""
 
 import asyncio
+import gzip
 import json
 import logging
 
@@ -245,3 +246,31 @@ def completion_of(text):
     from tests.fakes.backend import completion
 
     return completion("p") | {"text": text}
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "GZIP", "x-nope"])
+async def test_a_content_encoding_other_than_identity_is_415_before_anything_reads_the_body(http, fake, coding):
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    response = await http.post("/query", content=gzip.compress(json.dumps(VALID).encode()), headers=headers)
+
+    assert_problem(response, 415, "content-encoding: must be identity")
+    assert [body for _, body in fake.requests if body != {}] == []
+
+
+async def test_content_encoding_identity_is_a_plain_body(http):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    response = await http.post("/query", content=json.dumps(VALID).encode(), headers=headers)
+
+    assert response.status_code == 200, response.text
+
+
+async def test_system_is_at_most_8000_characters(proxy):
+    # The `http` fixture's tier takes bodies of 2048 bytes at most; this one takes the default.
+    async with running_rest(proxy.target) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        conversation = {"messages": CHAT[:1], "max_tokens": 5}
+        refused = await http.post("/query", json=conversation | {"system": "y" * 8001}, headers=AUTHORIZATION)
+        taken = await http.post("/query", json=conversation | {"system": "y" * 8000}, headers=AUTHORIZATION)
+
+    assert_problem(refused, 400, "system")
+    assert taken.status_code == 200, taken.text
+    assert len(proxy.fake.requests[-1][1]["system"]) == 8000
