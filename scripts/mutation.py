@@ -50,28 +50,31 @@ def mutmut(*arguments: str, capture: bool = False) -> str:
 
 
 def summary(results: str) -> str:
-    """The score per module and in all, then every mutant that was not killed, by status."""
+    """The score per module and in all, then every mutant tried and not killed, by status."""
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     others: dict[str, list[str]] = defaultdict(list)
     for line in results.splitlines():
         if match := _RESULT.match(line):
             module, status = match["module"], match["status"].strip()
             by_module[module][status] += 1
-            if status != "killed":
+            if status not in ("killed", "timeout", "not checked"):
                 others[status].append(line.strip().rsplit(":", 1)[0])
     total: Counter[str] = sum(by_module.values(), Counter())
     lines = [
         f"mutmut {version('mutmut')}, {datetime.date.today().isoformat()}: `make mutation` ([tool.mutmut] in "
-        "pyproject.toml). Score: killed / (killed + survived + timeout); tests/README.md accounts for each survivor.",
+        "pyproject.toml); tests/README.md accounts for each survivor.",
+        "Score: (killed + timeout) / (killed + timeout + survived); a timeout is a mutant that hung the tests.",
         "",
-        f"{'module':40} {'mutants':>8} {'killed':>7} {'survived':>9} {'no tests':>9} {'timeout':>8} {'score':>6}",
+        f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+        f"{'not run':>7} {'score':>6}",
     ]
     for module, counts in [*sorted(by_module.items()), ("all", total)]:
-        tried = counts["killed"] + counts["survived"] + counts["timeout"]
-        score = f"{100 * counts['killed'] / tried:.1f}%" if tried else "-"
+        caught = counts["killed"] + counts["timeout"]
+        tried = caught + counts["survived"]
+        score = f"{100 * caught / tried:.1f}%" if tried else "-"
         lines.append(
-            f"{module:40} {counts.total():>8} {counts['killed']:>7} {counts['survived']:>9} "
-            f"{counts['no tests']:>9} {counts['timeout']:>8} {score:>6}"
+            f"{module:36} {counts.total():>7} {counts['killed']:>7} {counts['timeout']:>7} {counts['survived']:>8} "
+            f"{counts['no tests']:>8} {counts['not checked']:>7} {score:>6}"
         )
     for status, names in sorted(others.items()):
         lines += ["", f"{status} ({len(names)}):", *(f"  {name}" for name in sorted(names))]

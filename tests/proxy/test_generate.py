@@ -232,3 +232,21 @@ async def test_an_error_body_that_is_no_problem_document_still_maps_by_status(st
         await stub.GenerateText(query())
     assert caught.value.code() == code
     assert caught.value.details() == f"backend answered HTTP {status}"
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"message": "Missing Authentication Token"}, "backend answered HTTP 403: Missing Authentication Token"),
+        ({"message": "Signature mismatch\nThe Canonical String was"}, "backend answered HTTP 403: Signature mismatch"),
+        ({"message": "x" * 300}, "backend answered HTTP 403: " + "x" * 200),
+        ({"message": ""}, "backend answered HTTP 403"),
+        ({"message": 7}, "backend answered HTTP 403"),
+        ({"detail": "", "message": "m"}, "backend answered HTTP 403: m"),
+    ],
+)
+async def test_an_api_gateway_refusal_is_named_by_the_first_line_of_its_message(stub, proxy, body, details):
+    proxy.fake.replies.append(Reply(status=403, body=body))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INTERNAL, details)
