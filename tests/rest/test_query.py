@@ -274,3 +274,10 @@ async def test_system_is_at_most_8000_characters(proxy):
     assert_problem(refused, 400, "system")
     assert taken.status_code == 200, taken.text
     assert len(proxy.fake.requests[-1][1]["system"]) == 8000
+
+
+async def test_a_body_of_json_null_is_400_body_required(http, fake):
+    response = await http.post("/query", content=b"null", headers={"Content-Type": "application/json"})
+
+    assert assert_problem(response, 400)["detail"] == "body: required"
+    assert [body for _, body in fake.requests if body != {}] == []
