@@ -8,6 +8,7 @@ import logging
 import httpx
 import pytest
 
+from lambdallm.rest import llm
 from tests.fakes.backend import Reply, problem
 from tests.fakes.stack import AUTHORIZATION, running_rest
 
@@ -228,7 +229,7 @@ async def test_grpc_refusing_a_too_large_message_is_502_not_model_busy(http, fak
 
     problem = assert_problem(response, 502)
     assert "retry-after" not in response.headers
-    assert "Received message" not in problem["detail"]
+    assert (problem["title"], problem["detail"]) == ("Bad Gateway", "the gRPC call exceeded a gRPC limit")
 
 
 async def test_a_backend_retry_after_date_reaches_the_client_as_seconds(http, fake):
@@ -253,7 +254,7 @@ async def test_a_content_encoding_other_than_identity_is_415_before_anything_rea
     headers = {"Content-Type": "application/json", "Content-Encoding": coding}
     response = await http.post("/query", content=gzip.compress(json.dumps(VALID).encode()), headers=headers)
 
-    assert_problem(response, 415, "content-encoding: must be identity")
+    assert assert_problem(response, 415, "content-encoding: must be identity")["title"] == "Unsupported Media Type"
     assert [body for _, body in fake.requests if body != {}] == []
 
 
@@ -281,3 +282,21 @@ async def test_a_body_of_json_null_is_400_body_required(http, fake):
 
     assert assert_problem(response, 400)["detail"] == "body: required"
     assert [body for _, body in fake.requests if body != {}] == []
+
+
+async def test_an_unexpected_failure_is_a_500_problem_without_its_traceback(http, monkeypatch, caplog):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug, with a secret in its message")
+
+    monkeypatch.setattr(llm, "generate_text", broken)
+
+    response = await http.post("/query", json=VALID)
+
+    problem = assert_problem(response, 500)
+    assert (problem["title"], problem["detail"]) == (
+        "Internal Server Error",
+        "unexpected error; the logs have this request id",
+    )
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert logged and logged[0].exc_info is not None and "secret" in str(logged[0].exc_info[1])
