@@ -137,7 +137,7 @@ async def test_429_carries_retry_after(http, fake):
 
 
 async def test_unknown_path_is_problem(http):
-    assert_problem(await http.get("/nope"), 404)
+    assert assert_problem(await http.get("/nope"), 404)["title"] == "Not Found"
 
 
 async def test_swagger_ui_served(http):
@@ -300,3 +300,18 @@ async def test_an_unexpected_failure_is_a_500_problem_without_its_traceback(http
     assert "secret" not in response.text
     logged = [r for r in caplog.records if r.getMessage() == "unexpected error"]
     assert logged and logged[0].exc_info is not None and "secret" in str(logged[0].exc_info[1])
+
+
+async def test_an_answer_that_breaks_the_contract_is_a_500_problem_that_does_not_quote_it(http, monkeypatch, caplog):
+    async def nonconforming(*args, **kwargs):
+        return {"text": "a secret answer"}  # no model, no counts
+
+    monkeypatch.setattr(llm, "generate_text", nonconforming)
+
+    response = await http.post("/query", json=VALID)
+
+    detail = "the answer does not conform to the API specification; the logs have this request id"
+    assert assert_problem(response, 500)["detail"] == detail
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "problem"]
+    assert [(r.status, r.detail) for r in logged] == [(500, detail)]
