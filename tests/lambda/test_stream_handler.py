@@ -175,3 +175,15 @@ def test_the_prompt_is_logged_only_when_log_prompts_is_on(
     else:
         assert not any(key in line for line in invoking for key in ("prompt", "messages"))
         assert not [line for line in lines if any(text in json.dumps(line) for text in (prompt, chat[0]["content"]))]
+
+
+def test_a_conversation_of_99_turns_is_read_and_one_of_101_refused(event: Any) -> None:
+    from llm_lambda.errors import BackendError
+    from llm_lambda.request import MAX_MESSAGES, parse_event
+
+    turns = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}"} for i in range(MAX_MESSAGES + 2)]
+    read = parse_event(event("query_conversation.json", {"messages": turns[:MAX_MESSAGES], "max_tokens": 5}))
+    assert (MAX_MESSAGES, len(read.messages)) == (99, 99)
+    with pytest.raises(BackendError) as caught:
+        parse_event(event("query_conversation.json", {"messages": turns, "max_tokens": 5}))
+    assert (caught.value.status, caught.value.detail) == (400, "messages: a list of 1 to 99 turns")

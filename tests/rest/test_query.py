@@ -316,4 +316,4 @@ async def test_an_answer_that_breaks_the_contract_is_a_500_problem_that_does_not
     assert assert_problem(response, 500)["detail"] == detail
     assert "secret" not in response.text
     logged = [r for r in caplog.records if r.getMessage() == "problem"]
-    assert [(r.status, r.detail) for r in logged] == [(500, detail)]
+    assert [(r.levelno, r.status, r.detail) for r in logged] == [(logging.ERROR, 500, detail)]
