@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp; a portable build runs on any x86-64 CPU (pip caches the wheel).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: demo test bench up codegen images clean
+.PHONY: demo test bench mutation up codegen images clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "λλM needs Python 3.11 or newer")'
@@ -28,6 +28,11 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/lambdallm bench
 
+# Mutation testing of the modules that decide answers (slow: not part of `make test`); tests/README.md.
+mutation: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	$(BIN)/python scripts/mutation.py
+
 codegen: $(VENV)/.installed
 	$(BIN)/tox run -e codegen
 
@@ -45,4 +50,4 @@ images: $(VENV)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest --images tests/deploy/test_compose.py -v
 
 clean:
-	rm -rf $(VENV) .tox build *.egg-info
+	rm -rf $(VENV) .tox build *.egg-info .mutation

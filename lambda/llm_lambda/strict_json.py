@@ -66,7 +66,7 @@ def _no_constant(name: str) -> Any:
 
 
 def _bounded_int(digits: str) -> int:
-    if len(digits) > _MAX_INT_DIGITS:
+    if len(digits.lstrip("-")) > _MAX_INT_DIGITS:  # digits, not the sign
         raise JsonRejected(f"the request body has an integer of more than {_MAX_INT_DIGITS} digits")
     return int(digits)
 

@@ -34,6 +34,12 @@ def instant_chain() -> Iterator[Stack]:
 
 
 @pytest.fixture
+def one_slot_chain() -> Iterator[Stack]:
+    """The real chain whose model generates one request at a time: the next one waits until the slot is free."""
+    yield from _stack("llama", LAMBDALLM_LOCAL_CLOUD_SLOTS="1")
+
+
+@pytest.fixture
 def impatient_chain() -> Iterator[Stack]:
     """The real chain with a REST deadline (5 s) far shorter than a long generation, and longer than a token."""
     yield from _stack("llama", LAMBDALLM_REST_DEADLINE_S="5.0", LAMBDALLM_REST_STREAM_DEADLINE_S="5.0")

@@ -59,15 +59,17 @@ def front_tiers(slow_backend: FakeBackend) -> Iterator[Stack]:
     stack.stop()
 
 
-def test_a_killed_proxy_is_503_at_once_and_its_restart_serves_within_2_s(instant_stack: Stack) -> None:
+def test_a_killed_proxy_is_503_at_once_and_its_restart_serves_within_4_s(instant_stack: Stack) -> None:
     proxy = instant_stack.processes["proxy"]
     with Load(instant_stack.rest_url, 8, DEADLINE_S + 10, instant_stack.auth_headers) as load:
         load.wait_for(lambda seen: sum(o.status == 200 for o in seen) >= 20)
         killed = time.monotonic()
         proxy.send_signal(signal.SIGKILL)
         proxy.wait(10)
-        # Down long enough for gRPC's reconnect backoff to grow past 2 s, were it not capped.
-        load.wait_for(lambda seen: sum(o.started > killed + 4 and o.status == 503 for o in seen) >= 20)
+        # Down long enough for gRPC's reconnect backoff to grow past 6 s, were it not capped (1 s, times 1.6 per
+        # attempt, +-20%: an attempt falls between about 24 and 28 s): a restart is then seen 7 s late or more,
+        # so a bound of 4 s tells a capped backoff (at most 1 s) apart with seconds to spare on a busy machine.
+        load.wait_for(lambda seen: sum(o.started > killed + 16 and o.status == 503 for o in seen) >= 20, timeout_s=40)
         instant_stack.restart("proxy")
         restarted = time.monotonic()
         load.wait_for(lambda seen: any(o.started > restarted and o.status == 200 for o in seen), timeout_s=10)
@@ -78,8 +80,8 @@ def test_a_killed_proxy_is_503_at_once_and_its_restart_serves_within_2_s(instant
     during = [o for o in outcomes if o.ended > killed and o.started < back]
     assert {o.status for o in outcomes} <= {200, 503}, _odd(outcomes, {200, 503})
     assert all(o.media_type == PROBLEM for o in during if o.status == 503)
-    assert max(o.elapsed for o in outcomes) < DEADLINE_S  # nobody waited for the deadline of a dead proxy
-    assert back - restarted <= 2.0
+    # Nobody waited for the deadline of a dead proxy: that would be a 504, which the statuses above exclude.
+    assert back - restarted <= 4.0
     assert all(o.status == 200 for o in outcomes if o.started > back)
 
 
@@ -156,20 +158,21 @@ def test_sigterm_to_the_local_cloud_finishes_generations_in_flight_and_exits_0()
 def test_a_backend_too_slow_for_a_stream_is_a_504_at_the_deadline(
     front_tiers: Stack, slow_backend: FakeBackend
 ) -> None:
-    slow_backend.replies.append(Reply(delay_s=DEADLINE_S + 5))
+    slow_backend.replies.append(Reply(delay_s=120))  # far past the deadline and the client's timeout
     started = time.monotonic()
 
     answer = httpx.post(
         f"{front_tiers.rest_url}/query",
         json=BODY,
         headers=front_tiers.auth_headers | {"Accept": "text/event-stream"},
-        timeout=DEADLINE_S + 10,
+        timeout=60,
     )
 
+    # An answer at all means the deadline ended the wait: the backend would have taken 120 s.
     assert answer.status_code == 504
     assert answer.headers["content-type"].startswith(PROBLEM)
     assert answer.json()["status"] == 504
-    assert DEADLINE_S <= time.monotonic() - started < DEADLINE_S + 3  # at the deadline, not the backend's pace
+    assert time.monotonic() - started >= DEADLINE_S  # not before it either
 
 
 def _post(stack: Stack, body: dict[str, object] = BODY, timeout_s: float = DEADLINE_S + 10) -> Outcome:

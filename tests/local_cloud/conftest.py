@@ -19,9 +19,13 @@ MODEL_ID = "amazon.titan-text-premier-v1:0"
 GEMMA_ID = "google.gemma-3-270m"
 
 
+GATE_TIMEOUT_S = 120.0  # a gate the test forgot to open: fail the generation loudly, never let it through
+
+
 class GatedEngine(InstantEngine):
     """The instant echo, but queued like the real model (`slots` at a time, on worker threads) and held until
-    `gate` opens; records what ran."""
+    `gate` opens; records what ran. A gate still shut after GATE_TIMEOUT_S is the test's bug: the generation
+    fails, and `timed_out` says so to the fixture, which fails the test."""
 
     def __init__(self, slots: int = 1) -> None:
         super().__init__()
@@ -29,12 +33,15 @@ class GatedEngine(InstantEngine):
         self.gate = threading.Event()
         self.started = threading.Event()
         self.prompts: list[str] = []
+        self.timed_out = False
         self._workers = ThreadPoolExecutor(max_workers=slots)
 
     def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
         self.prompts.append(request.prompt)
         self.started.set()
-        self.gate.wait(timeout=30)
+        if not self.gate.wait(timeout=GATE_TIMEOUT_S):
+            self.timed_out = True
+            raise AssertionError(f"the test did not open the gate within {GATE_TIMEOUT_S} s")
         return super().generate(request, emit, cancelled)
 
     def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
@@ -86,3 +93,4 @@ def gated() -> Iterator[tuple[LocalCloud, GatedEngine]]:
             yield cloud, engine
         finally:
             engine.gate.set()
+    assert not engine.timed_out, "a generation waited for a gate the test never opened"

@@ -29,6 +29,15 @@ def test_a_chunk_carries_base64_json_like_bedrock() -> None:
 
 def test_an_exception_message_names_its_type() -> None:
     ((headers, payload),) = decode(exception_event("throttlingException", "slow down"))
-    assert headers[":message-type"] == "exception"
-    assert headers[":exception-type"] == "throttlingException"
+    assert headers == {
+        ":exception-type": "throttlingException",
+        ":content-type": "application/json",
+        ":message-type": "exception",
+    }
     assert json.loads(payload) == {"message": "slow down"}
+
+
+def test_header_names_and_values_up_to_their_format_limits_round_trip() -> None:
+    # A header name's length is one unsigned byte (up to 255), a string value's two (botocore reads them so).
+    headers = {"n" * 255: "v" * 40000, ":message-type": "event"}
+    assert decode(encode_message(headers, b"{}")) == [(headers, b"{}")]

@@ -8,12 +8,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.session
 import httpx
 import pytest
+from llm_lambda.bedrock import CLIENT_ERRORS
 
-from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest
+from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest, InstantEngine
 from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
-from tests.local_cloud.conftest import GatedEngine, settings
+from lambdallm.local_cloud.titan import BedrockError
+from tests.local_cloud.conftest import GATE_TIMEOUT_S, GatedEngine, settings
 
 
 def stream_lines(cloud: LocalCloud, body: dict[str, Any], **headers: str) -> tuple[httpx.Response, list[Any]]:
@@ -83,8 +86,9 @@ class TrickleEngine(GatedEngine):
                 raise Cancelled
             count += 1
             emit(" more", count)
-            if count > 1000:
-                break
+            if count * 0.02 > GATE_TIMEOUT_S:
+                self.timed_out = True
+                raise AssertionError(f"the test did not open the gate within {GATE_TIMEOUT_S} s")
         return Completion("first", 1, count, "FINISH")
 
 
@@ -96,6 +100,7 @@ def trickle() -> Iterator[tuple[LocalCloud, TrickleEngine]]:
             yield cloud, engine
         finally:
             engine.gate.set()
+    assert not engine.timed_out, "a generation waited for a gate the test never opened"
 
 
 def test_the_first_text_arrives_while_the_model_is_still_generating(trickle: tuple[LocalCloud, TrickleEngine]) -> None:
@@ -133,3 +138,54 @@ def test_a_model_failure_after_the_first_text_is_the_streams_error_event() -> No
     assert events[-1]["type"] == "error"
     assert events[-1]["status"] == 502
     assert "Traceback" not in response.text
+
+
+def stream_exceptions(operation: str, member: str) -> list[str]:
+    """The exceptions a Bedrock response stream can carry (its union's members, as botocore models them), in
+    their usual spelling: an exception the model does not list cannot come mid-stream (botocore drops its name)."""
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    names = model.operation_model(operation).output_shape.members[member].members
+    return [name[0].upper() + name[1:] for name in names if name.endswith("Exception")]
+
+
+# (operation's request shape, exception) for each streaming operation and each exception its stream carries.
+STREAM_FAILURES = [("prompt", name) for name in stream_exceptions("InvokeModelWithResponseStream", "body")] + [
+    ("messages", name) for name in stream_exceptions("ConverseStream", "stream")
+]
+
+
+class ThrowingEngine(InstantEngine):
+    """Emits one word, then fails as Bedrock does mid-stream, with the exception its prompt names."""
+
+    def generate(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Completion:
+        assert emit is not None
+        emit("first", 1)
+        name = next(name for _, name in STREAM_FAILURES if name in request.prompt)
+        raise BedrockError(400, name, f"{name} mid-stream")
+
+
+@pytest.fixture(scope="module")
+def throwing_cloud() -> Iterator[LocalCloud]:
+    with running_local_cloud(settings(), engine=ThrowingEngine()) as cloud:
+        yield cloud
+
+
+@pytest.mark.parametrize(("shape", "name"), STREAM_FAILURES)
+def test_an_exception_mid_stream_reaches_the_caller_as_its_status(
+    throwing_cloud: LocalCloud, shape: str, name: str
+) -> None:
+    # Bedrock names a stream's exceptions in lower camel case (throttlingException): the same table must apply.
+    # A prompt goes through InvokeModelWithResponseStream, a conversation through ConverseStream.
+    body: dict[str, Any] = {"max_tokens": 5}
+    body |= {"prompt": name} if shape == "prompt" else {"messages": [{"role": "user", "content": name}]}
+    status, detail = CLIENT_ERRORS.get(name, (502, "the model call failed"))
+
+    response, events = stream_lines(throwing_cloud, body)
+
+    assert response.status_code == 200
+    assert events[0] == {"type": "text", "text": "first"}
+    assert events[-1]["type"] == "error"
+    assert (events[-1]["status"], events[-1]["detail"]) == (
+        status,
+        detail or f"the model rejected the request: {name} mid-stream",
+    )

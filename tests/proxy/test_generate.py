@@ -163,9 +163,9 @@ async def test_backend_down_is_unavailable(stub, proxy):
 
 
 async def test_caller_deadline_cancels_backend_request(stub, proxy):
-    proxy.fake.replies.append(Reply(delay_s=30))
+    proxy.fake.replies.append(Reply(hold=asyncio.Event()))  # never answers
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.GenerateText(query(), timeout=0.3)
+        await stub.GenerateText(query(), timeout=3)  # long enough to reach the backend on a busy machine
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     await asyncio.wait_for(proxy.fake.cancelled.wait(), 5)
 
@@ -236,6 +236,7 @@ async def test_a_conversation_reaches_the_backend_as_messages_and_system(stub, p
         ({"prompt": "", "messages": [CHAT[0], CHAT[0]]}, "messages[1].role"),
         ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "")]}, "messages[0].content"),
         ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "x" * 30000)], "system": "y" * 2001}, "together"),
+        ({"prompt": "", "messages": [CHAT[0]], "system": "y" * 8001}, "system: at most 8000 characters"),
         ({"prompt": "", "messages": [CHAT[0], CHAT[1]] * 49 + [CHAT[0], CHAT[1], CHAT[2]]}, "at most 99"),
     ],
 )
@@ -245,3 +246,41 @@ async def test_bad_conversations_are_invalid_argument_naming_the_field(stub, pro
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert named in caught.value.details()
     assert proxy.fake.requests == []
+
+
+async def test_a_system_text_of_8000_characters_is_the_most_the_proxy_takes(stub, proxy):
+    # Called directly: the REST tier's schema refuses 8001 before the proxy would see it.
+    await stub.GenerateText(llm_pb2.LlmQueryRequest(messages=CHAT[:1], system="y" * 8000, max_tokens=7))
+    assert len(proxy.fake.requests[-1][1]["system"]) == 8000
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(502, grpc.StatusCode.INTERNAL), (503, grpc.StatusCode.UNAVAILABLE), (504, grpc.StatusCode.DEADLINE_EXCEEDED)],
+)
+@pytest.mark.parametrize("raw", [b"<html><body>Bad Gateway</body></html>", b"", b"[1, 2]", b'{"detail": 7}'])
+async def test_an_error_body_that_is_no_problem_document_still_maps_by_status(stub, proxy, status, code, raw):
+    # A load balancer's HTML page, an empty body, JSON without a usable detail: the status alone decides.
+    proxy.fake.replies.append(Reply(status=status, raw=raw, headers={"Content-Type": "text/html"}))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert caught.value.code() == code
+    assert caught.value.details() == f"backend answered HTTP {status}"
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"message": "Missing Authentication Token"}, "backend answered HTTP 403: Missing Authentication Token"),
+        ({"message": "Signature mismatch\nThe Canonical String was"}, "backend answered HTTP 403: Signature mismatch"),
+        ({"message": "x" * 300}, "backend answered HTTP 403: " + "x" * 200),
+        ({"message": ""}, "backend answered HTTP 403"),
+        ({"message": 7}, "backend answered HTTP 403"),
+        ({"detail": "", "message": "m"}, "backend answered HTTP 403: m"),
+    ],
+)
+async def test_an_api_gateway_refusal_is_named_by_the_first_line_of_its_message(stub, proxy, body, details):
+    proxy.fake.replies.append(Reply(status=403, body=body))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GenerateText(query())
+    assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INTERNAL, details)

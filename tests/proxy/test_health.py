@@ -52,7 +52,8 @@ async def test_health_not_serving_when_the_probe_times_out(fake):
 async def test_health_serving_while_every_backend_connection_is_busy_generating(fake):
     fake.replies.extend([Reply(delay_s=30), Reply(delay_s=30)])
     async with (
-        running_proxy(fake, max_connections=2, probe_timeout_s=1.0) as proxy,
+        # A probe queued behind the busy connections would wait their 30 s: 10 s tells it apart on any machine.
+        running_proxy(fake, max_connections=2, probe_timeout_s=10.0) as proxy,
         proxy_channel(proxy.target) as channel,
     ):
         stub = llm_pb2_grpc.LlmServiceStub(channel)

@@ -117,7 +117,8 @@ async def test_a_caller_that_cancels_mid_stream_cancels_the_backend_stream(stub,
 async def test_the_deadline_bounds_the_whole_stream(stub, proxy):
     gate = asyncio.Event()
     proxy.fake.replies.append(Reply(gates={1: gate}))
-    call = stub.GenerateTextStream(stream_request(), timeout=0.5)
+    # Long enough for the first piece on a busy machine; the rest waits behind a gate never opened.
+    call = stub.GenerateTextStream(stream_request(), timeout=3)
     await call.read()
 
     with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -17,6 +17,7 @@ from tests.bad_input import FUZZ, assert_problem_or_answer, headers, json_bodies
 from tests.fakes.raw_http import build_request, send_raw, send_whole
 from tests.fakes.stack import AUTHORIZATION
 
+BODY_LIMIT = largest_request_bytes(SPEC)  # the default max_body_bytes
 HOSTILE_HOST = "evil.example"  # a client chooses the Host header: nothing the tier sends may be built from it
 PATHS = ["/query", "/query", "/query", "/health", "/ready", "/nowhere", "/query/", "/ui/../query"]
 
@@ -25,20 +26,75 @@ def _port(rest: str) -> int:
     return int(rest.rsplit(":", 1)[1])
 
 
+# Bodies the strict JSON reader must refuse (400), each well within max_body_bytes, so they reach it.
+STRICT_JSON_REJECTIONS = {
+    "deep nesting": (b"[" * 100 + b"]" * 100, "nested deeper than 64 levels"),
+    "deep objects": (b'{"a":' * 100 + b"1" + b"}" * 100, "nested deeper than 64 levels"),
+    "huge integer": (b'{"prompt":"Hi","max_tokens":' + b"1" * 500 + b"}", "more than 400 digits"),
+    "lone surrogate": (b'{"prompt":"\\ud800","max_tokens":5}', "lone surrogate"),
+    "duplicate key": (b'{"prompt":"Hi","prompt":"Ho","max_tokens":5}', "prompt: duplicate field"),
+    "NaN": (b'{"prompt":"Hi","max_tokens":5,"temperature":NaN}', "NaN is not a JSON number"),
+    "past a double": (b'{"prompt":"Hi","max_tokens":5,"temperature":1e999}', "too large for a double"),
+    "not UTF-8": (b'{"prompt":"\xff","max_tokens":5}', "not UTF-8"),
+}
+
+
+def _examples(**more):  # type: ignore[no-untyped-def]
+    """Hypothesis examples of (body, media_type) and `more`: what once was a 500, and every strict JSON case."""
+    bodies = [
+        (b"[" * 5000 + b"]" * 5000, "application/json"),  # was a 500: RecursionError (now a 413: over the limit)
+        (b'{"prompt":"Hi","max_tokens":' + b"1" * 5000 + b"}", "application/json"),
+        (b'{"prompt":"\\ud800","max_tokens":5}', "application/json"),  # was a 500 at gRPC
+        (b'{"prompt":"Hi","max_tokens":5}', "APPLICATION/JSON"),  # was a 500: the body taken for bytes
+        *((body, "application/json") for body, _ in STRICT_JSON_REJECTIONS.values()),
+    ]
+
+    def decorate(test):  # type: ignore[no-untyped-def]
+        for body, media_type in bodies:
+            test = example(body=body, media_type=media_type, **more)(test)
+        return test
+
+    return decorate
+
+
 @FUZZ
 @given(body=json_bodies, media_type=media_types, extra=headers)
-@example(body=b"[" * 5000 + b"]" * 5000, media_type="application/json", extra=[])  # was a 500: RecursionError
-@example(body=b'{"prompt":"Hi","max_tokens":' + b"1" * 5000 + b"}", media_type="application/json", extra=[])
-@example(body=b'{"prompt":"\\ud800","max_tokens":5}', media_type="application/json", extra=[])  # 500 at gRPC
-@example(body=b'{"prompt":"Hi","max_tokens":5}', media_type="APPLICATION/JSON", extra=[])  # 500: body as bytes
-@example(body=b'{"prompt":"Hi","prompt":"Ho","max_tokens":5}', media_type="application/json", extra=[])
 @example(body=b'{"prompt":"Hi","max_tokens":5}', media_type="application/json", extra=[("Content-Encoding", "gzip")])
+@example(body=b'{"prompt":"Hi","max_tokens":5}', media_type="application/json", extra=[("Accept", "text/event-stream")])
+@_examples(extra=[])
 async def test_any_body_to_post_query_is_an_answer_or_a_problem(rest, body, media_type, extra) -> None:
-    request = build_request("POST", "/query", [("Content-Type", media_type), *extra], body, _port(rest))
+    # With the API key, so that every body reaches the JSON reader, the validators and the proxy.
+    head = [("Content-Type", media_type), *AUTHORIZATION.items(), *extra]
+    request = build_request("POST", "/query", head, body, _port(rest))
 
     answer = await asyncio.to_thread(send_raw, _port(rest), request)
 
     assert_problem_or_answer(answer, "POST")
+
+
+@FUZZ
+@given(body=json_bodies, media_type=media_types)
+@_examples()
+async def test_without_the_api_key_any_body_is_a_401_and_reaches_nothing(rest, fake, body, media_type) -> None:
+    request = build_request("POST", "/query", [("Content-Type", media_type)], body, _port(rest))
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), request)
+
+    assert_problem_or_answer(answer, "POST")
+    # A body over max_body_bytes is refused on its Content-Length, which is no reading either.
+    assert answer.status == (413 if len(body) > BODY_LIMIT else 401), (answer.status, answer.body[:300])
+    assert [body for _, body in fake.requests if body != {}] == []  # readiness probes aside, nothing went on
+
+
+@pytest.mark.parametrize(("body", "detail"), STRICT_JSON_REJECTIONS.values(), ids=STRICT_JSON_REJECTIONS)
+async def test_strict_json_refusals_reach_an_authenticated_client_as_400_naming_the_cause(rest, fake, body, detail):
+    head = [("Content-Type", "application/json"), *AUTHORIZATION.items()]
+
+    answer = await asyncio.to_thread(send_raw, _port(rest), build_request("POST", "/query", head, body, _port(rest)))
+
+    assert (answer.status, answer.media_type) == (400, "application/problem+json"), answer.body[:300]
+    assert detail in json.loads(answer.body)["detail"]
+    assert [body for _, body in fake.requests if body != {}] == []
 
 
 @FUZZ

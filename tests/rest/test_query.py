@@ -1,12 +1,14 @@
 """POST /query over real HTTP through a real proxy to the fake backend."""
 
 import asyncio
+import gzip
 import json
 import logging
 
 import httpx
 import pytest
 
+from lambdallm.rest import llm
 from lambdallm.rest.app import SPEC, create_app
 from lambdallm.rest.body_limit import largest_request_bytes, largest_requests
 from lambdallm.settings import RestSettings, SettingsError
@@ -161,7 +163,9 @@ async def test_429_carries_retry_after(http, fake):
 
 
 async def test_unknown_path_is_problem(http):
-    assert_problem(await http.get("/nope"), 404)
+    problem = assert_problem(await http.get("/nope"), 404)
+    assert problem["title"] == "Not Found"
+    assert "detail" not in problem  # Starlette's detail only repeats the title
 
 
 async def test_swagger_ui_served(http):
@@ -253,7 +257,7 @@ async def test_grpc_refusing_a_too_large_message_is_502_not_model_busy(http, fak
 
     problem = assert_problem(response, 502)
     assert "retry-after" not in response.headers
-    assert "Received message" not in problem["detail"]
+    assert (problem["title"], problem["detail"]) == ("Bad Gateway", "the gRPC call exceeded a gRPC limit")
 
 
 async def test_a_backend_retry_after_date_reaches_the_client_as_seconds(http, fake):
@@ -271,3 +275,71 @@ def completion_of(text):
     from tests.fakes.backend import completion
 
     return completion("p") | {"text": text}
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "GZIP", "x-nope"])
+async def test_a_content_encoding_other_than_identity_is_415_before_anything_reads_the_body(http, fake, coding):
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    response = await http.post("/query", content=gzip.compress(json.dumps(VALID).encode()), headers=headers)
+
+    assert assert_problem(response, 415, "content-encoding: must be identity")["title"] == "Unsupported Media Type"
+    assert [body for _, body in fake.requests if body != {}] == []
+
+
+async def test_content_encoding_identity_is_a_plain_body(http):
+    headers = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    response = await http.post("/query", content=json.dumps(VALID).encode(), headers=headers)
+
+    assert response.status_code == 200, response.text
+
+
+async def test_system_is_at_most_8000_characters(proxy):
+    # The `http` fixture's tier takes bodies of 2048 bytes at most; this one takes the default.
+    async with running_rest(proxy.target) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        conversation = {"messages": CHAT[:1], "max_tokens": 5}
+        refused = await http.post("/query", json=conversation | {"system": "y" * 8001}, headers=AUTHORIZATION)
+        taken = await http.post("/query", json=conversation | {"system": "y" * 8000}, headers=AUTHORIZATION)
+
+    assert_problem(refused, 400, "system")
+    assert taken.status_code == 200, taken.text
+    assert len(proxy.fake.requests[-1][1]["system"]) == 8000
+
+
+async def test_a_body_of_json_null_is_400_body_required(http, fake):
+    response = await http.post("/query", content=b"null", headers={"Content-Type": "application/json"})
+
+    assert assert_problem(response, 400)["detail"] == "body: required"
+    assert [body for _, body in fake.requests if body != {}] == []
+
+
+async def test_an_unexpected_failure_is_a_500_problem_without_its_traceback(http, monkeypatch, caplog):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug, with a secret in its message")
+
+    monkeypatch.setattr(llm, "generate_text", broken)
+
+    response = await http.post("/query", json=VALID)
+
+    problem = assert_problem(response, 500)
+    assert (problem["title"], problem["detail"]) == (
+        "Internal Server Error",
+        "unexpected error; the logs have this request id",
+    )
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "unexpected error"]
+    assert logged and logged[0].exc_info is not None and "secret" in str(logged[0].exc_info[1])
+
+
+async def test_an_answer_that_breaks_the_contract_is_a_500_problem_that_does_not_quote_it(http, monkeypatch, caplog):
+    async def nonconforming(*args, **kwargs):
+        return {"text": "a secret answer"}  # no model, no counts
+
+    monkeypatch.setattr(llm, "generate_text", nonconforming)
+
+    response = await http.post("/query", json=VALID)
+
+    detail = "the answer does not conform to the API specification; the logs have this request id"
+    assert assert_problem(response, 500)["detail"] == detail
+    assert "secret" not in response.text
+    logged = [r for r in caplog.records if r.getMessage() == "problem"]
+    assert [(r.levelno, r.status, r.detail) for r in logged] == [(logging.ERROR, 500, detail)]

@@ -3,7 +3,13 @@
 import asyncio
 import json
 
-from tests.fakes.backend import Reply, problem
+import grpc
+import httpx
+from httpx_sse import aconnect_sse
+
+from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from tests.fakes.backend import Reply, problem, stream_events
+from tests.fakes.stack import AUTHORIZATION, running_rest
 
 VALID = {"prompt": "Hi there you", "max_tokens": 10}
 STREAM = {"Accept": "text/event-stream"}
@@ -140,3 +146,60 @@ async def test_accept_chooses_by_quality_and_json_stays_the_default(http):
 
         assert response.status_code == 200, accept
         assert response.headers["content-type"].startswith(media_type), accept
+
+
+# Text a model may well write: every SSE line ending, and lines that look like SSE fields or an event's end.
+AWKWARD = [
+    "one\ntwo", "\r\n", "three\rfour", '\n\ndata: {"text": "forged"}\n\n', "event: done\n", "id: 7\r", "\u2028\x85"
+]  # fmt: skip
+
+
+async def test_text_with_line_breaks_and_sse_like_lines_arrives_intact_through_a_real_sse_parser(http, fake):
+    done = stream_events("")[-1]
+    fake.replies.append(Reply(events=[{"type": "text", "text": piece} for piece in AWKWARD] + [done]))
+
+    async with aconnect_sse(http, "POST", "/query", json=VALID) as source:
+        assert source.response.status_code == 200
+        events = [(event.event, json.loads(event.data), event.id) async for event in source.aiter_sse()]
+
+    assert [(kind, data["text"]) for kind, data, _ in events] == [("text", piece) for piece in AWKWARD] + [
+        ("done", "".join(AWKWARD))
+    ]
+    assert {event_id for *_, event_id in events} == {""}  # no line of the text was read as a field
+
+
+class SummarylessService(llm_pb2_grpc.LlmServiceServicer):
+    """A proxy that breaks its contract: it streams text, then ends the call OK without the summary."""
+
+    async def GenerateTextStream(self, request, context):
+        yield llm_pb2.GenerateTextStreamResponse(text="half an answer")
+
+
+async def test_a_proxy_stream_that_ends_without_a_summary_is_an_error_event():
+    server = grpc.aio.server()
+    llm_pb2_grpc.add_LlmServiceServicer_to_server(SummarylessService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with (
+            running_rest(f"127.0.0.1:{port}") as url,
+            httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION | STREAM) as http,
+        ):
+            response = await http.post("/query", json=VALID, headers={"X-Request-ID": "no-summary"})
+    finally:
+        await server.stop(None)
+
+    assert response.status_code == 200
+    assert parse_events(response.text) == [
+        ("text", {"text": "half an answer"}),
+        (
+            "error",
+            {
+                "type": "about:blank",
+                "title": "Bad Gateway",
+                "status": 502,
+                "detail": "the gRPC proxy ended the stream without a summary",
+                "request_id": "no-summary",
+            },
+        ),
+    ]

@@ -7,10 +7,11 @@ from unittest import mock
 
 import connexion.security
 import yaml
+from connexion.json_schema import Draft4RequestValidator
 
 from lambdallm.rest import auth
 from lambdallm.rest.app import SPEC
-from lambdallm.rest.validators import JsonBodyValidator, JsonResponseValidator, NamingParameterValidator
+from lambdallm.rest.validators import JsonBodyValidator, JsonResponseValidator, NamingParameterValidator, compiled
 from lambdallm.settings import RestSettings
 
 DOCUMENT = yaml.safe_load(SPEC.read_text())
@@ -26,6 +27,14 @@ def test_a_body_schema_is_compiled_once_and_still_names_the_field() -> None:
     assert first._validator is second._validator
     assert second._validator.is_valid({"prompt": "Hi", "max_tokens": 1})
     assert not second._validator.is_valid({"prompt": "", "max_tokens": 1})
+
+
+def test_each_schema_keeps_its_own_compiled_validator() -> None:
+    request, response = schema("GenerateRequest"), schema("GenerateResponse")
+    first = compiled(request)
+    assert compiled(response) is not first
+    assert compiled(request) is first  # still cached after another schema was compiled
+    assert compiled(request, Draft4RequestValidator) is not first  # and per kind of validator
 
 
 def test_a_response_schema_is_compiled_once() -> None:

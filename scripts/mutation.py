@@ -1,0 +1,100 @@
+"""`make mutation`: mutmut over the modules that decide answers ([tool.mutmut] in pyproject.toml), then its
+result, module by module with every surviving mutant named, written to tests/mutation-results.txt.
+
+mutmut imports the mutated copy of each module under the name its file path gives, so it runs in .mutation/,
+where `llm_lambda` (the Lambda's package, under lambda/ in the checkout) sits beside `lambdallm`, both linked to
+the checkout. Arguments are mutmut's mutant names or patterns (`'llm_lambda.strict_json*'`) to run a subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+RESULTS = ROOT / "tests" / "mutation-results.txt"
+# What .mutation/ links to in the checkout: the packages mutmut copies and mutates, the tests, their data.
+LINKS = {
+    "lambdallm": "lambdallm",
+    "llm_lambda": "lambda/llm_lambda",
+    "tests": "tests",
+    "specs": "specs",
+    "config": "config",
+}
+_RESULT = re.compile(r"^\s*(?P<module>[\w.]+)\.(?P<function>xǁ\S+|x_\S+)__mutmut_\d+: (?P<status>.+)$")
+
+
+def prepare() -> None:
+    """.mutation/ with its links and a copy of pyproject.toml (mutmut's config and pytest's)."""
+    WORK.mkdir(exist_ok=True)
+    for name, target in LINKS.items():
+        link = WORK / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / target, target_is_directory=True)
+    shutil.copy2(ROOT / "pyproject.toml", WORK / "pyproject.toml")
+
+
+def mutmut(*arguments: str, capture: bool = False) -> str:
+    """Run the venv's mutmut in .mutation/; its output if `capture`, else it goes to the terminal."""
+    command = [str(Path(sys.executable).parent / "mutmut"), *arguments]
+    done = subprocess.run(command, cwd=WORK, check=not capture, text=True, capture_output=capture)
+    return done.stdout if capture else ""
+
+
+def summary(results: str) -> str:
+    """The score per module and in all, then every mutant tried and not killed, by status."""
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    others: dict[str, list[str]] = defaultdict(list)
+    for line in results.splitlines():
+        if match := _RESULT.match(line):
+            module, status = match["module"], match["status"].strip()
+            by_module[module][status] += 1
+            if status not in ("killed", "timeout", "not checked"):
+                others[status].append(line.strip().rsplit(":", 1)[0])
+    total: Counter[str] = sum(by_module.values(), Counter())
+    lines = [
+        f"mutmut {version('mutmut')}, {datetime.date.today().isoformat()}: `make mutation` ([tool.mutmut] in "
+        "pyproject.toml); tests/README.md accounts for each survivor.",
+        "Score: (killed + timeout) / (killed + timeout + survived); a timeout is a mutant that hung the tests.",
+        "",
+        f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+        f"{'not run':>7} {'score':>6}",
+    ]
+    for module, counts in [*sorted(by_module.items()), ("all", total)]:
+        caught = counts["killed"] + counts["timeout"]
+        tried = caught + counts["survived"]
+        score = f"{100 * caught / tried:.1f}%" if tried else "-"
+        lines.append(
+            f"{module:36} {counts.total():>7} {counts['killed']:>7} {counts['timeout']:>7} {counts['survived']:>8} "
+            f"{counts['no tests']:>8} {counts['not checked']:>7} {score:>6}"
+        )
+    for status, names in sorted(others.items()):
+        lines += ["", f"{status} ({len(names)}):", *(f"  {name}" for name in sorted(names))]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prepare .mutation/, run mutmut (all mutants, or those named), write the result file."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mutants", nargs="*", help="mutant names or patterns (default: every mutant)")
+    parser.add_argument("--max-children", type=int, default=2, help="mutants run at once (default 2)")
+    parser.add_argument("--report-only", action="store_true", help="write the result file from the last run")
+    options = parser.parse_args(argv)
+    prepare()
+    if not options.report_only:
+        mutmut("run", "--max-children", str(options.max_children), *options.mutants)
+    RESULTS.write_text(summary(mutmut("results", "--all", "true", capture=True)))
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

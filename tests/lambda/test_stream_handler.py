@@ -1,0 +1,189 @@
+"""The streaming Lambda handler against Bedrock streams made by the test: ConverseStream, Titan streams that
+break their contract, and the prompt in the log only when LOG_PROMPTS is on."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from llm_lambda import handler
+from llm_lambda.jsonlog import JsonFormatter
+
+
+class FakeStream:
+    """A Bedrock event stream of already parsed events, as boto3 yields them; records that it was closed."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def titan_chunk(body: Any) -> dict[str, Any]:
+    return {"chunk": {"bytes": json.dumps(body).encode()}}
+
+
+def stream(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The metadata and the NDJSON lines `stream_handler` writes."""
+    written = b"".join(handler.stream_handler(event, context))
+    metadata, _, body = written.partition(handler.STREAM_SEPARATOR)
+    return json.loads(metadata), [json.loads(line) for line in body.splitlines()]
+
+
+@pytest.fixture
+def bedrock(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The handler's Bedrock client answering each streaming call with the FakeStream the test puts here, and
+    recording the arguments."""
+    calls: dict[str, Any] = {}
+
+    def answer(operation: str, key: str) -> Any:
+        def call(**arguments: Any) -> dict[str, Any]:
+            calls[operation] = arguments
+            return {key: calls["stream"]}
+
+        return call
+
+    monkeypatch.setattr(handler.bedrock, "converse_stream", answer("converse_stream", "stream"))
+    monkeypatch.setattr(handler.bedrock, "invoke_model_with_response_stream", answer("invoke", "body"))
+    return calls
+
+
+def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any], event: Any, context: Any) -> None:
+    bedrock["stream"] = FakeStream(
+        [
+            {"messageStart": {"role": "assistant"}},
+            {"contentBlockDelta": {"delta": {"text": "Your name"}, "contentBlockIndex": 0}},
+            {"contentBlockDelta": {"delta": {"text": ""}, "contentBlockIndex": 0}},  # nothing to pass on
+            {"contentBlockDelta": {"delta": {"text": " is Ada."}, "contentBlockIndex": 0}},
+            {"contentBlockStop": {"contentBlockIndex": 0}},
+            {"messageStop": {"stopReason": "end_turn"}},
+            {"metadata": {"usage": {"inputTokens": 30, "outputTokens": 4, "totalTokens": 34}, "metrics": {}}},
+        ]
+    )
+
+    metadata, lines = stream(event("query_conversation.json"), context)
+
+    assert metadata == {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/x-ndjson", "X-Request-ID": "req-chat-1"},
+    }
+    assert lines == [
+        {"type": "text", "text": "Your name"},
+        {"type": "text", "text": " is Ada."},
+        {
+            "type": "done",
+            "text": "",
+            "model": handler.MODEL_ID,
+            "input_tokens": 30,
+            "output_tokens": 4,
+            "finish_reason": "stop",
+            "request_id": "req-chat-1",
+        },
+    ]
+    arguments = bedrock["converse_stream"]
+    assert [turn["role"] for turn in arguments["messages"]] == ["user", "assistant", "user"]
+    assert arguments["inferenceConfig"] == {"maxTokens": 12, "temperature": 0}
+    assert bedrock["stream"].closed
+
+
+@pytest.mark.parametrize(
+    ("events", "detail"),
+    [
+        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": "is"})], "without a completion reason"),
+        ([titan_chunk({"outputText": "Paris", "completionReason": "MYSTERY"})], "without a completion reason"),
+        ([titan_chunk({"outputText": "Par"}), {"chunk": {"bytes": b"not json"}}], "malformed chunk"),
+        ([titan_chunk({"outputText": "Par"}), titan_chunk(["a", "list"])], "malformed chunk"),
+        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": 7})], "malformed chunk"),
+        ([titan_chunk({"outputText": "Par"}), {"somethingElse": {}}], "malformed chunk"),
+    ],
+    ids=["no reason", "unknown reason", "not JSON", "not an object", "text not a string", "no chunk"],
+)
+def test_a_titan_stream_that_breaks_its_contract_ends_with_a_502_error_line(
+    bedrock: dict[str, Any], event: Any, context: Any, events: list[dict[str, Any]], detail: str
+) -> None:
+    bedrock["stream"] = FakeStream(events)
+
+    metadata, lines = stream(event("query.json"), context)
+
+    assert metadata["statusCode"] == 200
+    assert lines[0]["type"] == "text"
+    assert lines[-1]["type"] == "error"
+    assert lines[-1]["status"] == 502
+    assert detail in lines[-1]["detail"]
+    assert [line["type"] for line in lines].count("done") == 0
+    assert bedrock["stream"].closed
+
+
+def test_a_titan_stream_with_its_reason_and_counts_is_done(bedrock: dict[str, Any], event: Any, context: Any) -> None:
+    bedrock["stream"] = FakeStream(
+        [
+            titan_chunk({"outputText": " Paris", "index": 0, "inputTextTokenCount": 6}),
+            titan_chunk(
+                {
+                    "outputText": ".",
+                    "index": 0,
+                    "totalOutputTextTokenCount": 2,
+                    "completionReason": "FINISH",
+                    "amazon-bedrock-invocationMetrics": {"inputTokenCount": 6, "outputTokenCount": 2},
+                }
+            ),
+        ]
+    )
+
+    _, lines = stream(event("query.json"), context)
+
+    assert [line.get("text") for line in lines[:-1]] == [" Paris", "."]
+    assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", 6, 2)
+    assert lines[-1]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("log_prompts", [False, True])
+def test_the_prompt_is_logged_only_when_log_prompts_is_on(
+    bedrock: dict[str, Any],
+    event: Any,
+    context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    log_prompts: bool,
+) -> None:
+    monkeypatch.setattr(handler, "LOG_PROMPTS", log_prompts)
+    bedrock["stream"] = FakeStream([titan_chunk({"outputText": "x", "completionReason": "FINISH"})])
+    prompt = json.loads(event("query.json")["body"])["prompt"]
+    chat = json.loads(event("query_conversation.json")["body"])["messages"]
+
+    with caplog.at_level(logging.INFO, logger="llm_lambda"):
+        stream(event("query.json"), context)
+        usage = {"inputTokens": 9, "outputTokens": 0}
+        bedrock["stream"] = FakeStream([{"messageStop": {"stopReason": "end_turn"}}, {"metadata": {"usage": usage}}])
+        stream(event("query_conversation.json"), context)
+
+    # Each record as the function writes it (a JSON line on stderr, CloudWatch in AWS).
+    lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]
+    invoking = [line for line in lines if line["msg"] == "invoking model"]
+    assert len(invoking) == 2
+    if log_prompts:
+        assert invoking[0]["prompt"] == prompt
+        assert all(turn["content"] in str(invoking[1]["messages"]) for turn in chat)
+    else:
+        assert not any(key in line for line in invoking for key in ("prompt", "messages"))
+        assert not [line for line in lines if any(text in json.dumps(line) for text in (prompt, chat[0]["content"]))]
+
+
+def test_a_conversation_of_99_turns_is_read_and_one_of_101_refused(event: Any) -> None:
+    from llm_lambda.errors import BackendError
+    from llm_lambda.request import MAX_MESSAGES, parse_event
+
+    turns = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}"} for i in range(MAX_MESSAGES + 2)]
+    read = parse_event(event("query_conversation.json", {"messages": turns[:MAX_MESSAGES], "max_tokens": 5}))
+    assert (MAX_MESSAGES, len(read.messages)) == (99, 99)
+    with pytest.raises(BackendError) as caught:
+        parse_event(event("query_conversation.json", {"messages": turns, "max_tokens": 5}))
+    assert (caught.value.status, caught.value.detail) == (400, "messages: a list of 1 to 99 turns")
