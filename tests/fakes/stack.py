@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -14,6 +16,7 @@ from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
+from lambdallm.tier import ANNOUNCE_FILE
 from tests.fakes.backend import FakeBackend
 
 API_KEY = "test-key-0123456789"
@@ -34,6 +37,18 @@ class RunningProxy:
     fake: FakeBackend
     server: grpc.aio.Server
     metrics_url: str
+
+
+def proxy_process_environment(backend_url: str, announce_file: Path) -> dict[str, str]:
+    """The environment of a `lambdallm proxy` process on free ports, forwarding to `backend_url`, opened by
+    PROXY_TOKEN, announcing its ports in `announce_file`."""
+    return os.environ | {
+        "LAMBDALLM_PROXY_PORT": "0",
+        "LAMBDALLM_PROXY_METRICS_PORT": "0",
+        "LAMBDALLM_PROXY_BACKEND_URL": backend_url,
+        "LAMBDALLM_PROXY_TOKENS": PROXY_TOKEN,
+        ANNOUNCE_FILE: str(announce_file),
+    }
 
 
 @asynccontextmanager

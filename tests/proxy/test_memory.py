@@ -3,7 +3,6 @@ and never remembered."""
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,8 +11,7 @@ import grpc
 import pytest
 
 from lambdallm.proxy.decoding import DecodeRequests
-from lambdallm.tier import ANNOUNCE_FILE
-from tests.fakes.stack import PROXY_TOKEN, fake_backend, proxy_channel
+from tests.fakes.stack import fake_backend, proxy_channel, proxy_process_environment
 
 LAMBDALLM = str(Path(sys.executable).with_name("lambdallm"))
 NAME_BYTES = 4096
@@ -56,13 +54,7 @@ async def _unknown_calls(channel, first: int, count: int) -> None:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the proxy's RSS from /proc")
 async def test_ten_thousand_unknown_4kb_method_names_grow_the_proxy_by_less_than_5_mb(tmp_path):
     async with fake_backend() as fake:
-        env = os.environ | {
-            "LAMBDALLM_PROXY_PORT": "0",
-            "LAMBDALLM_PROXY_METRICS_PORT": "0",
-            "LAMBDALLM_PROXY_BACKEND_URL": fake.url,
-            "LAMBDALLM_PROXY_TOKENS": PROXY_TOKEN,
-            ANNOUNCE_FILE: str(tmp_path / "ports.json"),
-        }
+        env = proxy_process_environment(fake.url, tmp_path / "ports.json")
         process = await asyncio.create_subprocess_exec(LAMBDALLM, "proxy", env=env, stderr=asyncio.subprocess.DEVNULL)
         try:
             while not (tmp_path / "ports.json").exists():

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +10,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
-from lambdallm.tier import ANNOUNCE_FILE
 from tests.fakes.backend import Reply
-from tests.fakes.stack import PROXY_TOKEN, fake_backend, proxy_channel
+from tests.fakes.stack import fake_backend, proxy_channel, proxy_process_environment
 
 LAMBDALLM = Path(sys.executable).with_name("lambdallm")
 
@@ -39,13 +37,7 @@ async def wait_serving(channel, process):
 
 async def test_sigterm_finishes_in_flight_call(tmp_path):
     async with fake_backend() as fake:
-        env = os.environ | {
-            "LAMBDALLM_PROXY_PORT": "0",
-            "LAMBDALLM_PROXY_METRICS_PORT": "0",
-            "LAMBDALLM_PROXY_BACKEND_URL": fake.url,
-            "LAMBDALLM_PROXY_TOKENS": PROXY_TOKEN,
-            ANNOUNCE_FILE: str(tmp_path / "ports.json"),
-        }
+        env = proxy_process_environment(fake.url, tmp_path / "ports.json")
         process = await asyncio.create_subprocess_exec(LAMBDALLM, "proxy", env=env, stderr=asyncio.subprocess.PIPE)
         try:
             port = await announced_port(tmp_path / "ports.json", process)

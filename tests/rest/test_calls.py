@@ -44,15 +44,16 @@ def client_who_leaves(after_body: asyncio.Event):
     return receive
 
 
-async def test_a_hang_up_cancels_the_open_call_not_the_task_awaiting_it():
-    call, ended_by = FakeCall(), []
+async def left_while(awaiting) -> tuple[bool, list[type[BaseException]]]:
+    """Run an app that reads its body, lets its client leave, and awaits `awaiting()`; (left, what ended it)."""
+    ended_by: list[type[BaseException]] = []
     leave = asyncio.Event()
 
     async def app(scope, receive, send):
         await receive()
-        leave.set()  # the client goes once the call is open
+        leave.set()
         try:
-            await opened(call).answer()
+            await awaiting()
         except BaseException as exc:
             ended_by.append(type(exc))
             raise
@@ -61,6 +62,13 @@ async def test_a_hang_up_cancels_the_open_call_not_the_task_awaiting_it():
         pass
 
     left = await asyncio.wait_for(run_until_disconnect(app, {"type": "http"}, client_who_leaves(leave), send), 10)
+    return left, ended_by
+
+
+async def test_a_hang_up_cancels_the_open_call_not_the_task_awaiting_it():
+    call = FakeCall()
+
+    left, ended_by = await left_while(lambda: opened(call).answer())
 
     assert left
     assert call.cancelled.is_set()
@@ -68,22 +76,7 @@ async def test_a_hang_up_cancels_the_open_call_not_the_task_awaiting_it():
 
 
 async def test_work_without_an_open_call_is_cancelled_as_a_task():
-    ended_by = []
-    leave = asyncio.Event()
-
-    async def app(scope, receive, send):
-        await receive()
-        leave.set()
-        try:
-            await asyncio.Event().wait()
-        except BaseException as exc:
-            ended_by.append(type(exc))
-            raise
-
-    async def send(message):
-        pass
-
-    left = await asyncio.wait_for(run_until_disconnect(app, {"type": "http"}, client_who_leaves(leave), send), 10)
+    left, ended_by = await left_while(lambda: asyncio.Event().wait())
 
     assert left
     assert ended_by == [asyncio.CancelledError]
