@@ -1,13 +1,9 @@
-"""Bearer tokens between tiers: reading them from settings, and presenting one on every gRPC call of a channel."""
+"""Bearer tokens between tiers: reading them from settings, and the metadata that presents one on a gRPC call."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import grpc
 
 from lambdallm.settings import SettingsError
 
@@ -30,35 +26,6 @@ def read_tokens(text: str, file: str, key: str) -> list[str]:
     return tokens
 
 
-def _with_token(details: grpc.aio.ClientCallDetails, authorization: tuple[str, str]) -> grpc.aio.ClientCallDetails:
-    metadata = grpc.aio.Metadata(*(details.metadata or ()), authorization)
-    return grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
-
-
-class _PresentOnUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    def __init__(self, authorization: tuple[str, str]) -> None:
-        self._authorization = authorization
-
-    async def intercept_unary_unary(
-        self, continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any], details: Any, request: Any
-    ) -> Any:
-        return await continuation(_with_token(details, self._authorization), request)
-
-
-class _PresentOnStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    def __init__(self, authorization: tuple[str, str]) -> None:
-        self._authorization = authorization
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any], details: Any, request: Any
-    ) -> Any:
-        return await continuation(_with_token(details, self._authorization), request)
-
-
-def present_token(token: str) -> list[grpc.aio.ClientInterceptor]:
-    """Channel interceptors that add `authorization: Bearer <token>` to the metadata of every unary and
-    server-streaming call (grpc.aio files each interceptor under one kind of call, hence two)."""
-    authorization = ("authorization", f"Bearer {token}")
-    return [_PresentOnUnary(authorization), _PresentOnStream(authorization)]
+def authorization_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The gRPC metadata that presents `token` to the proxy; empty for no token (a proxy with auth = "none")."""
+    return (("authorization", f"Bearer {token}"),) if token else ()

@@ -23,12 +23,13 @@ from starlette.routing import Mount, Router
 
 from generated.llm.v1 import llm_pb2_grpc
 from lambdallm import logs, tier
-from lambdallm.bearer import present_token, read_tokens
+from lambdallm.bearer import authorization_metadata, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
 from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
+from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
@@ -85,23 +86,20 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
     """A lifespan that opens the one gRPC channel of the process, presenting the proxy's token on every call, and
     exposes stubs as request state."""
     credentials = channel_credentials(settings)
-    token = proxy_token(settings)
-    interceptors = present_token(token) if token else None
+    metadata = authorization_metadata(proxy_token(settings))
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[dict[str, Any]]:
         without_slash_redirects(app)  # Connexion has built its middleware stack by now
         if credentials is None:
-            channel = grpc.aio.insecure_channel(settings.grpc_target, CHANNEL_OPTIONS, interceptors=interceptors)
+            channel = grpc.aio.insecure_channel(settings.grpc_target, CHANNEL_OPTIONS)
         else:
-            channel = grpc.aio.secure_channel(
-                settings.grpc_target, credentials, CHANNEL_OPTIONS, interceptors=interceptors
-            )
+            channel = grpc.aio.secure_channel(settings.grpc_target, credentials, CHANNEL_OPTIONS)
         async with channel:
             yield {
                 "settings": settings,
                 "metrics": metrics,
-                "llm": llm_pb2_grpc.LlmServiceStub(channel),  # type: ignore[no-untyped-call]
+                "llm": ProxyClient(llm_pb2_grpc.LlmServiceStub(channel), metadata),  # type: ignore[no-untyped-call]
                 "health": health_pb2_grpc.HealthStub(channel),
             }
 

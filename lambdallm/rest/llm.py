@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -42,12 +43,27 @@ def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
     )
 
 
+@dataclass(frozen=True)
+class ProxyClient:
+    """The gRPC proxy as the REST tier calls it: its stub, and the metadata every call carries (the proxy's token).
+
+    The token travels as per-call metadata, not through a channel interceptor: grpc.aio runs an intercepted call in
+    a task of its own, which a hang-up would cancel mid-read, leaking the batch (lambdallm/rest/calls.py)."""
+
+    stub: llm_pb2_grpc.LlmServiceStub
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def call_metadata(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        """The metadata of one call: the token, and the request id."""
+        return (*self.metadata, ("x-request-id", request_id))
+
+
 async def generate_text(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
+    proxy: ProxyClient, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> dict[str, Any]:
     """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
     call = opened(
-        stub.GenerateText(to_query_request(body), timeout=deadline_s, metadata=(("x-request-id", request_id),))
+        proxy.stub.GenerateText(to_query_request(body), timeout=deadline_s, metadata=proxy.call_metadata(request_id))
     )
     with map_grpc_errors():
         reply = await call
@@ -56,7 +72,7 @@ async def generate_text(
 
 
 async def generate_text_stream(
-    stub: llm_pb2_grpc.LlmServiceStub, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
+    proxy: ProxyClient, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> AsyncIterator[bytes]:
     """Call GenerateTextStream; once its first message is in, return the server-sent events of the answer.
 
@@ -64,7 +80,7 @@ async def generate_text_stream(
     after it becomes the stream's `error` event. The deadline bounds the whole stream.
     """
     request = llm_pb2.GenerateTextStreamRequest(query=to_query_request(body))
-    call = opened(stub.GenerateTextStream(request, timeout=deadline_s, metadata=(("x-request-id", request_id),)))
+    call = opened(proxy.stub.GenerateTextStream(request, timeout=deadline_s, metadata=proxy.call_metadata(request_id)))
     try:
         with map_grpc_errors():
             first = await call.read()

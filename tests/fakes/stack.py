@@ -11,13 +11,13 @@ from pathlib import Path
 import grpc
 
 import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
-from lambdallm.bearer import present_token
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from lambdallm.tier import ANNOUNCE_FILE
 from tests.fakes.backend import FakeBackend
+from tests.fakes.token import present_token
 
 API_KEY = "test-key-0123456789"
 AUTHORIZATION = {"Authorization": f"Bearer {API_KEY}"}
