@@ -46,7 +46,7 @@ def test_only_callers_with_the_runs_token_reach_the_backend(instant_chain: Stack
     assert through_rest.status_code == 200
     assert moved(before["proxy"], between["proxy"], "lambdallm_proxy_unauthenticated_total") == 2
     assert moved(before["proxy"], between["proxy"], "lambdallm_proxy_rpcs_total", method=GENERATE, code="OK") == 0
-    answered = {"route": "/query", "method": "POST", "status": "200"}
+    answered = {"route": "/query/stream", "method": "POST", "status": "200"}  # whole answers are collected streams
     queries = "lambdallm_apigateway_requests_total"
     assert moved(before["local-cloud"], between["local-cloud"], queries, **answered) == 0  # the backend saw none
     assert moved(between["local-cloud"], scrape(urls["local-cloud"]), queries, **answered) == 2  # then two
