@@ -8,11 +8,8 @@ CANCELLED instead, and the request's work then ends by itself.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable
 from contextvars import ContextVar, Token
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 
 class Cancellable(Protocol):
@@ -22,14 +19,8 @@ class Cancellable(Protocol):
 
     def done(self) -> bool: ...
 
-    def initial_metadata(self) -> Awaitable[Any]: ...
-
 
 CallT = TypeVar("CallT", bound=Cancellable)
-# How long a call may take to start before it is cancelled all the same: grpc.aio also leaks a call cancelled
-# before it started (about 7 KB in the REST tier and 5 KB in the proxy, per call), so a hang-up right after the
-# request waits for the proxy's first answer (its initial metadata) first.
-START_WAIT_S = 2.0
 _open: ContextVar[list[Cancellable] | None] = ContextVar("lambdallm_rest_open_calls", default=None)
 
 
@@ -56,11 +47,9 @@ class OpenCalls:
         """Stop tracking in the current context (tasks already started keep tracking)."""
         _open.reset(token)
 
-    async def cancel(self) -> bool:
-        """Cancel every call still running, each once it has started (within START_WAIT_S); True if there was one."""
+    def cancel(self) -> bool:
+        """Cancel every call still running; True if there was one."""
         running = [call for call in self.calls if not call.done()]
         for call in running:
-            with contextlib.suppress(Exception):  # a call that fails or ends meanwhile needs no cancelling
-                await asyncio.wait_for(call.initial_metadata(), START_WAIT_S)
             call.cancel()
         return bool(running)

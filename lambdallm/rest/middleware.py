@@ -166,7 +166,7 @@ async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, sen
         left = not work.done() and not answered
         if left:
             log.info("client disconnected; request cancelled")
-            if await calls.cancel():
+            if calls.cancel():
                 await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
             work.cancel()
         await asyncio.wait({work})

@@ -22,9 +22,6 @@ class FakeCall:
     def done(self) -> bool:
         return self.cancelled.is_set()
 
-    async def initial_metadata(self) -> tuple[()]:
-        return ()
-
     async def answer(self) -> None:
         await self.cancelled.wait()
         raise CallCancelled
