@@ -42,27 +42,32 @@ async def _abandon_one(host: str, port: int, authorization: str, events: int) ->
             await writer.wait_closed()
 
 
-async def _abandon(host: str, port: int, authorization: str, count: int, connections: int, seed: int) -> None:
+async def _abandon(
+    host: str, port: int, authorization: str, count: int, connections: int, seed: int, events: tuple[int, ...]
+) -> None:
     chooser = random.Random(seed)
-    plan = [chooser.choice(EVENTS_READ) for _ in range(count)]
+    plan = [chooser.choice(events) for _ in range(count)]
 
     async def client(share: list[int]) -> None:
-        for events in share:
-            await _abandon_one(host, port, authorization, events)
+        for read in share:
+            await _abandon_one(host, port, authorization, read)
 
     await asyncio.gather(*(client(plan[i::connections]) for i in range(connections)))
 
 
-def abandon_streams(stack: Stack, count: int, connections: int = 4, seed: int = 26) -> None:
-    """Abandon `count` streams at the chain's REST tier, `connections` clients at a time."""
+def abandon_streams(
+    stack: Stack, count: int, connections: int = 4, seed: int = 26, events: tuple[int, ...] = EVENTS_READ
+) -> None:
+    """Abandon `count` streams at the chain's REST tier, `connections` clients at a time, each after a number of
+    events chosen from `events`."""
     url = urlsplit(stack.rest_url)
     authorization = stack.auth_headers["Authorization"]
-    asyncio.run(_abandon(url.hostname or "127.0.0.1", url.port or 80, authorization, count, connections, seed))
+    asyncio.run(_abandon(url.hostname or "127.0.0.1", url.port or 80, authorization, count, connections, seed, events))
 
 
-def rss_growth_mb(stack: Stack, count: int, warm_up: int) -> dict[str, float]:
+def rss_growth_mb(stack: Stack, count: int, warm_up: int, events: tuple[int, ...] = EVENTS_READ) -> dict[str, float]:
     """Each tier's RSS growth in MiB over `count` abandoned streams, after `warm_up` of them."""
-    abandon_streams(stack, warm_up)
+    abandon_streams(stack, warm_up, events=events)
     before = {tier: rss_mb(process.pid) for tier, process in stack.processes.items()}
-    abandon_streams(stack, count, seed=27)
+    abandon_streams(stack, count, seed=27, events=events)
     return {tier: rss_mb(process.pid) - before[tier] for tier, process in stack.processes.items()}

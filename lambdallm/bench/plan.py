@@ -22,7 +22,9 @@ class Plan:
     ttft_tokens: int = 4  # tokens of each of those short streams
     stream_requests: int = 2  # the chain streaming `generation_tokens` tokens to one client, for its pace
     abandoned_streams: int = 10_000  # streams abandoned at random points, instant engine: each tier's RSS growth
-    abandon_warm_up: int = 1000  # abandoned before the RSS is first read
+    # Abandoned before the RSS is first read: a tier's RSS climbs over the first few thousand (allocator arenas at
+    # peak concurrency) and then stays; a leak goes on growing after it.
+    abandon_warm_up: int = 4000
     generation_cap_s: float = 900.0  # batches end when answered; this only bounds a stuck run
     # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
     queue_size: int = 64

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import TokenCounter
-from lambdallm.rest.calls import opened
+from lambdallm.rest.calls import cancel_call, opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
 
 log = logging.getLogger("lambdallm.rest")
@@ -85,7 +85,7 @@ async def generate_text_stream(
         with map_grpc_errors():
             first = await call.read()
     except BaseException:
-        call.cancel()
+        cancel_call(call)
         raise
     return _events(call, first, request_id, tokens)
 
@@ -108,7 +108,7 @@ async def _events(call: Any, message: Any, request_id: str, tokens: TokenCounter
         failure = problem_for_status(exc)
         yield server_sent_event("error", problem_body(failure.status_code, failure.title, failure.detail))
     finally:
-        call.cancel()  # a no-op once the stream has ended; stops the generation if our client went away
+        cancel_call(call)  # a no-op once the stream has ended; stops the generation if our client went away
 
 
 def server_sent_event(event: str, data: dict[str, Any]) -> bytes:
