@@ -27,7 +27,7 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class ProxyMetrics:
-    """The proxy's metrics, in a registry of their own (README, "Metrics")."""
+    """The proxy's metrics, in a registry of their own (docs/metrics.md)."""
 
     def __init__(self, max_in_flight: int) -> None:
         self.registry = CollectorRegistry()

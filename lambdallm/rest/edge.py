@@ -24,7 +24,7 @@ _ROUTING = "connexion_routing"  # where Connexion's router writes the operation 
 
 
 class RestMetrics:
-    """The REST tier's metrics, in a registry of their own (README, "Metrics")."""
+    """The REST tier's metrics, in a registry of their own (docs/metrics.md)."""
 
     def __init__(self, max_in_flight: int) -> None:
         self.registry = CollectorRegistry()
