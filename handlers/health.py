@@ -17,5 +17,5 @@ async def get_health() -> tuple[dict[str, str], int, dict[str, str]]:
 async def get_readiness() -> tuple[dict[str, str], int, dict[str, str]]:
     """getReadiness: ok only when the proxy is SERVING, which it says only while the backend answers."""
     state = request.state
-    await llm.check_ready(state.health, state.settings.ready_timeout_s)
+    await llm.check_ready(state.health, state.settings.ready_timeout_s, state.llm)
     return {"status": "ok"}, 200, JSON

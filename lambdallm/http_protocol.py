@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +29,9 @@ LINGER_BYTES = 64 * 1024 * 1024
 
 
 REASONS = {400: b"Bad Request", 408: b"Request Timeout"}
+# The scope's extension in which the protocol says it answered a request itself (a 408 for a body too slow, a 400
+# for broken framing): the request's app sees only the client gone, so access logs and metrics read the status here.
+ANSWERED = "lambdallm.answered"
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,11 @@ class ConnectionLimits:
     write_timeout_s: float = 15.0
     # Connections open at once; one more is closed at once.
     max_connections: int = 1000
+
+
+def answered_by_server(scope: Mapping[str, Any]) -> int:
+    """The status the protocol answered the request of `scope` with itself (its app's answer never went out), or 0."""
+    return int(scope.get("extensions", {}).get(ANSWERED, {}).get("status", 0))
 
 
 def problem(status: int, detail: str) -> bytes:
@@ -104,6 +113,8 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
         head += [*lines, b"content-length: " + str(len(body)).encode() + b"\r\n", b"connection: close\r\n\r\n"]
         self.transport.write(b"".join(head) + body)
+        if self.cycle is not None and not self.cycle.response_started:
+            self.cycle.scope.setdefault("extensions", {})[ANSWERED] = {"status": status}
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # the body of its request broke off: its app sees the client gone
             self.cycle.message_event.set()
@@ -117,6 +128,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {}  # before the app copies its scope, so that every copy shares it (ANSWERED)
         if self._header_timer is None:
             self._header_timer = self.loop.call_later(self.limits.header_timeout_s, self._headers_too_slow)
 

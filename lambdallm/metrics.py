@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
 
+from lambdallm.http_protocol import answered_by_server
+
 if TYPE_CHECKING:  # the proxy serves its metrics with aiohttp: its install has no starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,7 +91,9 @@ class Measured:
             status = status or CLIENT_CLOSED_REQUEST
             raise
         finally:
-            self.metrics.record(self.route_of(scope), scope["method"], status or 500, time.perf_counter() - started)
+            # An answer the server gave itself (a 408) is the one the client got, whatever the app sent after it.
+            status = answered_by_server(scope) or status or 500
+            self.metrics.record(self.route_of(scope), scope["method"], status, time.perf_counter() - started)
 
 
 def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:

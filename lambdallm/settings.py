@@ -48,7 +48,7 @@ class CloudSettings:
     # A joining request's prompt enters this many tokens per step, so the others keep generating meanwhile.
     prompt_chunk_tokens: int = field(default=256, metadata=_bounded(16, 8192))
     queue_size: int = field(default=16, metadata=_bounded(0, 10_000))
-    # The function's timeout, as in deploy/template.yaml; below API Gateway's 29 s (README, "Time budget").
+    # The function's timeout, as in deploy/template.yaml; below API Gateway's 29 s (docs/configuration.md#time-budget).
     lambda_timeout_s: float = field(default=28.0, metadata=_bounded(5, 900))
     # The streaming function's timeout, as in deploy/template.yaml: a stream may outlast the 29 s budget.
     stream_lambda_timeout_s: float = field(default=300.0, metadata=_bounded(5, 900))

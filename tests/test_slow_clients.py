@@ -8,9 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -21,19 +24,24 @@ from lambdallm.proxy.edge import start_metrics_server
 from lambdallm.settings import CloudSettings
 from tests.fakes.raw_http import build_request, closed_by_server, parse_answer, read_until_closed, send_raw
 from tests.fakes.stack import AUTHORIZATION, running_rest
+from tests.scrape import scrape
 
 SHORT = {"header_timeout_s": 0.3, "body_timeout_s": 0.3, "write_timeout_s": 0.3, "keep_alive_s": 1}
 TITAN_INVOKE = "/model/amazon.titan-text-premier-v1:0/invoke"
+T = TypeVar("T")
 
 
 @dataclass
 class Tier:
-    """A running tier: its port, a request it answers 200, and a POST whose body it waits for."""
+    """A running tier: its port, a request it answers 200, a POST whose body it waits for, and where its
+    requests are counted (the port of its /metrics and the counter's name)."""
 
     name: str
     port: int
     healthy: tuple[str, str, bytes]
     post_path: str
+    metrics_port: int = 0
+    requests_metric: str = ""
 
     def serves(self) -> int:
         """The status of one well-formed request on a fresh connection."""
@@ -47,7 +55,8 @@ async def running(name: str, **limits: float) -> AsyncIterator[Tier]:
     """The tier `name` on a free port with `limits` (settings keys)."""
     if name == "rest":
         async with running_rest("127.0.0.1:1", **limits) as url:
-            yield Tier(name, int(url.rsplit(":", 1)[1]), ("GET", "/health", b""), "/query")
+            port = int(url.rsplit(":", 1)[1])
+            yield Tier(name, port, ("GET", "/health", b""), "/query", port, "lambdallm_rest_requests_total")
         return
     if name == "proxy-metrics":  # answers at once, reading no body: bodies are bounded by the lingering close
         keep_alive = int(limits.pop("keep_alive_s", 5))
@@ -62,9 +71,11 @@ async def running(name: str, **limits: float) -> AsyncIterator[Tier]:
     with running_local_cloud(settings) as cloud:
         if name == "apigw":
             query = json.dumps({"prompt": "Hi there", "max_tokens": 3}).encode()
-            yield Tier(name, cloud.apigw_port, ("POST", "/query", query), "/query")
+            counter = "lambdallm_apigateway_requests_total"
+            yield Tier(name, cloud.apigw_port, ("POST", "/query", query), "/query", cloud.bedrock_port, counter)
         else:
-            yield Tier(name, cloud.bedrock_port, ("GET", "/metrics", b""), TITAN_INVOKE)
+            counter = "lambdallm_bedrock_requests_total"
+            yield Tier(name, cloud.bedrock_port, ("GET", "/metrics", b""), TITAN_INVOKE, cloud.bedrock_port, counter)
 
 
 TIERS = ["rest", "apigw", "bedrock", "proxy-metrics"]
@@ -85,6 +96,14 @@ async def reading_tier(request) -> AsyncIterator[Tier]:
 
 def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def poll(read: Callable[[], T], done: Callable[[T], bool], bound_s: float = 10.0) -> T:
+    """What `read` returns once `done` says so, or when `bound_s` (generous) has passed."""
+    deadline = time.monotonic() + bound_s
+    while not done(found := read()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
 
 
 def trickle(sock: socket.socket, data: bytes, pause_s: float = 0.05) -> bool:
@@ -131,6 +150,41 @@ async def test_a_body_that_stalls_gets_a_408_and_the_connection_closes(reading_t
     assert answer.headers["connection"] == "close"
     detail = json.loads(answer.body)
     assert "did not arrive within 0.3 s" in detail.get("detail", detail.get("message", ""))
+
+
+ACCESS_LOGS = {
+    "rest": "lambdallm.rest.access",
+    "apigw": "lambdallm.local_cloud.apigateway",
+}  # the local Bedrock logs none
+
+
+async def test_a_body_that_stalls_is_counted_and_logged_as_the_408_it_was_answered(reading_tier: Tier, caplog) -> None:
+    tier = reading_tier
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGS.get(tier.name, "lambdallm"))
+    head = [("Content-Type", "application/json"), ("Content-Length", "100"), *AUTHORIZATION.items()]
+    request = build_request("POST", tier.post_path, head, b'{"prompt": "Hi', tier.port)
+    with connect(tier.port) as stalled:
+        stalled.sendall(request)
+        assert parse_answer(await asyncio.to_thread(read_until_closed, stalled)).status == 408
+
+    def posted() -> set[str]:
+        scraped = scrape(f"http://127.0.0.1:{tier.metrics_port}/metrics")
+        return {
+            dict(labels)["status"]
+            for (name, labels) in scraped
+            if name == tier.requests_metric and dict(labels)["method"] == "POST"
+        }
+
+    # The app ends after the answer went out: wait for its count (not for a time).
+    statuses = await asyncio.to_thread(poll, posted, lambda found: bool(found - {"200"}))
+    assert statuses - {"200"} == {"408"}  # not 499 (the client left) nor 500
+
+    def logged() -> set[int]:
+        lines = [r for r in caplog.records if r.name == ACCESS_LOGS.get(tier.name)]
+        return {getattr(r, "status", 200) for r in lines} - {200}
+
+    if tier.name in ACCESS_LOGS:
+        assert await asyncio.to_thread(poll, logged, bool) == {408}
 
 
 async def test_an_idle_keep_alive_connection_is_closed(tier: Tier) -> None:

@@ -26,7 +26,7 @@ logger = function_logger("llm_lambda")
 # One attempt: a generation that timed out has been billed and would most likely time out again, and it would
 # run after API Gateway already answered 504. Throttling and "not ready" go back to the caller as 429/503 with
 # a reason, and the client retries, as with Bedrock and the major LLM APIs. The function's timeout covers
-# connect + read (see README, "Time budget").
+# connect + read (see docs/configuration.md, "Time budget").
 BEDROCK_ATTEMPTS = 1
 # One client per execution environment, reused by every invocation it serves. In AWS an environment runs one
 # invocation at a time; a host that runs several at once through this module (the local cloud runs up to 64)

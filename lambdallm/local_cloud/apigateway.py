@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.http_protocol import answered_by_server
 from lambdallm.local_cloud.body import ClientGone, read_body
 from lambdallm.local_cloud.sigv4 import SignatureError, SignedRequest, SigV4Verifier
 from lambdallm.schema_errors import first_error
@@ -140,8 +141,8 @@ class ApiGateway:
             response = exc.to_response(request.headers.get("x-request-id") or request_id)
         except SignatureError as exc:
             response = _refusal(exc, request_id)
-        except ClientGone:
-            response = Response(status_code=499)  # nobody reads it: the caller hung up mid-body (logged)
+        except ClientGone:  # nobody reads it: the caller hung up mid-body, or was answered by the server (a 408)
+            response = Response(status_code=answered_by_server(scope) or 499)
         logger.info(
             "%s %s %d",
             request.method,

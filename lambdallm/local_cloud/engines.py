@@ -53,7 +53,7 @@ class GenerationRequest:
 class DecodeSteps:
     """The model's forward passes (llama_decode calls) and the time they took, by kind: `prompt` steps feed some
     prompt tokens (a new request's chunk, perhaps beside others' next tokens), `generate` steps only generated
-    tokens. Written by the engine's thread alone; read at scrape time (README, "Metrics")."""
+    tokens. Written by the engine's thread alone; read at scrape time (docs/metrics.md)."""
 
     prompt_steps: int = 0
     prompt_seconds: float = 0.0

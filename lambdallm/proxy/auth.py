@@ -2,6 +2,8 @@
 metadata on every LlmService call, checked in constant time before anything else runs.
 
 Health checking and reflection stay open: they spend nothing and say nothing secret, and probes carry no token.
+A health check that does present a token must present a valid one, so that a caller whose token is refused (the
+REST tier's /ready, which checks with the metadata of its real calls) hears so rather than SERVING.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from lambdallm.bearer import read_tokens
 from lambdallm.settings import ProxySettings, SettingsError
 
 _SCHEME = "bearer "
+_HEALTH = "/grpc.health.v1.Health/"
 REFUSAL = "this call needs the proxy's token: authorization: Bearer <token>"
 
 
@@ -44,7 +47,8 @@ def presented_token(metadata: Sequence[tuple[str, Any]] | None) -> bytes | None:
 
 class RequireToken(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses every call to `service` without one of `tokens` with UNAUTHENTICATED, before the call is limited,
-    decoded or forwarded; other services pass."""
+    decoded or forwarded, and every health check that presents `authorization` metadata without one of them;
+    other calls pass."""
 
     def __init__(self, tokens: tuple[bytes, ...], service: str, refused: Counter) -> None:
         self._tokens = tokens
@@ -57,12 +61,17 @@ class RequireToken(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        if not self._tokens or not str(details.method).startswith(self._prefix):
+        if not self._tokens or not self._needs_token(str(details.method), details.invocation_metadata):
             return await continuation(details)
         if self._valid(presented_token(details.invocation_metadata)):
             return await continuation(details)
         self._refused.inc()
         return self._refusal
+
+    def _needs_token(self, method: str, metadata: Sequence[tuple[str, Any]] | None) -> bool:
+        if method.startswith(self._prefix):
+            return True
+        return method.startswith(_HEALTH) and any(key == "authorization" for key, _ in metadata or ())
 
     def _valid(self, sent: bytes | None) -> bool:
         if sent is None:

@@ -27,7 +27,7 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class ProxyMetrics:
-    """The proxy's metrics, in a registry of their own (README, "Metrics")."""
+    """The proxy's metrics, in a registry of their own (docs/metrics.md)."""
 
     def __init__(self, max_in_flight: int) -> None:
         self.registry = CollectorRegistry()
@@ -48,7 +48,7 @@ class ProxyMetrics:
         limit.set(max_in_flight)
         why = "Generation calls refused with RESOURCE_EXHAUSTED because max_in_flight were in flight"
         self.refused = Counter("lambdallm_proxy_refused", why, registry=self.registry)
-        why = "LlmService calls refused with UNAUTHENTICATED: no valid token (they reach nothing else)"
+        why = "Calls refused with UNAUTHENTICATED: LlmService without a valid token, health with a wrong one"
         self.unauthenticated = Counter("lambdallm_proxy_unauthenticated", why, registry=self.registry)
         self.tokens = TokenCounter("lambdallm_proxy", self.registry)
 

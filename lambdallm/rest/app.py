@@ -122,7 +122,7 @@ def without_slash_redirects(app: Any) -> None:
 def create_app(settings: RestSettings) -> connexion.AsyncApp:
     """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
     (a SettingsError if auth is on and no key is set, or if max_body_bytes would refuse a valid request), Swagger
-    UI at /ui, and Prometheus metrics at /metrics in front of the spec (README, "Metrics"); a SettingsError for a
+    UI at /ui, and Prometheus metrics at /metrics in front of the spec (docs/metrics.md); a SettingsError for a
     bad key, CA or proxy token setting."""
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token

@@ -10,6 +10,7 @@ client holds one. A request refused here never waits: there is no queue in front
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -24,7 +25,7 @@ _ROUTING = "connexion_routing"  # where Connexion's router writes the operation 
 
 
 class RestMetrics:
-    """The REST tier's metrics, in a registry of their own (README, "Metrics")."""
+    """The REST tier's metrics, in a registry of their own (docs/metrics.md)."""
 
     def __init__(self, max_in_flight: int) -> None:
         self.registry = CollectorRegistry()
@@ -45,7 +46,7 @@ class RouteLabels:
     def __init__(self, spec: Path) -> None:
         paths = yaml.safe_load(spec.read_text())["paths"]
         self.templates: dict[str, str] = {
-            operation["operationId"]: path
+            routed_id(operation): path
             for path, item in paths.items()
             for operation in item.values()
             if isinstance(operation, dict) and "operationId" in operation
@@ -71,10 +72,15 @@ def keyed_operations(spec: Path) -> frozenset[str]:
     for item in document["paths"].values():
         for operation in item.values():
             if isinstance(operation, dict) and "operationId" in operation and operation.get("security", default):
-                # The id Connexion's router writes in the scope: prefixed with the router controller, if any.
-                controller = operation.get("x-openapi-router-controller", item.get("x-openapi-router-controller"))
-                keyed.add(f"{controller}.{operation['operationId']}" if controller else operation["operationId"])
+                keyed.add(routed_id(operation))
     return frozenset(keyed)
+
+
+def routed_id(operation: dict[str, Any]) -> str:
+    """The id Connexion's router writes in the scope for `operation`: its operationId, prefixed with the
+    operation's router controller if it has one (`handlers.query.generateText`), as Connexion's Resolver does."""
+    controller = operation.get("x-openapi-router-controller")
+    return f"{controller}.{operation['operationId']}" if controller else str(operation["operationId"])
 
 
 class Edge:

@@ -127,13 +127,18 @@ def _response(text: str, reply: Any, request_id: str) -> dict[str, Any]:
     }
 
 
-async def check_ready(health: health_pb2_grpc.HealthStub, timeout_s: float) -> None:
-    """Raise a 503 problem unless the proxy says LlmService is SERVING (it probes the backend to say so)."""
+async def check_ready(health: health_pb2_grpc.HealthStub, timeout_s: float, proxy: ProxyClient) -> None:
+    """Raise a 503 problem unless the proxy says LlmService is SERVING (it probes the backend to say so). The check
+    carries the token of `proxy`'s real calls, so a token the proxy refuses makes the tier not ready."""
     try:
-        reply = await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=timeout_s)
+        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        reply = await health.Check(request, timeout=timeout_s, metadata=proxy.metadata)
     except grpc.aio.AioRpcError as exc:
         log.warning("readiness check failed", extra={"code": exc.code().name, "details": exc.details()})
-        detail = f"gRPC proxy unreachable: {exc.code().name}"  # its details name addresses: the log has them
+        if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            detail = "the gRPC proxy refuses this tier's token (UNAUTHENTICATED): check grpc_token or grpc_token_file"
+        else:
+            detail = f"gRPC proxy unreachable: {exc.code().name}"  # its details name addresses: the log has them
         raise ProblemException(status=503, title="Service Unavailable", detail=detail) from exc
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)

@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.http_protocol import answered_by_server
 from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
 
@@ -62,7 +63,8 @@ class RequestContext:
                 detail = "content-encoding: must be identity (compressed bodies are not accepted)"
                 await send_problem(send_with_id, 415, "Unsupported Media Type", detail)
             elif await run_until_disconnect(self.app, scope, receive, send_with_id) or not status:
-                status = CLIENT_CLOSED_REQUEST  # cancelled, or ended unanswered: the client left
+                # Cancelled, or ended unanswered: the client left, unless the server answered it itself (a 408).
+                status = answered_by_server(scope) or CLIENT_CLOSED_REQUEST
         finally:
             log.info(
                 "request",

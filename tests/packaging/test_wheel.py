@@ -67,7 +67,7 @@ def test_the_installed_package_reads_its_shipped_spec_and_config(venv: Path, tmp
 def rest_from_wheel(venv: Path, tmp_path: Path) -> Iterator[str]:
     """`lambdallm rest` of the installed wheel on a free port, started outside the checkout; yields its URL."""
     announced = tmp_path / "rest.json"
-    # The REST tier refuses to start without an API key (README, "API keys") or the proxy's token.
+    # The REST tier refuses to start without an API key (docs/configuration.md, "API keys") or the proxy's token.
     env = _clean_env(
         LAMBDALLM_REST_PORT="0",
         LAMBDALLM_REST_API_KEYS="wheel-test-key",

@@ -1,5 +1,6 @@
 """The proxy lets only callers with its token reach LlmService (UNAUTHENTICATED before anything else runs, whatever
-backend_auth is); health checking and reflection stay open; a bad token setting stops it at start."""
+backend_auth is); health checking and reflection stay open to callers that present no token, and refuse a wrong
+one; a bad token setting stops it at start."""
 
 import os
 import subprocess
@@ -74,6 +75,21 @@ async def test_health_checking_and_reflection_need_no_token(proxy):
 
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     assert SERVICE in {service.name for service in replies[0].list_services_response.service}
+
+
+async def _health(target, token):
+    async with proxy_channel(target, token) as channel:
+        return await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE))
+
+
+@pytest.mark.parametrize("token", ["wrong-token", PROXY_TOKEN + "x"])
+async def test_a_health_check_that_presents_a_wrong_token_is_unauthenticated(proxy, token):
+    """So that a REST tier whose token the proxy refuses is not ready (its /ready presents its token)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _health(proxy.target, token)
+
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert (await _health(proxy.target, PROXY_TOKEN)).status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_auth_none_lets_any_caller_in(fake):

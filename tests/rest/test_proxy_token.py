@@ -35,6 +35,19 @@ async def test_a_tier_without_the_proxys_token_gets_a_502_and_spends_nothing(pro
     assert fake.requests == []
 
 
+async def test_a_tier_whose_token_the_proxy_refuses_is_not_ready(proxy):
+    async with (
+        running_rest(proxy.target, grpc_token="not-the-proxys-token") as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as http,
+    ):
+        ready = await http.get("/ready")
+
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert "refuses this tier's token" in ready.json()["detail"]
+    assert "not-the-proxys-token" not in ready.text
+
+
 def test_the_token_comes_from_the_setting_else_its_file(tmp_path):
     (tmp_path / "token").write_text("from-the-file\n")
     assert proxy_token(RestSettings(grpc_token_file=str(tmp_path / "token"))) == "from-the-file"

@@ -1,0 +1,53 @@
+"""The REST tier's route label is the path template of the operation Connexion routed a request to, looked up by
+the operation id Connexion gives (`controller.operationId`), not only by a path that matches a fixed one."""
+
+from pathlib import Path
+from typing import Any
+
+import connexion
+import httpx
+from connexion.middleware import MiddlewarePosition
+from prometheus_client import generate_latest
+
+from lambdallm.metrics import Measured
+from lambdallm.rest.app import SnakeCaseResolver
+from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels
+from tests.scrape import samples
+
+TEMPLATED = """
+openapi: 3.0.3
+info: {title: templated, version: "1"}
+paths:
+  /models/{model_id}:
+    get:
+      operationId: getModel
+      x-openapi-router-controller: tests.rest.test_route_labels
+      parameters:
+        - {name: model_id, in: path, required: true, schema: {type: string}}
+      responses:
+        "200": {description: the model}
+"""
+
+
+async def get_model(model_id: str) -> dict[str, Any]:
+    """The one operation of the templated spec."""
+    return {"id": model_id}
+
+
+async def test_a_templated_path_is_labelled_by_the_operation_connexion_routed_to(tmp_path: Path):
+    spec = tmp_path / "templated.yaml"
+    spec.write_text(TEMPLATED)
+    metrics = RestMetrics(1)
+    app = connexion.AsyncApp(__name__)
+    app.add_api(spec, resolver=SnakeCaseResolver())
+    # As the REST tier wires them (lambdallm/rest/app.py): Measured, then Edge inside it.
+    position = MiddlewarePosition.BEFORE_EXCEPTION
+    app.add_middleware(Measured, position=position, metrics=metrics.http, route_of=RouteLabels(spec))
+    app.add_middleware(Edge, position=position, metrics=metrics)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        assert (await client.get("/models/abc")).status_code == 200
+        assert (await client.get("/nothing/here")).status_code == 404
+
+    scraped = samples(generate_latest(metrics.registry).decode())
+    routes = {dict(labels)["route"] for (name, labels) in scraped if name == "lambdallm_rest_requests_total"}
+    assert routes == {"/models/{model_id}", "unmatched"}
