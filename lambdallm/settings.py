@@ -107,6 +107,8 @@ class ProxySettings:
     tokens_file: str = ""
     # The backend's health is probed at most once per ready_interval_s; checks in between get the last answer.
     ready_interval_s: float = field(default=5.0, metadata=_bounded(0, 3600))
+    # Health Watch streams open at once (each holds a stream until its client leaves); one more is RESOURCE_EXHAUSTED.
+    max_health_watches: int = field(default=100, metadata=_bounded(1, 100_000))
 
 
 @dataclass(frozen=True)

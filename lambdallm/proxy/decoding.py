@@ -7,7 +7,8 @@ unary request itself and aborts with INVALID_ARGUMENT before the servicer runs.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -40,13 +41,23 @@ def _unary(behavior: Callable[[Any, Any], Awaitable[Any]]) -> Callable[[Any, Any
 
 
 def _streaming(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         if request is _UNDECODABLE:
             await _refuse(context)
-        async for response in behavior(request, context):
+        async for response in responses(behavior(request, context)):
             yield response
 
     return call
+
+
+async def responses(result: Any) -> AsyncIterator[Any]:
+    """The messages of a server-streaming behaviour's `result`: an async generator's, or none from a coroutine
+    that writes its own through context.write (grpc's health Watch does)."""
+    if inspect.isasyncgen(result):
+        async for message in result:
+            yield message
+    else:
+        await result
 
 
 class DecodeRequests(grpc.aio.ServerInterceptor):  # type: ignore[misc]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from lambdallm import tier
 from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
 from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, send_exposition
+from lambdallm.proxy.decoding import responses
 from lambdallm.proxy.errors import ORIGIN_TRAILER
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
@@ -106,12 +106,8 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = await self._enter(context, method, limited)
             code = "OK"
             try:
-                result = behavior(request, context)
-                if inspect.isasyncgen(result):
-                    async for message in result:
-                        yield message
-                else:  # a servicer that writes through context.write
-                    await result
+                async for message in responses(behavior(request, context)):
+                    yield message
             except BaseException as exc:
                 code = _code_of(exc, context)
                 raise

@@ -44,7 +44,7 @@ def create_server(
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
     service = LlmService(backend, metrics.tokens)
     llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    health = health or BackendHealth(backend, settings.ready_interval_s)
+    health = health or BackendHealth(backend, settings.ready_interval_s, settings.max_health_watches)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     enable_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
     address = f"{settings.host}:{settings.port}"
@@ -80,7 +80,7 @@ def server_credentials(settings: ProxySettings) -> grpc.ServerCredentials | None
 async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
     """Serve until `stop` is set, then let in-flight calls finish for settings.grace_s seconds."""
     async with Backend(settings) as backend:
-        health = BackendHealth(backend, settings.ready_interval_s)
+        health = BackendHealth(backend, settings.ready_interval_s, settings.max_health_watches)
         metrics = ProxyMetrics(settings.max_in_flight)
         server, port = create_server(settings, backend, health, metrics)
         limits = ConnectionLimits(

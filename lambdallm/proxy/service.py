@@ -160,17 +160,23 @@ def _summary(completion: Completion, request_id: str) -> llm_pb2.GenerationSumma
     )
 
 
+WATCH_REFRESH_MIN_S = 1.0  # an open Watch looks at the backend's health this often at most
+
+
 class BackendHealth(health_aio.HealthServicer):  # type: ignore[misc]
     """grpc.health.v1 whose answer for the server and LlmService is SERVING only while the backend answers.
 
     The backend is probed at most once per `interval_s`: checks in between get the last probe's answer, and
     checks during a probe share it, so no rate of checks costs the backend more than one probe per interval.
+    At most `max_watches` Watch streams are open at once.
     """
 
-    def __init__(self, backend: Backend, interval_s: float = 0.0) -> None:
+    def __init__(self, backend: Backend, interval_s: float = 0.0, max_watches: int = 100) -> None:
         super().__init__()
         self._backend = backend
         self._interval_s = interval_s
+        self._max_watches = max_watches
+        self._watches = 0
         self._probe: asyncio.Future[bool] | None = None
         self._probed_at = 0.0
 
@@ -188,11 +194,38 @@ class BackendHealth(health_aio.HealthServicer):  # type: ignore[misc]
         """Probe the backend (or take the latest probe's answer), record the result, then answer as the stock
         servicer does."""
         if request.service in ("", SERVICE_NAME):
-            serving = await self.backend_serving()
-            status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-            await self.set("", status)
-            await self.set(SERVICE_NAME, status)
+            await self._refresh()
         return await super().Check(request, context)  # type: ignore[no-any-return,unused-ignore]
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+        """The stock servicer's Watch, refused with RESOURCE_EXHAUSTED beyond `max_watches` open at once: a watch
+        holds its stream (and a condition per service name the caller picks) until the caller leaves, and health
+        checking is open to anyone who reaches the port."""
+        if self._watches >= self._max_watches:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"{self._max_watches} health watches are open")
+        self._watches += 1
+        refreshing = None
+        try:
+            if request.service in ("", SERVICE_NAME):  # the backend's health, probed while the watch is open
+                await self._refresh()
+                refreshing = asyncio.ensure_future(self._keep_refreshing())
+            await super().Watch(request, context)
+        finally:
+            self._watches -= 1
+            if refreshing:
+                refreshing.cancel()
+
+    async def _refresh(self) -> None:
+        """Set the server's and LlmService's status from the backend's latest probe (probing if it is due)."""
+        serving = await self.backend_serving()
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.set("", status)
+        await self.set(SERVICE_NAME, status)
+
+    async def _keep_refreshing(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._interval_s, WATCH_REFRESH_MIN_S))
+            await self._refresh()
 
 
 def _ms_since(started: float) -> float:

@@ -72,6 +72,36 @@ async def test_health_serving_while_every_backend_connection_is_busy_generating(
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+async def test_health_watches_beyond_the_limit_are_refused_until_one_closes(fake):
+    """Health checking is open to anyone: each Watch holds a stream, so their number is bounded."""
+    async with running_proxy(fake, max_health_watches=2) as proxy, proxy_channel(proxy.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(service=f"made-up-{n}")) for n in range(2)]
+        for watch in watches:  # each answers its first status once it is open
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+
+        extra = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await extra.read()
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+        watches[0].cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watches[0].read()
+        again = health.Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+        assert (await again.read()).status == health_pb2.HealthCheckResponse.SERVING  # a slot freed, in time
+
+
+async def test_a_health_watch_follows_the_backend(channel, proxy):
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=SERVICE))
+    assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+
+    await proxy.fake.stop()
+
+    assert (await asyncio.wait_for(watch.read(), 30)).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    watch.cancel()
+
+
 async def test_health_unknown_service_is_not_found(channel):
     health = health_pb2_grpc.HealthStub(channel)
     try:
