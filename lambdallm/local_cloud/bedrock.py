@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -21,10 +22,11 @@ from starlette.types import ASGIApp
 from lambdallm import logs
 from lambdallm.local_cloud import converse, titan
 from lambdallm.local_cloud.body import ClientGone, read_body
+from lambdallm.local_cloud.chat_template import Conversation, Turn
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
 from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
-from lambdallm.local_cloud.models import ModelHost
+from lambdallm.local_cloud.models import ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.local_cloud.titan import BedrockError
 from lambdallm.metrics import Measured, TokenCounter, exposition
@@ -90,8 +92,8 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
     operations = {
         "invoke": unary(_titan_request, _titan_answer),
         "invoke-with-response-stream": streaming(_titan_request, titan.FRAMES),
-        "converse": unary(converse.parse_request, _converse_answer),
-        "converse-stream": streaming(converse.parse_request, converse.FRAMES),
+        "converse": unary(_converse_request, _converse_answer),
+        "converse-stream": streaming(_converse_request, converse.FRAMES),
     }
     routes = [Route("/ping", ping, methods=["GET"]), Route("/metrics", scrape, methods=["GET"])]
     routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
@@ -102,7 +104,7 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
 
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
-Parser = Callable[[bytes, str, Any], GenerationRequest]  # (body, model id, chat template) -> request
+Parser = Callable[[bytes, str, ServedModel], GenerationRequest]  # (body, model id, the model served) -> request
 Answer = Callable[[Completion, int], tuple[dict[str, Any], dict[str, str]]]  # (completion, ms) -> body, headers
 
 
@@ -127,11 +129,21 @@ async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Sch
     model_id, model = host.resolve(unquote(request.path_params["model_id"]))
     if (body := await read_body(request, titan.MAX_BODY_BYTES)) is None:
         raise titan.too_large()
-    return model.scheduler, parse(body, model_id, model.chat_template)
+    return model.scheduler, parse(body, model_id, model)
 
 
-def _titan_request(body: bytes, model_id: str, _template: Any) -> GenerationRequest:
-    return titan.parse_request(body, model_id)
+def _titan_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:
+    """A Titan Text body; for an instruction-tuned model, its inputText as one user turn of the model's chat template
+    (Titan Text Premier follows an instruction given as inputText; an instruct model fed it raw ends at once)."""
+    request = titan.parse_request(body, model_id)
+    if not model.instruct:
+        return request
+    prompt = model.chat_template.render(Conversation(None, (Turn("user", request.prompt),)))
+    return dataclasses.replace(request, prompt=prompt, parse_special=True)
+
+
+def _converse_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:
+    return converse.parse_request(body, model_id, model.chat_template)
 
 
 def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:

@@ -84,6 +84,9 @@ class Engine(Protocol):
 
     slots: int
     chat_template: ChatTemplate  # how conversations become this model's prompts (rendered by the caller)
+    # Instruction-tuned: a Titan inputText reaches it as one user turn of its chat template, since Titan Text takes
+    # inputText as an instruction (raw, an instruct model takes it for a finished turn and ends at once).
+    instruct: bool
     steps: DecodeSteps  # its forward passes so far (none for an engine without a model)
 
     def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
@@ -179,6 +182,7 @@ class InstantEngine:
     """
 
     slots = 0  # answers inline: never queued, never refused
+    instruct = False  # it echoes the prompt as it comes
 
     def __init__(self) -> None:
         self.chat_template = ChatTemplate(ECHO_TEMPLATE)

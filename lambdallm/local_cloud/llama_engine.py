@@ -96,6 +96,7 @@ class LlamaEngine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
         self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.instruct = True  # the served models take instructions in their chat format (SmolLM2-135M-Instruct)
         self.chat_template = ChatTemplate.of_model(
             self._metadata(), self._text(self._bos), self._text(llama_cpp.llama_vocab_eos(self._vocab))
         )

@@ -41,11 +41,13 @@ MODEL_NAMES = {DEFAULT: "SmolLM2-135M-Instruct (Q4_1)", GEMMA: "Gemma 3 270M (Q4
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded model: the scheduler in front of its engine, and its chat template."""
+    """One loaded model: the scheduler in front of its engine, its chat template, and whether a Titan inputText
+    is rendered with that template as one user turn (Engine.instruct)."""
 
     name: str
     scheduler: Scheduler
     chat_template: ChatTemplate
+    instruct: bool = False
 
 
 @dataclass

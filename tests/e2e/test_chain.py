@@ -47,6 +47,20 @@ def test_a_real_generation_crosses_every_tier(model_chain: Stack) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.parametrize("prompt", ["What is the capital of France?", "Tell me a joke."])
+def test_a_plain_instruction_gets_an_answer(model_chain: Stack, prompt: str) -> None:
+    """The default model is an instruct model served under Titan's id: the prompt reaches it as a user turn, as
+    Titan Text takes an instruction (fed raw, it ended at once with an empty answer)."""
+    client = AuthenticatedClient(base_url=model_chain.rest_url, token=model_chain.api_key)
+
+    body = generate_text.sync(client=client, body=GenerateRequest(prompt=prompt, max_tokens=8, temperature=0.0))
+
+    assert isinstance(body, GenerateResponse)
+    assert body.text.strip()
+    assert body.output_tokens > 0
+
+
+@pytest.mark.model
 def test_max_tokens_is_a_hard_limit_reported_as_length(model_chain: Stack) -> None:
     client = AuthenticatedClient(base_url=model_chain.rest_url, token=model_chain.api_key)
     request = GenerateRequest(prompt="Count with me: one, two, three,", max_tokens=2, temperature=0.0)

@@ -229,7 +229,7 @@ def test_end_to_end_real_text_with_token_counts(model_cloud: LocalCloud) -> None
     status, headers, body = post(model_cloud, {"prompt": "The sky is", "max_tokens": 3, "temperature": 0})
     assert status == 200
     assert body["text"].strip()
-    assert body["input_tokens"] == 3  # "The sky is": SmolLM2 adds no <bos>
+    assert body["input_tokens"] > 3  # "The sky is" as a user turn of SmolLM2's chat template
     assert body["output_tokens"] == 3
     assert body["finish_reason"] == "length"
     assert headers["X-Request-ID"] == body["request_id"]

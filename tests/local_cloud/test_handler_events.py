@@ -31,7 +31,7 @@ def test_query_event_generates_real_text(handler: Any) -> None:
     assert status == 200
     assert body["request_id"] == "req-query-1"
     assert body["output_tokens"] == 4
-    assert body["input_tokens"] == 5  # "The capital of France is", no <bos>
+    assert body["input_tokens"] > 5  # "The capital of France is" as a user turn of SmolLM2's chat template
     assert body["finish_reason"] == "length"
     assert body["text"].strip()
 
