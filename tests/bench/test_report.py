@@ -93,3 +93,5 @@ def test_rest_hop_is_rest_minus_grpc_within_each_repetition() -> None:
     assert hop["shipped"]["p99"] == Spread(median=3.5, min=3.0, max=4.0, n=2)
     assert hop["without_edge"]["p50"] == Spread(median=2.0, min=1.0, max=3.0, n=2)
     assert hop["shipped_over_without_edge_p50"] == Spread(median=1.25, min=0.5, max=2.0, n=2)
+    assert hop["shipped_minus_without_edge"]["p50"] == Spread(median=-0.25, min=-1.5, max=1.0, n=2)
+    assert hop["shipped_minus_without_edge"]["p99"] == Spread(median=1.0, min=1.0, max=1.0, n=2)
