@@ -143,7 +143,10 @@ def markdown(results: dict[str, Any]) -> str:
         ("REST hop (enter at REST - at gRPC), shipped: p50 / p99", pair(hop["shipped"], " ms")),
         ("REST hop, without issue 18's edge (admission, timeouts): p50 / p99", pair(hop["without_edge"], " ms")),
         ("REST hop, shipped / without issue 18's edge (p50)", cell(hop["shipped_over_without_edge_p50"])),
-        ("enter at REST, shipped - without issue 18's edge: p50 / p99", pair(hop["shipped_minus_without_edge"], " ms")),
+        (
+            "REST, one client alternating: shipped - without issue 18's edge, p50 / p99",
+            pair(hop["shipped_minus_without_edge"], " ms"),
+        ),
     ]
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]

@@ -10,6 +10,7 @@ as a tier.
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -21,12 +22,14 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError
 from lambdallm.tier import ANNOUNCE_FILE, TierExited, wait_for_announcement
 
 LOG_NAME = "rest-base"  # the baseline's lines in stack.log
 STOP_GRACE_S = 15.0
+Samples = list[float]
 
 
 def serve() -> int:
@@ -78,6 +81,33 @@ def baseline_rest(stack: Stack) -> Iterator[int]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_s: float) -> tuple[Samples, Samples]:
+    """One client alternating one request to the REST tier at `ports[0]` and one to `ports[1]` (which goes first
+    swapping with each pair), each on its own keep-alive connection, for `duration_s` seconds: each one's latencies
+    in ms. Noise that comes and goes within a run falls on both alike, which two runs one after the other do not
+    give on a busy machine."""
+    data = json.dumps(body)
+    headers = {"Content-Type": "application/json"} | stack.auth_headers
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for port in ports]
+    samples: tuple[Samples, Samples] = ([], [])
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < duration_s:
+            order = (0, 1) if len(samples[0]) % 2 == 0 else (1, 0)
+            for index in order:
+                sent = time.perf_counter()
+                connections[index].request("POST", "/query", data, headers)
+                with connections[index].getresponse() as answer:
+                    answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"the REST tier on port {ports[index]} answered {answer.status}")
+                samples[index].append(1000 * (time.perf_counter() - sent))
+    finally:
+        for connection in connections:
+            connection.close()
+    return samples
 
 
 def _first_query(stack: Stack, port: int, timeout_s: float = 60.0) -> None:
