@@ -134,6 +134,31 @@ async def test_a_header_block_trickled_byte_by_byte_is_cut_off(tier: Tier) -> No
         assert await started
 
 
+def read_one_answer(sock: socket.socket) -> bytes:
+    """One whole answer with a Content-Length from a connection that stays open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+async def test_the_next_header_block_on_a_kept_connection_trickled_is_cut_off(tier: Tier) -> None:
+    method, path, body = tier.healthy
+    first = build_request(method, path, [("Content-Type", "application/json")], body, tier.port)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 400  # 400 x 50 ms: 20 s without a timeout
+    with connect(tier.port) as slow:
+        slow.sendall(first.replace(b"Connection: close\r\n", b""))
+        assert b" 200 " in await asyncio.to_thread(read_one_answer, slow)  # kept alive, its header timer stopped
+
+        assert await asyncio.to_thread(trickle, slow, head)
+
+
 async def test_a_body_that_stalls_gets_a_408_and_the_connection_closes(reading_tier: Tier) -> None:
     tier = reading_tier
     head = [("Content-Type", "application/json"), ("Content-Length", "100"), *AUTHORIZATION.items()]

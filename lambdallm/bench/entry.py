@@ -30,10 +30,12 @@ def load(
     connections: int,
     duration_s: float,
     requests_per_connection: int | None = None,
+    rest_port: int | None = None,
 ) -> LoadResult:
     """Load `entry` of `stack` with one fixed request from `connections` clients for `duration_s` seconds.
 
     With `requests_per_connection` (HTTP entry points), a fixed batch instead, ended as soon as it is answered.
+    With `rest_port`, the "rest" entry is the REST tier listening there (the bench's baseline) with the stack's key.
     """
     body = query_body(prompt, max_tokens)
     ports = stack.ports
@@ -46,7 +48,7 @@ def load(
     if entry == "apigw":
         url = f"http://127.0.0.1:{ports.apigw}/query"
         return wrk(url, body, connections, duration_s, timeout, requests_per_connection)
-    url = f"http://127.0.0.1:{ports.rest}/query"
+    url = f"http://127.0.0.1:{rest_port or ports.rest}/query"
     return wrk(url, body, connections, duration_s, timeout, requests_per_connection, stack.auth_headers)
 
 

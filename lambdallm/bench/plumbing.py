@@ -5,13 +5,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lambdallm.bench.abandon import rss_growth_mb
 from lambdallm.bench.attack import Attack
-from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock
+from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock, query_body
 from lambdallm.bench.loadgen import LoadResult
 from lambdallm.bench.memory import cpu_s
 from lambdallm.bench.plan import Plan
+from lambdallm.bench.rest_baseline import baseline_rest, paired
 from lambdallm.bench.stats import Spread, percentile
 from lambdallm.stack import Stack
 
@@ -47,6 +49,10 @@ class PlumbingFigures:
     """Latency per entry point at concurrency 1, and requests/s and errors of the REST tier at many connections."""
 
     runs: dict[str, list[LoadResult]] = field(default_factory=lambda: {e: [] for e in ENTRY_POINTS})
+    # The same one client at the bench's baseline REST tier, without issue 18's edge (lambdallm/bench/rest_baseline.py).
+    without_edge: list[LoadResult] = field(default_factory=list)
+    # Per repetition: one client alternating requests between the shipped REST tier and the baseline (latencies, ms).
+    paired: list[tuple[list[float], list[float]]] = field(default_factory=list)
     loaded: list[LoadResult] = field(default_factory=list)
     # Per loaded run: CPU milliseconds each tier's processes spent per answered request.
     cpu_ms_per_request: list[dict[str, float]] = field(default_factory=list)
@@ -61,6 +67,32 @@ class PlumbingFigures:
         """Each tier's RSS growth in MiB per 10,000 abandoned streams (issue 26: at most 2 each)."""
         scale = 10_000 / max(self.abandoned_streams, 1)
         return {key: round(self.abandoned_growth_mb[tier] * scale, 2) for key, tier in TIERS.items()}
+
+    def rest_hop_ms(self) -> dict[str, Any]:
+        """The REST hop (entering at REST minus entering at the proxy, within each repetition), p50 and p99, for
+        the REST tier as shipped and for the baseline without issue 18's edge, shipped over baseline (p50), and
+        shipped minus baseline (p50 and p99) as one client alternating between them saw them."""
+        grpc = self.runs["grpc"]
+
+        def hop(runs: list[LoadResult]) -> dict[str, Spread]:
+            return {
+                "p50": Spread.of([r.p50_ms - g.p50_ms for r, g in zip(runs, grpc, strict=True)]),
+                "p99": Spread.of([r.p99_ms - g.p99_ms for r, g in zip(runs, grpc, strict=True)]),
+            }
+
+        pairs = list(zip(self.runs["rest"], self.without_edge, grpc, strict=True))
+        return {
+            "shipped": hop(self.runs["rest"]),
+            "without_edge": hop(self.without_edge),
+            "shipped_over_without_edge_p50": Spread.of(
+                [(s.p50_ms - g.p50_ms) / (w.p50_ms - g.p50_ms) for s, w, g in pairs]
+            ),
+            # The edge's own cost, from one client alternating between the two tiers request by request.
+            "shipped_minus_without_edge": {
+                f"p{pct}": Spread.of([percentile(s, pct) - percentile(w, pct) for s, w in self.paired])
+                for pct in (50, 99)
+            },
+        }
 
     def under_attack_ms(self) -> dict[str, Spread]:
         """A key holder's p50 and p99 under the attack, and its p99 minus the p99 of the same client without it."""
@@ -104,23 +136,39 @@ class PlumbingFigures:
         }
 
 
+def _without_edge(
+    stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, port: int, figures: PlumbingFigures
+) -> None:
+    step(f"overhead rest without issue 18's edge c1 ({rep + 1}/{plan.repetitions})")
+    figures.without_edge.append(load(stack, "rest", PROMPT, plan.overhead_tokens, 1, plan.overhead_s, rest_port=port))
+
+
 def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> PlumbingFigures:
     """Interleave the entry points within each repetition, so that noise falls on all of them alike (the REST
-    tier's one client again under issue 18's attack); then the 64-connection runs, each between two one-client
+    tier's one client also at the baseline REST tier without issue 18's edge, just before or after the shipped
+    one in turn, and again under issue 18's attack); then the 64-connection runs, each between two one-client
     probes of the local Bedrock (latency before and after a burst)."""
     figures = PlumbingFigures()
     drain(stack)  # warms every tier: imports, connections, first-call paths
-    for rep in range(plan.repetitions):
-        for entry in ENTRY_POINTS:
-            step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
-            figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
-        step(f"REST c1 under attack ({rep + 1}/{plan.repetitions})")
-        attack = Attack(stack.ports.rest)
-        attack.start()
-        try:
-            figures.attacked.append(load(stack, "rest", PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
-        finally:
-            attack.stop()
+    with baseline_rest(stack) as baseline_port:
+        for rep in range(plan.repetitions):
+            for entry in ENTRY_POINTS:
+                if entry == "rest" and rep % 2:  # the baseline first in every other repetition
+                    _without_edge(stack, plan, step, rep, baseline_port, figures)
+                step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
+                figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+                if entry == "rest" and not rep % 2:
+                    _without_edge(stack, plan, step, rep, baseline_port, figures)
+            step(f"REST c1 alternating shipped and without issue 18's edge ({rep + 1}/{plan.repetitions})")
+            body = query_body(PROMPT, plan.overhead_tokens)
+            figures.paired.append(paired(stack, (stack.ports.rest, baseline_port), body, plan.overhead_s))
+            step(f"REST c1 under attack ({rep + 1}/{plan.repetitions})")
+            attack = Attack(stack.ports.rest)
+            attack.start()
+            try:
+                figures.attacked.append(load(stack, "rest", PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+            finally:
+                attack.stop()
     for rep in range(plan.repetitions):
         step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
         pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}

@@ -39,6 +39,7 @@ def build(
         "overhead_ms": {
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
         },
+        "rest_hop_ms": _rest_hop(plumbing),
         "rest_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
         "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
@@ -67,6 +68,18 @@ def build(
         "rss_mb_instant": {k: round(v, 1) for k, v in rss_mb_instant.items()},
         "latency_percentiles_ms": plumbing.percentiles_ms(),
         "meta": meta,
+    }
+
+
+def _rest_hop(plumbing: PlumbingFigures) -> dict[str, Any]:
+    """The REST hop with and without issue 18's edge, p50 and p99 each, the ratio of their p50s, and the
+    difference of the two REST entries."""
+    hop = plumbing.rest_hop_ms()
+    return {
+        "shipped": {k: s.as_dict() for k, s in hop["shipped"].items()},
+        "without_edge": {k: s.as_dict() for k, s in hop["without_edge"].items()},
+        "shipped_over_without_edge_p50": hop["shipped_over_without_edge_p50"].as_dict(),
+        "shipped_minus_without_edge": {k: s.as_dict() for k, s in hop["shipped_minus_without_edge"].items()},
     }
 
 
@@ -125,6 +138,16 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             (f"enter at {name}, instant model: p50 / p99", f"{cell(spreads['p50'])} / {cell(spreads['p99'])} ms")
         )
+    hop = results["rest_hop_ms"]
+    rows += [
+        ("REST hop (enter at REST - at gRPC), shipped: p50 / p99", pair(hop["shipped"], " ms")),
+        ("REST hop, without issue 18's edge (admission, timeouts): p50 / p99", pair(hop["without_edge"], " ms")),
+        ("REST hop, shipped / without issue 18's edge (p50)", cell(hop["shipped_over_without_edge_p50"])),
+        (
+            "REST, one client alternating: shipped - without issue 18's edge, p50 / p99",
+            pair(hop["shipped_minus_without_edge"], " ms"),
+        ),
+    ]
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [

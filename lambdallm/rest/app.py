@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import socket
@@ -119,11 +120,11 @@ def without_slash_redirects(app: Any) -> None:
             pending += [route.app for route in router.routes if isinstance(route, Mount)]
 
 
-def create_app(settings: RestSettings) -> connexion.AsyncApp:
+def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.AsyncApp:
     """The ASGI app serving specs/openapi.yaml with request and response validation, the spec's API key security
     (a SettingsError if auth is on and no key is set, or if max_body_bytes would refuse a valid request), Swagger
     UI at /ui, and Prometheus metrics at /metrics in front of the spec (docs/metrics.md); a SettingsError for a
-    bad key, CA or proxy token setting."""
+    bad key, CA or proxy token setting. `admission=False` leaves out the in-flight limit (the bench's baseline)."""
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
@@ -142,14 +143,15 @@ def create_app(settings: RestSettings) -> connexion.AsyncApp:
     app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
     app.add_middleware(Edge, position=before_exception, metrics=metrics)
     # After routing and security: only authenticated generation work, with its body in, takes a slot.
-    app.add_middleware(
-        Admission,
-        position=MiddlewarePosition.BEFORE_VALIDATION,
-        metrics=metrics,
-        max_in_flight=settings.max_in_flight,
-        max_body_bytes=max_body_bytes,
-        limited=keyed_operations(SPEC),
-    )
+    if admission:
+        app.add_middleware(
+            Admission,
+            position=MiddlewarePosition.BEFORE_VALIDATION,
+            metrics=metrics,
+            max_in_flight=settings.max_in_flight,
+            max_body_bytes=max_body_bytes,
+            limited=keyed_operations(SPEC),
+        )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
     app.add_error_handler(Exception, problems.on_unexpected)
@@ -179,14 +181,17 @@ class _Server(uvicorn.Server):
             tier.announce({"rest": self.servers[0].sockets[0].getsockname()[1]})
 
 
-def uvicorn_server(settings: RestSettings, app: connexion.AsyncApp | None = None) -> uvicorn.Server:
-    """A uvicorn server for the app on settings.host:port, logging through our JSON handlers."""
+def uvicorn_server(
+    settings: RestSettings, app: connexion.AsyncApp | None = None, *, http: type[asyncio.Protocol] | str | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for the app on settings.host:port, logging through our JSON handlers; `http` replaces the
+    bounded protocol (the bench's baseline passes uvicorn's stock "httptools")."""
     config = uvicorn.Config(
         app or create_app(settings),
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        http=ProblemHttpProtocol.with_limits(connection_limits(settings)),
+        http=http or ProblemHttpProtocol.with_limits(connection_limits(settings)),
         timeout_keep_alive=settings.keep_alive_s,
         log_config=None,
         access_log=False,

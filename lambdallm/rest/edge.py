@@ -121,6 +121,8 @@ class Admission:
         self.max_body_bytes = max_body_bytes
         self.limited = limited
         self.in_flight = 0
+        # Read at each scrape, not kept per request: a gauge's inc and dec take a lock each.
+        metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id") not in self.limited:
@@ -141,9 +143,7 @@ class Admission:
             return
         scope, receive = with_body(scope, receive, body)
         self.in_flight += 1
-        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-            self.metrics.in_flight.dec()

@@ -85,9 +85,12 @@ class ClientLeft(Exception):
 async def read_body(receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None as soon as it exceeds `limit` bytes (the rest is left unread); ClientLeft
     if the client hangs up first."""
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):  # most bodies: one message
+        whole: bytes = message.get("body", b"")
+        return whole if len(whole) <= limit else None
     body = bytearray()
     while True:
-        message = await receive()
         if message["type"] != "http.request":
             raise ClientLeft
         body += message.get("body", b"")
@@ -95,6 +98,7 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
+        message = await receive()
 
 
 def with_lower_media_type(scope: Scope) -> Scope:

@@ -21,6 +21,7 @@ KEYS = (
     "cpu_ms_per_request",
     "after_burst_ms",
     "rest_under_attack_ms",
+    "rest_hop_ms",
     "rss_growth_mb_per_10k_abandoned_streams",
     "stream_cpu_ms_per_token",
     "decode_step_ms",
@@ -56,6 +57,11 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     spreads += results["after_burst_ms"].values()
     assert set(results["rest_under_attack_ms"]) == {"p50", "p99", "p99_minus_quiet_p99", "errors"}
     spreads += results["rest_under_attack_ms"].values()
+    hop = results["rest_hop_ms"]
+    pairs = ("shipped", "without_edge", "shipped_minus_without_edge")
+    assert set(hop) == {*pairs, "shipped_over_without_edge_p50"}
+    assert all(set(hop[key]) == {"p50", "p99"} for key in pairs)
+    spreads += [*(s for key in pairs for s in hop[key].values()), hop["shipped_over_without_edge_p50"]]
     assert results["rest_under_attack_ms"]["errors"]["max"] == 0  # every key holder's request was answered
     assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from lambdallm.bench.loadgen import LoadError, parse
+from lambdallm.bench.loadgen import LoadError, LoadResult, parse
+from lambdallm.bench.plumbing import PlumbingFigures
 from lambdallm.bench.stats import Spread, percentile
 from lambdallm.bench.streaming import Stream, StreamBatch, StreamError, read_chain_events, read_llama_server
 
@@ -77,3 +78,22 @@ def test_streamed_pace_counts_the_steps_after_the_first_token() -> None:
     batch = StreamBatch([stream, Stream(first_s=0.3, last_s=2.3, tokens=11)])
     assert (batch.ttft_p50_ms, batch.ttft_p99_ms) == (100.0, 300.0)
     assert batch.tokens_per_s == 20 / 3
+
+
+def test_rest_hop_is_rest_minus_grpc_within_each_repetition() -> None:
+    def run(p50: float, p99: float) -> LoadResult:
+        return LoadResult(requests=1, ok=1, errors=0, tokens=0, duration_s=1.0, p50_ms=p50, p99_ms=p99, mean_ms=p50)
+
+    figures = PlumbingFigures()
+    figures.runs["grpc"] = [run(2.0, 4.0), run(3.0, 5.0)]
+    figures.runs["rest"] = [run(4.0, 7.0), run(4.5, 9.0)]
+    figures.without_edge = [run(3.0, 6.0), run(6.0, 8.0)]
+    figures.paired = [([2.0, 3.0, 9.0], [1.0, 2.0, 4.0]), ([1.0, 1.0, 2.0], [2.0, 2.0, 3.0])]  # p50 3 / 2, 1 / 2
+    hop = figures.rest_hop_ms()
+    assert hop["shipped"]["p50"] == Spread(median=1.75, min=1.5, max=2.0, n=2)
+    assert hop["shipped"]["p99"] == Spread(median=3.5, min=3.0, max=4.0, n=2)
+    assert hop["without_edge"]["p50"] == Spread(median=2.0, min=1.0, max=3.0, n=2)
+    assert hop["shipped_over_without_edge_p50"] == Spread(median=1.25, min=0.5, max=2.0, n=2)
+    # The edge's own cost comes from the paired samples, not from the two runs.
+    assert hop["shipped_minus_without_edge"]["p50"] == Spread(median=0.0, min=-1.0, max=1.0, n=2)
+    assert hop["shipped_minus_without_edge"]["p99"] == Spread(median=2.0, min=-1.0, max=5.0, n=2)

@@ -1,0 +1,139 @@
+"""A bench-only REST tier without issue 18's edge, beside the shipped one in the same stack, so that one run
+measures what admission and the connection limits add to the REST hop (`rest_hop_ms` in latest.json).
+
+The baseline is the shipped app (API keys, metrics, request context, the proxy's token, the same proxy) with two
+parts left out: the `Admission` middleware (the in-flight limit, which reads the body before validation) and the
+bounded HTTP protocol (header, body and write timeouts, max_connections): uvicorn's stock httptools protocol
+serves it instead. Run as `python -m lambdallm.bench.rest_baseline` with the REST tier's settings; never shipped
+as a tier.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError
+from lambdallm.tier import ANNOUNCE_FILE, TierExited, wait_for_announcement
+
+LOG_NAME = "rest-base"  # the baseline's lines in stack.log
+STOP_GRACE_S = 15.0
+Samples = list[float]
+
+
+def serve() -> int:
+    """Serve the REST tier without admission, on uvicorn's stock HTTP protocol, until SIGTERM (the REST tier's
+    settings: config/rest.toml and LAMBDALLM_REST_*)."""
+    from lambdallm import logs, settings, tier
+    from lambdallm.rest.app import create_app, uvicorn_server
+
+    tier.follow_supervisor()
+    config = settings.load(settings.RestSettings, "rest")
+    logs.configure("rest")
+    app = create_app(config, admission=False)
+    sock = tier.bind_tcp(config.host, config.port)
+    tier.listen(sock)
+    server = uvicorn_server(config, app, http="httptools")
+    tier.settle()
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+@contextmanager
+def baseline_rest(stack: Stack) -> Iterator[int]:
+    """A baseline REST tier in front of `stack`'s proxy, with its keys and token, on a free port: that port, once
+    it has answered one query; stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="lambdallm-baseline-") as folder:
+        announce = Path(folder) / "rest.json"
+        env = stack.environment() | {"LAMBDALLM_REST_PORT": "0", ANNOUNCE_FILE: str(announce)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lambdallm.bench.rest_baseline"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=_relay, args=(stack, process), daemon=True).start()
+        try:
+            try:
+                port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)["rest"]
+            except (TierExited, TimeoutError) as exc:
+                raise StackError(f"the baseline REST tier {exc}") from exc
+            _first_query(stack, port)
+            yield port
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_s: float) -> tuple[Samples, Samples]:
+    """One client alternating one request to the REST tier at `ports[0]` and one to `ports[1]` (which goes first
+    swapping with each pair), each on its own keep-alive connection, for `duration_s` seconds: each one's latencies
+    in ms. Noise that comes and goes within a run falls on both alike, which two runs one after the other do not
+    give on a busy machine."""
+    data = json.dumps(body)
+    headers = {"Content-Type": "application/json"} | stack.auth_headers
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for port in ports]
+    samples: tuple[Samples, Samples] = ([], [])
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < duration_s:
+            order = (0, 1) if len(samples[0]) % 2 == 0 else (1, 0)
+            for index in order:
+                sent = time.perf_counter()
+                connections[index].request("POST", "/query", data, headers)
+                with connections[index].getresponse() as answer:
+                    answer.read()
+                    if answer.status != 200:
+                        raise RuntimeError(f"the REST tier on port {ports[index]} answered {answer.status}")
+                samples[index].append(1000 * (time.perf_counter() - sent))
+    finally:
+        for connection in connections:
+            connection.close()
+    return samples
+
+
+def _first_query(stack: Stack, port: int, timeout_s: float = 60.0) -> None:
+    """Send one query through the baseline (its imports, its channel to the proxy and first-call paths warm)."""
+    body = json.dumps({"prompt": "Hello", "max_tokens": 1, "temperature": 0.0}).encode()
+    headers = {"Content-Type": "application/json"} | stack.auth_headers
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/query", body, headers, method="POST")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
+                answer.read()
+                return
+        except OSError:  # HTTPError included: a channel still connecting answers 503
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def _relay(stack: Stack, process: subprocess.Popen[str]) -> None:
+    out = stack.log or sys.stdout
+    assert process.stdout is not None
+    for line in process.stdout:
+        out.write(f"{LOG_NAME:>11} | {line}")
+        out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(serve())

@@ -1,0 +1,31 @@
+"""The bench's baseline REST tier (lambdallm/bench/rest_baseline.py) leaves out exactly issue 18's edge: the
+Admission middleware and the bounded HTTP protocol; keys, metrics and the request context stay."""
+
+from __future__ import annotations
+
+import functools
+
+from lambdallm.http_protocol import ProblemHttpProtocol
+from lambdallm.metrics import Measured
+from lambdallm.rest.app import create_app, uvicorn_server
+from lambdallm.rest.edge import Admission, Edge
+from lambdallm.rest.middleware import RequestContext
+from lambdallm.settings import RestSettings
+
+SETTINGS = RestSettings(port=0, api_keys="k" * 32, grpc_token="t" * 32)
+
+
+def ours(app: object) -> set[type]:
+    """The classes of our middleware in the app's stack."""
+    layers = app.middleware.middlewares  # type: ignore[attr-defined]
+    return {layer.func for layer in layers if isinstance(layer, functools.partial)}
+
+
+def test_the_baseline_app_lacks_only_admission() -> None:
+    assert ours(create_app(SETTINGS)) == {RequestContext, Measured, Edge, Admission}
+    assert ours(create_app(SETTINGS, admission=False)) == {RequestContext, Measured, Edge}
+
+
+def test_the_baseline_server_takes_uvicorn_s_stock_protocol() -> None:
+    assert issubclass(uvicorn_server(SETTINGS, create_app(SETTINGS)).config.http, ProblemHttpProtocol)  # type: ignore[arg-type]
+    assert uvicorn_server(SETTINGS, create_app(SETTINGS), http="httptools").config.http == "httptools"
