@@ -65,3 +65,17 @@ def test_an_error_example_is_what_the_tiers_send(instant_chain: Stack, response:
     assert {k: v for k, v in got.items() if k != "request_id"} == {
         k: v for k, v in example.items() if k != "request_id"
     }
+
+
+def test_swagger_ui_tries_the_first_example_on_this_server_with_the_bearer_key(instant_chain: Stack) -> None:
+    """Swagger UI (at /ui/) loads /openapi.json: "Try it out" starts from the first named example (Swagger UI's
+    default), sends to the server it was loaded from, and its Authorize button takes the key for the bearer scheme."""
+    assert 'url: "/openapi.json"' in httpx.get(f"{instant_chain.rest_url}/ui/", timeout=10).text
+    served = httpx.get(f"{instant_chain.rest_url}/openapi.json", timeout=10).json()
+    assert [server["url"] for server in served["servers"]] == [""]
+    examples = served["paths"]["/query"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    first = next(iter(examples.values()))["value"]
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=first, headers=instant_chain.auth_headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert served["components"]["securitySchemes"]["apiKey"] == SPEC["components"]["securitySchemes"]["apiKey"]
+    assert served["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
