@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp; a portable build runs on any x86-64 CPU (pip caches the wheel).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: demo test bench mutation up codegen images clean
+.PHONY: demo test bench mutation up codegen postman images clean
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "λλM needs Python 3.11 or newer")'
@@ -35,6 +35,10 @@ mutation: $(VENV)/.installed
 
 codegen: $(VENV)/.installed
 	$(BIN)/tox run -e codegen
+
+# The Postman collection of specs/openapi.yaml, in build/postman/ (npm installs the converter; docs/postman.md).
+postman: $(VENV)/.installed
+	$(BIN)/python scripts/postman.py
 
 # The images on a base made by debootstrap (no registry needed); IMAGE_BASE=docker.io/library/python:3.11-slim
 # builds on the official one instead. Then the compose stack's test (a real /query through the images).
