@@ -10,13 +10,15 @@ from typing import Any
 
 from llm_lambda import strict_json
 from llm_lambda.errors import BackendError
+from llm_lambda.limits import (
+    MAX_MESSAGES,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_SYSTEM_CHARS,
+    MAX_TOKENS,
+)
 
-MAX_PROMPT_CHARS = 32000  # also the bound on a conversation's text, `system` included
-MAX_MESSAGES = 99
-MAX_SYSTEM_CHARS = 8000
-MAX_TOKENS = 3072
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_CHARS = 100
 FIELDS = ("prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences")
 ROLES = ("user", "assistant")
 

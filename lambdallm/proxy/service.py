@@ -12,6 +12,14 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
+from llm_lambda.limits import (
+    MAX_MESSAGES,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_CHARS,
+    MAX_STOP_SEQUENCES,
+    MAX_SYSTEM_CHARS,
+    MAX_TOKENS,
+)
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
@@ -23,9 +31,6 @@ SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
 
 
-MAX_TEXT_CHARS = 32000  # a prompt, or a conversation's turns and system text together
-MAX_MESSAGES = 99
-MAX_SYSTEM_CHARS = 8000
 ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 
 
@@ -36,10 +41,10 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
     if request.system and not request.messages:
         raise invalid_argument("system", "only with messages (a prompt has no system text)")
     payload: dict[str, Any] = conversation(request) if request.messages else {"prompt": request.prompt}
-    if len(request.prompt) > MAX_TEXT_CHARS:
-        raise invalid_argument("prompt", f"must be 1..{MAX_TEXT_CHARS} characters")
-    if not 1 <= request.max_tokens <= 3072:
-        raise invalid_argument("max_tokens", "must be between 1 and 3072")
+    if len(request.prompt) > MAX_PROMPT_CHARS:
+        raise invalid_argument("prompt", f"must be 1..{MAX_PROMPT_CHARS} characters")
+    if not 1 <= request.max_tokens <= MAX_TOKENS:
+        raise invalid_argument("max_tokens", f"must be between 1 and {MAX_TOKENS}")
     payload["max_tokens"] = request.max_tokens
     for name in ("temperature", "top_p"):
         if request.HasField(name):
@@ -47,11 +52,11 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
             if not 0.0 <= value <= 1.0:
                 raise invalid_argument(name, "must be between 0 and 1")
             payload[name] = round(value, 6)  # float32 on the wire: 0.7 arrives as 0.699999988
-    if len(request.stop_sequences) > 4:
-        raise invalid_argument("stop_sequences", "at most 4 items")
+    if len(request.stop_sequences) > MAX_STOP_SEQUENCES:
+        raise invalid_argument("stop_sequences", f"at most {MAX_STOP_SEQUENCES} items")
     for stop in request.stop_sequences:
-        if not 1 <= len(stop) <= 100:
-            raise invalid_argument("stop_sequences", "each item must be 1..100 characters")
+        if not 1 <= len(stop) <= MAX_STOP_CHARS:
+            raise invalid_argument("stop_sequences", f"each item must be 1..{MAX_STOP_CHARS} characters")
     if request.stop_sequences:
         payload["stop_sequences"] = list(request.stop_sequences)
     return payload
@@ -66,15 +71,15 @@ def conversation(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
         expected = llm_pb2.ROLE_USER if i % 2 == 0 else llm_pb2.ROLE_ASSISTANT
         if message.role != expected:
             raise invalid_argument(f"messages[{i}].role", f"must be {ROLES[expected]} (turns alternate, user first)")
-        if not 1 <= len(message.content) <= MAX_TEXT_CHARS:
-            raise invalid_argument(f"messages[{i}].content", f"must be 1..{MAX_TEXT_CHARS} characters")
+        if not 1 <= len(message.content) <= MAX_PROMPT_CHARS:
+            raise invalid_argument(f"messages[{i}].content", f"must be 1..{MAX_PROMPT_CHARS} characters")
         turns.append({"role": ROLES[expected], "content": message.content})
     if turns[-1]["role"] != "user":
         raise invalid_argument("messages", "the last turn must be the user's")
     if len(request.system) > MAX_SYSTEM_CHARS:
         raise invalid_argument("system", f"at most {MAX_SYSTEM_CHARS} characters")
-    if sum(len(turn["content"]) for turn in turns) + len(request.system) > MAX_TEXT_CHARS:
-        raise invalid_argument("messages", f"all turns and system together exceed {MAX_TEXT_CHARS} characters")
+    if sum(len(turn["content"]) for turn in turns) + len(request.system) > MAX_PROMPT_CHARS:
+        raise invalid_argument("messages", f"all turns and system together exceed {MAX_PROMPT_CHARS} characters")
     return {"messages": turns} | ({"system": request.system} if request.system else {})
 
 

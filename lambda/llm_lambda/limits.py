@@ -1,0 +1,12 @@
+"""The bounds of a generation request, as specs/openapi.yaml (GenerateRequest) and specs/backend.yaml
+(BackendRequest) state them: the one place the tiers take them from (tests/contract/test_limits.py holds the
+specs and these numbers together)."""
+
+from __future__ import annotations
+
+MAX_PROMPT_CHARS = 32000  # a prompt; also the bound on a conversation's text, `system` included
+MAX_MESSAGES = 99
+MAX_SYSTEM_CHARS = 8000
+MAX_TOKENS = 3072
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 100

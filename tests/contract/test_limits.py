@@ -1,0 +1,49 @@
+"""The request limits the tiers enforce (llm_lambda/limits.py) are the ones the specs state: changing a number in
+a spec without the code, or the reverse, fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from llm_lambda import limits
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+REQUESTS = {"openapi.yaml": "GenerateRequest", "backend.yaml": "BackendRequest"}  # spec -> its request schema
+
+
+def _schemas(spec: str) -> dict[str, Any]:
+    schemas: dict[str, Any] = yaml.safe_load((SPECS / spec).read_text())["components"]["schemas"]
+    return schemas
+
+
+@pytest.mark.parametrize("spec", REQUESTS)
+def test_each_limit_of_a_request_is_the_one_its_spec_states(spec: str) -> None:
+    schemas = _schemas(spec)
+    request = schemas[REQUESTS[spec]]["properties"]
+    stated = {
+        "MAX_PROMPT_CHARS": request["prompt"]["maxLength"],
+        "MAX_MESSAGES": request["messages"]["maxItems"],
+        "MAX_SYSTEM_CHARS": request["system"]["maxLength"],
+        "MAX_TOKENS": request["max_tokens"]["maximum"],
+        "MAX_STOP_SEQUENCES": request["stop_sequences"]["maxItems"],
+        "MAX_STOP_CHARS": request["stop_sequences"]["items"]["maxLength"],
+    }
+    assert {name: getattr(limits, name) for name in stated} == stated
+    # A turn may hold the whole text budget, and the description states that budget in words.
+    assert schemas["Message"]["properties"]["content"]["maxLength"] == limits.MAX_PROMPT_CHARS
+    assert f"{limits.MAX_PROMPT_CHARS} characters" in schemas[REQUESTS[spec]]["description"]
+
+
+def test_the_module_names_every_limit_the_test_checks() -> None:
+    constants = {name for name in vars(limits) if name.startswith("MAX_")}
+    assert constants == {
+        "MAX_PROMPT_CHARS",
+        "MAX_MESSAGES",
+        "MAX_SYSTEM_CHARS",
+        "MAX_TOKENS",
+        "MAX_STOP_SEQUENCES",
+        "MAX_STOP_CHARS",
+    }
