@@ -83,11 +83,6 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> int:
     return min(max(seconds, DEFAULT_RETRY_AFTER_S), MAX_RETRY_AFTER_S)
 
 
-def invalid_argument(field: str, why: str) -> ProxyError:
-    """An INVALID_ARGUMENT error naming the offending request field."""
-    return ProxyError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {why}")
-
-
 def bad_backend_answer(why: str) -> ProxyError:
     """An INTERNAL error for a 200 answer that breaks the backend contract."""
     return ProxyError(grpc.StatusCode.INTERNAL, f"backend answer breaks the contract: {why}")

@@ -12,20 +12,14 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
-from llm_lambda.limits import (
-    MAX_MESSAGES,
-    MAX_PROMPT_CHARS,
-    MAX_STOP_CHARS,
-    MAX_STOP_SEQUENCES,
-    MAX_SYSTEM_CHARS,
-    MAX_TOKENS,
-)
+from llm_lambda.errors import BackendError
+from llm_lambda.request import parse_body
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
-from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError, invalid_argument
+from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
@@ -35,52 +29,29 @@ ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 
 
 def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
-    """Validate a request with the public contract's bounds and build the backend's JSON body."""
-    if bool(request.prompt) == bool(request.messages):
-        raise invalid_argument("prompt, messages", "exactly one of the two is required")
-    if request.system and not request.messages:
-        raise invalid_argument("system", "only with messages (a prompt has no system text)")
-    payload: dict[str, Any] = conversation(request) if request.messages else {"prompt": request.prompt}
-    if len(request.prompt) > MAX_PROMPT_CHARS:
-        raise invalid_argument("prompt", f"must be 1..{MAX_PROMPT_CHARS} characters")
-    if not 1 <= request.max_tokens <= MAX_TOKENS:
-        raise invalid_argument("max_tokens", f"must be between 1 and {MAX_TOKENS}")
-    payload["max_tokens"] = request.max_tokens
+    """The backend's JSON body for `request`, checked by the backend's own validator (llm_lambda.request): a
+    request the proxy passes on is one the Lambda takes, and a bad one is INVALID_ARGUMENT in the Lambda's words,
+    naming the field."""
+    payload: dict[str, Any] = {}
+    if request.prompt:  # proto3: an empty string is an absent field
+        payload["prompt"] = request.prompt
+    if request.messages:
+        payload["messages"] = [
+            {"role": ROLES.get(message.role, "unspecified"), "content": message.content} for message in request.messages
+        ]
+    if request.system:
+        payload["system"] = request.system
+    payload["max_tokens"] = request.max_tokens  # 0 (absent) is refused as required
     for name in ("temperature", "top_p"):
         if request.HasField(name):
-            value = getattr(request, name)
-            if not 0.0 <= value <= 1.0:
-                raise invalid_argument(name, "must be between 0 and 1")
-            payload[name] = round(value, 6)  # float32 on the wire: 0.7 arrives as 0.699999988
-    if len(request.stop_sequences) > MAX_STOP_SEQUENCES:
-        raise invalid_argument("stop_sequences", f"at most {MAX_STOP_SEQUENCES} items")
-    for stop in request.stop_sequences:
-        if not 1 <= len(stop) <= MAX_STOP_CHARS:
-            raise invalid_argument("stop_sequences", f"each item must be 1..{MAX_STOP_CHARS} characters")
+            payload[name] = round(getattr(request, name), 6)  # float32 on the wire: 0.7 arrives as 0.699999988
     if request.stop_sequences:
         payload["stop_sequences"] = list(request.stop_sequences)
+    try:
+        parse_body(payload)
+    except BackendError as exc:
+        raise ProxyError(grpc.StatusCode.INVALID_ARGUMENT, exc.detail) from None
     return payload
-
-
-def conversation(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
-    """The backend's `messages` and `system` for a conversation: user first and last, roles alternating."""
-    if len(request.messages) > MAX_MESSAGES:
-        raise invalid_argument("messages", f"at most {MAX_MESSAGES} turns")
-    turns = []
-    for i, message in enumerate(request.messages):
-        expected = llm_pb2.ROLE_USER if i % 2 == 0 else llm_pb2.ROLE_ASSISTANT
-        if message.role != expected:
-            raise invalid_argument(f"messages[{i}].role", f"must be {ROLES[expected]} (turns alternate, user first)")
-        if not 1 <= len(message.content) <= MAX_PROMPT_CHARS:
-            raise invalid_argument(f"messages[{i}].content", f"must be 1..{MAX_PROMPT_CHARS} characters")
-        turns.append({"role": ROLES[expected], "content": message.content})
-    if turns[-1]["role"] != "user":
-        raise invalid_argument("messages", "the last turn must be the user's")
-    if len(request.system) > MAX_SYSTEM_CHARS:
-        raise invalid_argument("system", f"at most {MAX_SYSTEM_CHARS} characters")
-    if sum(len(turn["content"]) for turn in turns) + len(request.system) > MAX_PROMPT_CHARS:
-        raise invalid_argument("messages", f"all turns and system together exceed {MAX_PROMPT_CHARS} characters")
-    return {"messages": turns} | ({"system": request.system} if request.system else {})
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:

@@ -236,8 +236,11 @@ async def test_a_conversation_reaches_the_backend_as_messages_and_system(stub, p
         ({"prompt": "", "messages": [CHAT[0], CHAT[0]]}, "messages[1].role"),
         ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "")]}, "messages[0].content"),
         ({"prompt": "", "messages": [turn(llm_pb2.ROLE_USER, "x" * 30000)], "system": "y" * 2001}, "together"),
-        ({"prompt": "", "messages": [CHAT[0]], "system": "y" * 8001}, "system: at most 8000 characters"),
-        ({"prompt": "", "messages": [CHAT[0], CHAT[1]] * 49 + [CHAT[0], CHAT[1], CHAT[2]]}, "at most 99"),
+        ({"prompt": "", "messages": [CHAT[0]], "system": "y" * 8001}, "system: a string of 1 to 8000 characters"),
+        (
+            {"prompt": "", "messages": [CHAT[0], CHAT[1]] * 49 + [CHAT[0], CHAT[1], CHAT[2]]},
+            "messages: a list of 1 to 99",
+        ),
     ],
 )
 async def test_bad_conversations_are_invalid_argument_naming_the_field(stub, proxy, fields, named):
