@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
 from generated.llm_client import AuthenticatedClient, Client, errors
 from generated.llm_client.api.llm import generate_text
@@ -102,25 +101,12 @@ def _stream(client: RestClient, body: GenerateRequest, on_text: Callable[[str], 
         if response.status_code != 200:
             response.read()
             raise problem_error(response.status_code, Problem.from_dict(response.json()))
-        for event, data in server_sent_events(response.iter_lines()):
-            if event == "text":
-                on_text(data["text"])
-            elif event == "done":
-                return GenerateResponse.from_dict(data)
-            elif event == "error":
+        for event in EventSource(response).iter_sse():
+            if event.event == "text":
+                on_text(event.json()["text"])
+            elif event.event == "done":
+                return GenerateResponse.from_dict(event.json())
+            elif event.event == "error":
+                data = event.json()
                 raise problem_error(int(data["status"]), Problem.from_dict(data))
     raise ClientError(f"{url} ended the stream without its final event")
-
-
-def server_sent_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event, JSON data) for each event of a text/event-stream (events are separated by blank lines)."""
-    event, data = "message", ""
-    for line in lines:
-        if not line:
-            if data:
-                yield event, json.loads(data)
-            event, data = "message", ""
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()

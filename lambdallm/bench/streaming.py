@@ -6,7 +6,6 @@ httpx on keep-alive connections, a thread per concurrent client: a handful of st
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent
 
 from lambdallm.bench.stats import percentile
 
@@ -67,36 +67,30 @@ class StreamBatch:
         return steps / span if span > 0 else 0.0
 
 
-Reader = Callable[[Iterator[str], float], Stream]
+Reader = Callable[[Iterator[ServerSentEvent], float], Stream]
 
 
-def read_chain_events(lines: Iterator[str], start: float) -> Stream:
-    """The REST tier's events: `event: text` lines as the tokens come, then `event: done` with output_tokens."""
+def read_chain_events(events: Iterator[ServerSentEvent], start: float) -> Stream:
+    """The REST tier's events: `text` events as the tokens come, then `done` with output_tokens."""
     first = last = 0.0
-    event = ""
-    for line in lines:
+    for event in events:
         now = time.perf_counter() - start
-        if line.startswith("event:"):
-            event = line.removeprefix("event:").strip()
-            if event == "text":
-                first, last = first or now, now
-        elif line.startswith("data:"):
-            data = json.loads(line.removeprefix("data:"))
-            if event == "done":
-                return _stream(first, last, int(data["output_tokens"]))
-            if event == "error":
-                raise StreamError(f"error event: {data}")
+        if event.event == "text":
+            first, last = first or now, now
+        elif event.event == "done":
+            return _stream(first, last, int(event.json()["output_tokens"]))
+        elif event.event == "error":
+            raise StreamError(f"error event: {event.data}")
     raise StreamError("the stream ended without a done event")
 
 
-def read_llama_server(lines: Iterator[str], start: float) -> Stream:
-    """llama-server's /completion stream: `data:` objects with each token's content, the last with `stop: true`."""
+def read_llama_server(events: Iterator[ServerSentEvent], start: float) -> Stream:
+    """llama-server's /completion stream: unnamed events of JSON with each token's content, the last with
+    `stop: true`."""
     first = last = 0.0
-    for line in lines:
+    for event in events:
         now = time.perf_counter() - start
-        if not line.startswith("data:"):
-            continue
-        data = json.loads(line.removeprefix("data:"))
+        data = event.json()
         if data.get("stop"):
             return _stream(first, last, int(data["tokens_predicted"]))
         if data.get("content") or data.get("tokens"):
@@ -133,7 +127,7 @@ class StreamClient:
         with self._http.stream("POST", url, json=body, headers=headers) as answer:
             if answer.status_code != 200:
                 raise StreamError(f"{url} answered {answer.status_code}: {answer.read()[:500]!r}")
-            return read(answer.iter_lines(), start)
+            return read(EventSource(answer).iter_sse(), start)
 
     def batch(
         self,

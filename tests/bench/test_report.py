@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from httpx_sse import ServerSentEvent
 
 from lambdallm.bench.loadgen import LoadError, LoadResult, parse
 from lambdallm.bench.plumbing import PlumbingFigures
@@ -44,30 +45,34 @@ def test_wrk_without_summary_is_an_error() -> None:
         parse("unable to connect to 127.0.0.1:1 Connection refused", returncode=1)
 
 
+def sse(event: str, data: str) -> ServerSentEvent:
+    return ServerSentEvent(event=event, data=data)
+
+
 def test_chain_events_give_first_and_last_text_and_the_done_count() -> None:
-    lines = ["event: text", 'data: {"text": "It"}', "", "event: text", 'data: {"text": " was"}', ""]
-    lines += ["event: done", 'data: {"text": "It was", "output_tokens": 2}', ""]
-    stream = read_chain_events(iter(lines), time.perf_counter())
+    events = [sse("text", '{"text": "It"}'), sse("text", '{"text": " was"}')]
+    events += [sse("done", '{"text": "It was", "output_tokens": 2}')]
+    stream = read_chain_events(iter(events), time.perf_counter())
     assert stream.tokens == 2
     assert 0 < stream.first_s <= stream.last_s
 
 
 def test_chain_error_event_and_missing_done_are_errors() -> None:
-    error = ["event: text", 'data: {"text": "It"}', "event: error", 'data: {"status": 502, "title": "Bad Gateway"}']
+    error = [sse("text", '{"text": "It"}'), sse("error", '{"status": 502, "title": "Bad Gateway"}')]
     with pytest.raises(StreamError, match="error event"):
         read_chain_events(iter(error), time.perf_counter())
     with pytest.raises(StreamError, match="without a done event"):
-        read_chain_events(iter(["event: text", 'data: {"text": "It"}']), time.perf_counter())
+        read_chain_events(iter(error[:1]), time.perf_counter())
 
 
 def test_llama_server_stream_counts_tokens_predicted_of_the_final_object() -> None:
-    lines = ['data: {"content": "It", "stop": false}', "", 'data: {"content": " was", "stop": false}', ""]
-    lines += ['data: {"content": "", "stop": true, "tokens_predicted": 2}', ""]
-    stream = read_llama_server(iter(lines), time.perf_counter())
+    events = [sse("message", '{"content": "It", "stop": false}'), sse("message", '{"content": " was", "stop": false}')]
+    events += [sse("message", '{"content": "", "stop": true, "tokens_predicted": 2}')]
+    stream = read_llama_server(iter(events), time.perf_counter())
     assert stream.tokens == 2
     assert stream.first_s > 0
     with pytest.raises(StreamError, match="without a final object"):
-        read_llama_server(iter(lines[:2]), time.perf_counter())
+        read_llama_server(iter(events[:2]), time.perf_counter())
 
 
 def test_streamed_pace_counts_the_steps_after_the_first_token() -> None:
