@@ -6,7 +6,6 @@ That the running chain accepts every example request is tests/e2e/test_spec_exam
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 
 from lambdallm.rest.llm import server_sent_event
+from tests.sse import parse_events
 
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "openapi.yaml"
 # Each SSE event type's `data` schema (the 200 answer's description).
@@ -69,16 +69,6 @@ def _schema(name: str) -> dict[str, Any]:
     return schema
 
 
-def _events(stream: str) -> list[tuple[str, dict[str, Any]]]:
-    """The (event, data) pairs of a text/event-stream example of this API (one `event` and one `data` line each)."""
-    events = []
-    for block in stream.split("\n\n"):
-        if block.strip():
-            fields = dict(line.split(": ", 1) for line in block.split("\n"))
-            events.append((fields["event"], json.loads(fields["data"])))
-    return events
-
-
 def test_the_spec_has_the_examples_a_user_needs() -> None:
     found = {where for where, _, _ in _all_examples()}
     for name in ("prompt", "conversation", "stream"):
@@ -106,11 +96,11 @@ def test_every_request_example_has_exactly_one_of_prompt_and_messages() -> None:
         assert turns == ["user", "assistant"] * (len(turns) // 2) + ["user"] * (len(turns) % 2), name
 
 
-def test_every_stream_example_is_framed_as_the_rest_tier_frames_its_events() -> None:
+def test_every_stream_example_is_framed_as_the_rest_tier_frames_itsparse_events() -> None:
     streams = [(where, value) for where, value, _ in _all_examples() if "/text/event-stream/" in where]
     assert streams
     for where, stream in streams:
-        events = _events(stream)
+        events = parse_events(stream)
         assert stream == b"".join(server_sent_event(event, data) for event, data in events).decode(), where
         *texts, (last, _) = events
         assert {event for event, _ in texts} == {"text"} and last in ("done", "error"), where

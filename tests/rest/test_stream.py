@@ -10,18 +10,10 @@ from httpx_sse import aconnect_sse
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply, problem, stream_events
 from tests.fakes.stack import AUTHORIZATION, running_rest
+from tests.sse import parse_events
 
 VALID = {"prompt": "Hi there you", "max_tokens": 10}
 STREAM = {"Accept": "text/event-stream"}
-
-
-def parse_events(text):
-    """(event, data) pairs of a server-sent event stream."""
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines())
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
 
 
 async def test_text_events_then_one_done_event_with_the_whole_answer(http):
@@ -63,7 +55,7 @@ async def test_each_event_reaches_the_client_before_the_backend_sends_the_next(h
         gate.set()
         seen.extend([line async for line in lines])
 
-    assert parse_events("\n".join(seen))[-1][0] == "done"
+    assert parse_events("\n".join(seen) + "\n")[-1][0] == "done"  # the lines, with their line ends back
 
 
 async def test_a_failure_before_the_first_event_is_an_ordinary_problem(http, fake):
