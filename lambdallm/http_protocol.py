@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from llm_lambda import problems
+from llm_lambda.problems import problem_bytes
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-PROBLEM_JSON = b"application/problem+json"
+PROBLEM_JSON = problems.PROBLEM_JSON.encode()
 NOT_HTTP = "the request is not valid HTTP/1.1 (request line, a header or the body framing)"
 # After an answer sent before the request's whole body came (a 413 on its Content-Length), the server shuts its
 # write side and reads and drops what the client still sends, within these bounds, before it closes (RFC 9112
@@ -55,8 +57,7 @@ def answered_by_server(scope: Mapping[str, Any]) -> int:
 
 def problem(status: int, detail: str) -> bytes:
     """The problem+json body of an answer the protocol gives itself (a 400 or a 408)."""
-    title = REASONS[status].decode()
-    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    return problem_bytes(status, detail, title=REASONS[status].decode())
 
 
 class TierLimits(Protocol):

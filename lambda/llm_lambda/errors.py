@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
+
+from llm_lambda.problems import PROBLEM_JSON, problem
 
 
 @dataclass
@@ -20,16 +21,9 @@ class BackendError(Exception):
 
     def to_response(self, request_id: str) -> dict[str, Any]:
         """The API Gateway proxy response for this failure."""
-        problem = {
-            "type": "about:blank",
-            "title": HTTPStatus(self.status).phrase,
-            "status": self.status,
-            "detail": self.detail,
-            "request_id": request_id,
-        }
         return {
             "statusCode": self.status,
-            "headers": {"Content-Type": "application/problem+json", "X-Request-ID": request_id},
-            "body": json.dumps(problem),
+            "headers": {"Content-Type": PROBLEM_JSON, "X-Request-ID": request_id},
+            "body": json.dumps(problem(self.status, self.detail, request_id)),
             "isBase64Encoded": False,
         }

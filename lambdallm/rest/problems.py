@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 from connexion.exceptions import NonConformingResponse, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from llm_lambda.problems import PROBLEM_JSON, problem
 from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lambdallm import logs
 from lambdallm.rest.auth import CHALLENGE
 
-PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("lambdallm.rest")
 
 # From the "HTTP Mapping" of google/rpc/code.proto, narrowed to what a gateway should say:
@@ -36,15 +36,7 @@ ORIGIN_TRAILER = ("lambdallm-origin", "proxy")
 
 def problem_body(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
     """An RFC 9457 problem document carrying the request id."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "request_id": logs.request_id.get(),
-    }
-    if detail:
-        body["detail"] = detail
-    return body
+    return problem(status, detail, logs.request_id.get(), title)
 
 
 def problem_response(
