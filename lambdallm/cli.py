@@ -35,13 +35,13 @@ def _rest(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from lambdallm.stack import up
+    from lambdallm.commands import up
 
     return up(engine=args.engine)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from lambdallm.stack import demo
+    from lambdallm.commands import demo
 
     return demo(engine=args.engine, max_tokens=args.max_tokens)
 

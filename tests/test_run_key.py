@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdallm import settings, stack
+from lambdallm import commands, settings, stack
 
 
 @pytest.fixture
@@ -20,13 +20,13 @@ def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_up_makes_a_key_for_the_run_readable_by_its_owner_only(no_config: Path) -> None:
-    key = stack.run_key()
+    key = commands.run_key()
 
     assert key is not None and len(key) >= 40
-    written = no_config / stack.RUN_KEY_FILE
+    written = no_config / commands.RUN_KEY_FILE
     assert written.read_text() == key + "\n"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
-    assert stack.run_key() != key  # each run its own
+    assert commands.run_key() != key  # each run its own
 
 
 @pytest.mark.parametrize(("variable", "value"), [("LAMBDALLM_REST_API_KEYS", "mine"), ("LAMBDALLM_REST_AUTH", "none")])
@@ -35,8 +35,8 @@ def test_up_keeps_the_operators_keys_or_open_api(
 ) -> None:
     monkeypatch.setenv(variable, value)
 
-    assert stack.run_key() is None
-    assert not (no_config / stack.RUN_KEY_FILE).exists()
+    assert commands.run_key() is None
+    assert not (no_config / commands.RUN_KEY_FILE).exists()
 
 
 def test_a_stack_hands_its_key_to_the_rest_tier() -> None:

@@ -1,125 +1,144 @@
 """The Lambda entry points for the API Gateway REST API proxy integration: `lambda_handler` answers whole,
-`stream_handler` writes the streaming integration's format (metadata, 8 NUL bytes, then the body as it comes)."""
+`stream_handler` writes the streaming integration's format (metadata, 8 NUL bytes, then the body as it comes).
+
+`Function` holds both over a configuration; the module-level `lambda_handler` and `stream_handler` (the Handler
+names of deploy/template.yaml) are those of the one `Function` built from the environment, as AWS runs them."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from llm_lambda.bedrock import Generation, generate, generate_stream
+from llm_lambda.config import FunctionConfig
 from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
 from llm_lambda.negotiation import allows
 from llm_lambda.request import QueryRequest, field_value, header, parse_event
 
-MODEL_ID = os.environ.get("BEDROCK_MODEL_ID", "amazon.titan-text-premier-v1:0")
 JSON, NDJSON = "application/json", "application/x-ndjson"  # what each handler answers
-LOG_PROMPTS = os.environ.get("LOG_PROMPTS", "false").strip().lower() in ("1", "true", "yes", "on")
+STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and the body
 
 logger = function_logger("llm_lambda")
-# One attempt: a generation that timed out has been billed and would most likely time out again, and it would
-# run after API Gateway already answered 504. Throttling and "not ready" go back to the caller as 429/503 with
-# a reason, and the client retries, as with Bedrock and the major LLM APIs. The function's timeout covers
-# connect + read (see docs/configuration.md, "Time budget").
-BEDROCK_ATTEMPTS = 1
-# One client per execution environment, reused by every invocation it serves. In AWS an environment runs one
-# invocation at a time; a host that runs several at once through this module (the local cloud runs up to 64)
-# says how many, so that each keeps its connection instead of opening a new one per call.
-bedrock = boto3.client(
-    "bedrock-runtime",
-    region_name=os.environ.get("AWS_REGION", "us-east-1"),
-    config=Config(
-        connect_timeout=float(os.environ.get("BEDROCK_CONNECT_TIMEOUT_S", "2")),
-        read_timeout=float(os.environ.get("BEDROCK_READ_TIMEOUT_S", "25")),
-        retries={"mode": "standard", "total_max_attempts": BEDROCK_ATTEMPTS},
-        max_pool_connections=int(os.environ.get("BEDROCK_MAX_POOL_CONNECTIONS", "10")),
-    ),
-)
+
+
+class Function:
+    """The function's two entry points over one Bedrock client, built from `config` (or the given client: tests).
+    One client per execution environment, reused by every invocation it serves."""
+
+    def __init__(self, config: FunctionConfig, bedrock: Any = None) -> None:
+        self.config = config
+        self.bedrock = config.bedrock_client() if bedrock is None else bedrock
+
+    def lambda_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """Generate text for the proxy event's request; every failure becomes a problem+json answer."""
+        aws_request_id = str(getattr(context, "aws_request_id", "-"))
+        request_id = header(event, "x-request-id") or aws_request_id
+        token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
+        try:
+            return self._answer(event, request_id)
+        finally:
+            request_ids.reset(token)
+
+    def _answer(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            request = self._parse(event, JSON)
+            generation = generate(self.bedrock, self.config.model_id, request)
+        except Exception as exc:
+            return _failed(exc).to_response(request_id)
+        _log_answered(started, generation)
+        return {
+            "statusCode": 200,
+            "headers": {"Content-Type": JSON, "X-Request-ID": request_id},
+            "body": json.dumps(self._summary(generation, request_id), ensure_ascii=False),
+            "isBase64Encoded": False,
+        }
+
+    def stream_handler(self, event: dict[str, Any], context: Any) -> Iterator[bytes]:
+        """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
+        JSON, then one `done` or `error` line. A failure before the first byte is a whole problem+json answer."""
+        aws_request_id = str(getattr(context, "aws_request_id", "-"))
+        request_id = header(event, "x-request-id") or aws_request_id
+        token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
+        try:
+            yield from self._stream(event, request_id)
+        finally:
+            request_ids.reset(token)
+
+    def _stream(self, event: dict[str, Any], request_id: str) -> Iterator[bytes]:
+        started = time.perf_counter()
+        try:
+            pieces = generate_stream(self.bedrock, self.config.model_id, self._parse(event, NDJSON))
+        except Exception as exc:
+            answer = _failed(exc).to_response(request_id)
+            yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
+            return
+        try:
+            yield _metadata(200, {"Content-Type": NDJSON, "X-Request-ID": request_id})
+            for piece in pieces:
+                if isinstance(piece, Generation):
+                    _log_answered(started, piece)
+                    yield _line({"type": "done"} | self._summary(piece, request_id))
+                else:
+                    yield _line({"type": "text", "text": piece})
+        except Exception as exc:
+            failure = _failed(exc)
+            yield _line({"type": "error", "status": failure.status, "detail": failure.detail})
+        finally:
+            pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
+
+    def _parse(self, event: dict[str, Any], answers: str) -> QueryRequest:
+        """The event's request, once its `Accept` allows `answers`, what the function will answer with (API
+        Gateway passes the header through a proxy integration, so the function is the one to refuse it, as in
+        AWS)."""
+        request = parse_event(event)
+        if not allows(field_value(event, "accept"), answers):
+            raise BackendError(406, f"accept: must allow {answers}")
+        text: dict[str, Any] = {}
+        if self.config.log_prompts:
+            text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
+        shape = {"turns": len(request.messages)} if request.messages else {}
+        logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
+        return request
+
+    def _summary(self, generation: Generation, request_id: str) -> dict[str, Any]:
+        return {
+            "text": generation.text,
+            "model": self.config.model_id,
+            "input_tokens": generation.input_tokens,
+            "output_tokens": generation.output_tokens,
+            "finish_reason": generation.finish_reason,
+            "request_id": request_id,
+        }
+
+
+@functools.cache
+def aws_function() -> Function:
+    """The one `Function` of this execution environment, configured by its environment variables (read once)."""
+    return Function(FunctionConfig.from_environ(os.environ))
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Generate text for the proxy event's request; every failure becomes a problem+json answer."""
-    aws_request_id = str(getattr(context, "aws_request_id", "-"))
-    request_id = header(event, "x-request-id") or aws_request_id
-    token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
-    try:
-        return _answer(event, request_id)
-    finally:
-        request_ids.reset(token)
-
-
-def _answer(event: dict[str, Any], request_id: str) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        request = _parse(event, JSON)
-        generation = generate(bedrock, MODEL_ID, request)
-    except Exception as exc:
-        return _failed(exc).to_response(request_id)
-    _log_answered(started, generation)
-    return {
-        "statusCode": 200,
-        "headers": {"Content-Type": JSON, "X-Request-ID": request_id},
-        "body": json.dumps(_summary(generation, request_id), ensure_ascii=False),
-        "isBase64Encoded": False,
-    }
-
-
-STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and the body
+    """AWS's entry point for QueryFunction (see `Function.lambda_handler`)."""
+    return aws_function().lambda_handler(event, context)
 
 
 def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
-    """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
-    JSON, then one `done` or `error` line. A failure before the first byte is a whole problem+json answer."""
-    aws_request_id = str(getattr(context, "aws_request_id", "-"))
-    request_id = header(event, "x-request-id") or aws_request_id
-    token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
-    try:
-        yield from _stream(event, request_id)
-    finally:
-        request_ids.reset(token)
+    """AWS's entry point for QueryStreamFunction (see `Function.stream_handler`)."""
+    return aws_function().stream_handler(event, context)
 
 
-def _stream(event: dict[str, Any], request_id: str) -> Iterator[bytes]:
-    started = time.perf_counter()
-    try:
-        pieces = generate_stream(bedrock, MODEL_ID, _parse(event, NDJSON))
-    except Exception as exc:
-        answer = _failed(exc).to_response(request_id)
-        yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
-        return
-    try:
-        yield _metadata(200, {"Content-Type": NDJSON, "X-Request-ID": request_id})
-        for piece in pieces:
-            if isinstance(piece, Generation):
-                _log_answered(started, piece)
-                yield _line({"type": "done"} | _summary(piece, request_id))
-            else:
-                yield _line({"type": "text", "text": piece})
-    except Exception as exc:
-        failure = _failed(exc)
-        yield _line({"type": "error", "status": failure.status, "detail": failure.detail})
-    finally:
-        pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
-
-
-def _parse(event: dict[str, Any], answers: str) -> QueryRequest:
-    """The event's request, once its `Accept` allows `answers`, what the function will answer with (API Gateway
-    passes the header through a proxy integration, so the function is the one to refuse it, as in AWS)."""
-    request = parse_event(event)
-    if not allows(field_value(event, "accept"), answers):
-        raise BackendError(406, f"accept: must allow {answers}")
-    text: dict[str, Any] = {}
-    if LOG_PROMPTS:
-        text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
-    shape = {"turns": len(request.messages)} if request.messages else {}
-    logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
-    return request
+# In AWS (the Runtime API is there), the client is built now, in the init phase, which runs on a full CPU before
+# the first invocation and is not counted in its duration. Anywhere else (the local cloud, the tests) importing
+# this module builds nothing and reads no environment: they build their own `Function` from a `FunctionConfig`,
+# and the entry points above build the environment's on their first call.
+if "AWS_LAMBDA_RUNTIME_API" in os.environ:
+    aws_function()
 
 
 def _failed(exc: Exception) -> BackendError:
@@ -130,17 +149,6 @@ def _failed(exc: Exception) -> BackendError:
     log = logger.warning if exc.status < 500 else logger.error
     log("request failed", extra={"status": exc.status, "detail": exc.detail}, exc_info=exc.status >= 500)
     return exc
-
-
-def _summary(generation: Generation, request_id: str) -> dict[str, Any]:
-    return {
-        "text": generation.text,
-        "model": MODEL_ID,
-        "input_tokens": generation.input_tokens,
-        "output_tokens": generation.output_tokens,
-        "finish_reason": generation.finish_reason,
-        "request_id": request_id,
-    }
 
 
 def _log_answered(started: float, generation: Generation) -> None:

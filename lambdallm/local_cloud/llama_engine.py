@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import ctypes
 import heapq
 import logging
 import threading
@@ -32,6 +31,7 @@ from lambdallm.local_cloud.engines import (
     PromptTooLong,
     TextStream,
 )
+from lambdallm.local_cloud.llama_vocabulary import Vocabulary
 
 logger = logging.getLogger("lambdallm.local_cloud.engine")
 # llama.cpp's own notices (model loading, context sizes) go to stderr through this logger's level test.
@@ -93,12 +93,11 @@ class LlamaEngine:
             raise RuntimeError(f"llama.cpp could not create a context of {params.n_ctx} tokens")
         self.context_tokens = llama_cpp.llama_n_ctx_seq(self._ctx)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
-        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
-        self._bos = llama_cpp.llama_vocab_bos(self._vocab)
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.vocabulary = Vocabulary(self._model)
         self.instruct = True  # the served models take instructions in their chat format (SmolLM2-135M-Instruct)
+        vocabulary = self.vocabulary
         self.chat_template = ChatTemplate.of_model(
-            self._metadata(), self._text(self._bos), self._text(llama_cpp.llama_vocab_eos(self._vocab))
+            vocabulary.metadata(), vocabulary.text(vocabulary.bos), vocabulary.text(vocabulary.eos)
         )
         self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self._waiting: collections.deque[_Job] = collections.deque()
@@ -159,7 +158,7 @@ class LlamaEngine:
         if not job.future.set_running_or_notify_cancel():
             return  # cancelled while it waited
         try:
-            prompt = self._tokenize(job.request.prompt, job.request.parse_special)
+            prompt = self.vocabulary.tokenize(job.request.prompt, job.request.parse_special)
             room = self.context_tokens - len(prompt)
             if room <= 0:
                 raise PromptTooLong(f"the prompt is {len(prompt)} tokens; the model's context is {self.context_tokens}")
@@ -218,9 +217,9 @@ class LlamaEngine:
 
     def _advance(self, sequence: _Sequence) -> None:
         token = self._sample(sequence)
-        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+        if self.vocabulary.is_end(token):
             self._end(sequence)
-        elif sequence.text.push(sequence.decoder.decode(self._piece(token))):
+        elif sequence.text.push(sequence.decoder.decode(self.vocabulary.piece(token))):
             sequence.next_token = token
         else:
             self._end(sequence)
@@ -231,7 +230,7 @@ class LlamaEngine:
         # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, without first copying the
         # whole vocabulary into a candidates array (measured: 3-4 ms of a 40 ms step of 8 sequences).
         logits = llama_cpp.llama_get_logits_ith(self._ctx, sequence.row)
-        return int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
+        return int(np.ctypeslib.as_array(logits, shape=(self.vocabulary.size,)).argmax())
 
     def _end(self, sequence: _Sequence, error: Exception | None = None) -> None:
         """Free the sequence's slot (its KV cache and sampler), then resolve its future."""
@@ -249,43 +248,6 @@ class LlamaEngine:
             sequence.job.future.set_exception(exc)
             return
         sequence.job.future.set_result(Completion(text, len(sequence.prompt), count, reason))
-
-    def _tokenize(self, text: str, parse_special: bool) -> list[int]:
-        data = text.encode("utf-8")
-        size = len(data) + 8
-        buffer = (llama_cpp.llama_token * size)()
-        count = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, size, True, parse_special)
-        if count < 0:
-            raise PromptTooLong(f"the prompt is more than {size} tokens")
-        tokens = list(buffer[:count])
-        if len(tokens) > 1 and tokens[0] == tokens[1] == self._bos:  # the template wrote one, the tokenizer another
-            del tokens[0]
-        return tokens
-
-    def _piece(self, token: int, special: bool = False) -> bytes:
-        buffer = ctypes.create_string_buffer(64)
-        size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
-        if size < 0:
-            buffer = ctypes.create_string_buffer(-size)
-            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, special)
-        return buffer.raw[:size]
-
-    def _text(self, token: int) -> str:
-        """A special token's text (BOS, EOS), or "" for a model without it."""
-        return "" if token < 0 else self._piece(token, special=True).decode("utf-8", "replace")
-
-    def _metadata(self) -> dict[str, str]:
-        """The model file's GGUF metadata, every value as text."""
-        metadata: dict[str, str] = {}
-        for index in range(llama_cpp.llama_model_meta_count(self._model)):
-            fields = []
-            for read in (llama_cpp.llama_model_meta_key_by_index, llama_cpp.llama_model_meta_val_str_by_index):
-                size = read(self._model, index, None, 0)
-                buffer = ctypes.create_string_buffer(size + 1)
-                read(self._model, index, buffer, size + 1)
-                fields.append(buffer.value.decode("utf-8", "replace"))
-            metadata[fields[0]] = fields[1]
-        return metadata
 
 
 def _sampler(request: GenerationRequest) -> Any:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import math
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +14,8 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 
 from lambdallm import logs, tier
 from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol, connection_limits
@@ -65,23 +65,22 @@ class _Server(uvicorn.Server):
         yield
 
 
-def lambda_environment(settings: CloudSettings, bedrock_url: str) -> dict[str, str]:
-    """What the Lambda runtime would see: the SDK pointed at the local Bedrock, with dummy credentials."""
-    return {
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock_url,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_LAMBDA_FUNCTION_NAME": "QueryFunction",
-        "BEDROCK_MODEL_ID": settings.model_id,
+def function_config(settings: CloudSettings, bedrock_url: str) -> FunctionConfig:
+    """What the Lambda would be configured with: the SDK pointed at the local Bedrock, with dummy credentials of
+    its own (the host's AWS_PROFILE, AWS_ENDPOINT_URL and credential files take no part)."""
+    return FunctionConfig(
+        model_id=settings.model_id,
+        region=REGION,
         # The function's time budget as the SAM template splits it: connect, read, 1 s to spare.
-        "BEDROCK_CONNECT_TIMEOUT_S": str(BEDROCK_CONNECT_TIMEOUT_S),
-        "BEDROCK_READ_TIMEOUT_S": str(settings.lambda_timeout_s - BEDROCK_CONNECT_TIMEOUT_S - 1),
-        "LOG_PROMPTS": str(settings.log_prompts).lower(),
+        connect_timeout_s=BEDROCK_CONNECT_TIMEOUT_S,
+        read_timeout_s=settings.lambda_timeout_s - BEDROCK_CONNECT_TIMEOUT_S - 1,
         # Every invocation in flight keeps its connection to Bedrock (botocore's pool holds 10 by default).
-        "BEDROCK_MAX_POOL_CONNECTIONS": str(CONCURRENCY),
-    }
+        max_pool_connections=CONCURRENCY,
+        log_prompts=settings.log_prompts,
+        endpoint_url=bedrock_url,
+        access_key_id="local",
+        secret_access_key="local",
+    )
 
 
 def verifier_for(settings: CloudSettings) -> SigV4Verifier | None:
@@ -91,21 +90,11 @@ def verifier_for(settings: CloudSettings) -> SigV4Verifier | None:
     return SigV4Verifier(settings.apigw_access_key_id, settings.apigw_secret_access_key, REGION)
 
 
-def load_functions(environment: dict[str, str]) -> dict[str, Any]:
-    """Set `environment`, then load a fresh copy of the handler module, as a cold start would; its handlers by
-    the function names of deploy/template.yaml.
-
-    The copy has its own globals (and boto3 client), so two local clouds in one process stay apart.
-    """
-    for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
-        os.environ.pop(key, None)
-    os.environ.update(environment)
-    spec = importlib.util.find_spec("llm_lambda.handler")
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError("llm_lambda.handler", name="llm_lambda.handler")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {"QueryFunction": module.lambda_handler, "QueryStreamFunction": module.stream_handler}
+def load_functions(config: FunctionConfig) -> dict[str, Any]:
+    """The handlers of one function environment built from `config`, by the function names of
+    deploy/template.yaml; each call has its own Bedrock client, so two local clouds in one process stay apart."""
+    function = Function(config)
+    return {"QueryFunction": function.lambda_handler, "QueryStreamFunction": function.stream_handler}
 
 
 def _server(app: Any, grace_s: int, settings: CloudSettings, http: type[ProblemHttpProtocol]) -> _Server:
@@ -144,9 +133,8 @@ async def start_local_cloud(
         raise
     cloud = LocalCloud(settings, apigw_sock.getsockname()[1], bedrock_sock.getsockname()[1])
     host = ModelHost(settings.model_id, settings.gemma_model_id)
-    saved = dict(os.environ)
     gateway = ApiGateway(
-        load_functions(lambda_environment(settings, cloud.bedrock_url)),
+        load_functions(function_config(settings, cloud.bedrock_url)),
         settings.lambda_timeout_s,
         timeouts={"QueryStreamFunction": settings.stream_lambda_timeout_s},
         verifier=verifier_for(settings),
@@ -186,8 +174,6 @@ async def start_local_cloud(
             sock.close()
         host.close()
         gateway.close()
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @contextlib.contextmanager

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from llm_lambda.config import FunctionConfig
 
 from client_app.config import ClientSettings
-from lambdallm.local_cloud.server import BEDROCK_CONNECT_TIMEOUT_S, lambda_environment
+from lambdallm.local_cloud.server import BEDROCK_CONNECT_TIMEOUT_S, function_config
 from lambdallm.settings import CloudSettings, ProxySettings, RestSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +42,12 @@ def test_the_local_cloud_splits_the_budget_like_the_template() -> None:
     function = _template()["Resources"]["QueryFunction"]["Properties"]
     variables = function["Environment"]["Variables"]
     cloud = CloudSettings()
-    local = lambda_environment(cloud, "http://127.0.0.1:1")
+    local = function_config(cloud, "http://127.0.0.1:1")
+    aws = FunctionConfig.from_environ({name: value for name, value in variables.items() if isinstance(value, str)})
 
     assert cloud.lambda_timeout_s == function["Timeout"]
-    assert float(local["BEDROCK_CONNECT_TIMEOUT_S"]) == float(variables["BEDROCK_CONNECT_TIMEOUT_S"])
-    assert float(local["BEDROCK_READ_TIMEOUT_S"]) == float(variables["BEDROCK_READ_TIMEOUT_S"])
-    assert BEDROCK_CONNECT_TIMEOUT_S + float(local["BEDROCK_READ_TIMEOUT_S"]) < cloud.lambda_timeout_s
+    assert (local.connect_timeout_s, local.read_timeout_s) == (aws.connect_timeout_s, aws.read_timeout_s)
+    assert BEDROCK_CONNECT_TIMEOUT_S + local.read_timeout_s < cloud.lambda_timeout_s
 
 
 def test_a_stream_has_its_own_longer_budget_in_the_same_order() -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdallm.stack import Ports, Stack, StackError, tiers_to_run
+from lambdallm.commands import tiers_to_run
+from lambdallm.stack import Ports, Stack, StackError
 from lambdallm.tier import ANNOUNCE_FILE, CannotListen, bind_tcp, wait_for_announcement
 
 PORT_KEYS = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,19 +11,14 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 
 EVENTS = Path(__file__).parent.parent / "events"
 
-# The handler builds its client at import: give it dummy credentials and an endpoint that is not AWS, so no
-# test can ever reach the real Bedrock (the stubs answer before any request is sent).
-for key, value in {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "http://127.0.0.1:9",
-}.items():
-    os.environ.setdefault(key, value)
-os.environ.pop("AWS_SESSION_TOKEN", None)
+# Dummy credentials and an endpoint that is not AWS, so no test can ever reach the real Bedrock (the stubs answer
+# before any request is sent).
+TEST_CONFIG = FunctionConfig(endpoint_url="http://127.0.0.1:9", access_key_id="testing", secret_access_key="testing")
 
 
 @dataclass
@@ -55,11 +49,15 @@ def context() -> FakeContext:
     return FakeContext()
 
 
-@pytest.fixture
-def stubbed() -> Iterator[Stubber]:
-    """The handler's own Bedrock client, stubbed; every queued answer must be consumed."""
-    from llm_lambda import handler
+@pytest.fixture(scope="session")
+def function() -> Function:
+    """The function's handlers as configured by TEST_CONFIG: one client for every test, as in one environment."""
+    return Function(TEST_CONFIG)
 
-    with Stubber(handler.bedrock) as stubber:
+
+@pytest.fixture
+def stubbed(function: Function) -> Iterator[Stubber]:
+    """The function's own Bedrock client, stubbed; every queued answer must be consumed."""
+    with Stubber(function.bedrock) as stubber:
         yield stubber
         stubber.assert_no_pending_responses()

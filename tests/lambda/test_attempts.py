@@ -6,11 +6,10 @@ import http.server
 import threading
 from collections.abc import Iterator
 from typing import Any
-from unittest import mock
 
 import pytest
-
-from lambdallm.local_cloud.server import load_functions
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 
 
 class SlowBedrock(http.server.ThreadingHTTPServer):
@@ -51,17 +50,15 @@ def slow_bedrock() -> Iterator[SlowBedrock]:
 def test_a_read_timeout_is_a_504_after_exactly_one_generation(
     slow_bedrock: SlowBedrock, event: Any, context: Any
 ) -> None:
-    environment = {
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": f"http://127.0.0.1:{slow_bedrock.server_address[1]}",
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_REGION": "us-east-1",
-        "BEDROCK_READ_TIMEOUT_S": "0.3",
-    }
-    with mock.patch.dict("os.environ"):
-        lambda_handler = load_functions(environment)["QueryFunction"]
-        answer = lambda_handler(event("query.json"), context)
+    config = FunctionConfig(
+        read_timeout_s=0.3,
+        endpoint_url=f"http://127.0.0.1:{slow_bedrock.server_address[1]}",
+        access_key_id="local",
+        secret_access_key="local",
+    )
+    function = Function(config)
+    answer = function.lambda_handler(event("query.json"), context)
 
     assert answer["statusCode"] == 504
     assert slow_bedrock.requests == 1
-    assert lambda_handler.__globals__["bedrock"].meta.config.retries["total_max_attempts"] == 1
+    assert function.bedrock.meta.config.retries["total_max_attempts"] == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lambdallm.local_cloud.server import lambda_environment, load_functions, running_local_cloud
+from lambdallm.local_cloud.server import function_config, load_functions, running_local_cloud
 from lambdallm.settings import CloudSettings
 from tests.bad_input import FUZZ, json_bodies
 
@@ -57,13 +56,8 @@ events = st.one_of(
 def handlers() -> Iterator[dict[str, Any]]:
     """Both entry points, loaded as a cold start would, with the SDK on a local Bedrock (instant model)."""
     settings = CloudSettings(host="127.0.0.1", apigw_port=0, bedrock_port=0, engine="instant")
-    saved = dict(os.environ)
-    try:
-        with running_local_cloud(settings) as cloud:
-            yield load_functions(lambda_environment(settings, cloud.bedrock_url))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    with running_local_cloud(settings) as cloud:
+        yield load_functions(function_config(settings, cloud.bedrock_url))
 
 
 def _assert_answer_or_problem(status: int, headers: Any, body: bytes) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from llm_lambda import bedrock, handler
+from llm_lambda import bedrock
+from llm_lambda.config import FunctionConfig
 from llm_lambda.errors import BackendError
+from llm_lambda.handler import Function
 from llm_lambda.request import QueryRequest, Turn
 
 TURNS = [
@@ -27,14 +30,18 @@ def converse_answer(text: str = "Your name is Ada.", reason: str = "end_turn") -
     }
 
 
-def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
-    response = handler.lambda_handler(event, context)
-    return response["statusCode"], json.loads(response["body"])
+@pytest.fixture
+def call(function: Function) -> Callable[[dict[str, Any], Any], tuple[int, dict[str, Any]]]:
+    def run(event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
+        response = function.lambda_handler(event, context)
+        return response["statusCode"], json.loads(response["body"])
+
+    return run
 
 
-def test_a_conversation_goes_to_converse_with_every_turn(event: Any, context: Any, stubbed: Stubber) -> None:
+def test_a_conversation_goes_to_converse_with_every_turn(call: Any, event: Any, context: Any, stubbed: Stubber) -> None:
     expected = {
-        "modelId": handler.MODEL_ID,
+        "modelId": FunctionConfig.model_id,
         "messages": TURNS,
         "inferenceConfig": {"maxTokens": 12, "temperature": 0.0},
     }
@@ -72,13 +79,15 @@ def test_system_goes_to_system_for_a_model_that_takes_one() -> None:
     ],
 )
 def test_stop_reasons_map_to_finish_reasons(
-    event: Any, context: Any, stubbed: Stubber, reason: str, finish: str
+    call: Any, event: Any, context: Any, stubbed: Stubber, reason: str, finish: str
 ) -> None:
     stubbed.add_response("converse", converse_answer(reason=reason))
     assert call(event("query_conversation.json"), context)[1]["finish_reason"] == finish
 
 
-def test_an_answer_that_stops_for_a_tool_is_a_bad_gateway(event: Any, context: Any, stubbed: Stubber) -> None:
+def test_an_answer_that_stops_for_a_tool_is_a_bad_gateway(
+    call: Any, event: Any, context: Any, stubbed: Stubber
+) -> None:
     stubbed.add_response("converse", converse_answer(reason="tool_use"))
     status, body = call(event("query_conversation.json"), context)
     assert (status, body["detail"]) == (502, "the model returned a malformed answer")
@@ -99,7 +108,7 @@ def test_a_malformed_converse_answer_is_a_bad_gateway(answer: dict[str, Any]) ->
     assert (caught.value.status, caught.value.detail) == (502, "the model returned a malformed answer")
 
 
-def test_converse_errors_go_through_the_same_table(event: Any, context: Any, stubbed: Stubber) -> None:
+def test_converse_errors_go_through_the_same_table(call: Any, event: Any, context: Any, stubbed: Stubber) -> None:
     stubbed.add_client_error("converse", "ThrottlingException", "slow down", 429)
     status, body = call(event("query_conversation.json"), context)
     assert (status, body["detail"]) == (429, "the model is busy; retry later")
@@ -149,7 +158,7 @@ def test_converse_stream_yields_text_then_the_generation(stubbed: Stubber) -> No
     ],
 )
 def test_bad_conversations_are_400_naming_the_field(
-    event: Any, context: Any, stubbed: Stubber, body: dict[str, Any], field: str
+    call: Any, event: Any, context: Any, stubbed: Stubber, body: dict[str, Any], field: str
 ) -> None:
     status, problem = call(event("query.json", body), context)
     assert status == 400

@@ -12,6 +12,8 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from llm_lambda import handler
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 
 
 def titan(text: str = " Paris.", reason: str = "FINISH", tokens: int = 3) -> dict[str, Any]:
@@ -25,8 +27,8 @@ def titan(text: str = " Paris.", reason: str = "FINISH", tokens: int = 3) -> dic
 
 
 @pytest.fixture
-def call(context: Any) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any], dict[str, str]]]:
-    return lambda event: answer(handler.lambda_handler(event, context))
+def call(function: Function, context: Any) -> Callable[[dict[str, Any]], tuple[int, dict[str, Any], dict[str, str]]]:
+    return lambda event: answer(function.lambda_handler(event, context))
 
 
 def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -36,7 +38,7 @@ def answer(response: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str
 
 def test_answer_carries_text_tokens_and_the_callers_request_id(call: Any, event: Any, stubbed: Stubber) -> None:
     expected = {
-        "modelId": handler.MODEL_ID,
+        "modelId": FunctionConfig.model_id,
         "body": json.dumps(
             {
                 "inputText": "The capital of France is",
@@ -163,17 +165,17 @@ def test_bedrock_errors_map_to_problems(
     ],
 )
 def test_transport_failures_map_to_problems(
-    call: Any, event: Any, monkeypatch: pytest.MonkeyPatch, exc: Exception, status: int
+    function: Function, call: Any, event: Any, monkeypatch: pytest.MonkeyPatch, exc: Exception, status: int
 ) -> None:
     def fail(**request: Any) -> None:
         raise exc
 
     # Raised where botocore sends the HTTP request, after parameter validation and signing.
-    handler.bedrock.meta.events.register_first("before-send.bedrock-runtime.InvokeModel", fail)
+    function.bedrock.meta.events.register_first("before-send.bedrock-runtime.InvokeModel", fail)
     try:
         got_status, body, _ = call(event("query.json"))
     finally:
-        handler.bedrock.meta.events.unregister("before-send.bedrock-runtime.InvokeModel", fail)
+        function.bedrock.meta.events.unregister("before-send.bedrock-runtime.InvokeModel", fail)
     assert got_status == status
     assert "secret" not in body["detail"]
 
@@ -247,9 +249,9 @@ def test_an_accept_that_allows_json_gets_the_answer(call: Any, event: Any, stubb
 
 @pytest.mark.parametrize("accept", ["application/json", "text/event-stream"])
 def test_the_streaming_function_refuses_an_accept_without_ndjson(
-    event: Any, context: Any, stubbed: Stubber, accept: str
+    function: Function, event: Any, context: Any, stubbed: Stubber, accept: str
 ) -> None:
-    written = b"".join(handler.stream_handler(with_accept(event("query.json"), accept), context))
+    written = b"".join(function.stream_handler(with_accept(event("query.json"), accept), context))
 
     metadata, _, body = written.partition(handler.STREAM_SEPARATOR)
     assert json.loads(metadata)["statusCode"] == 406

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from llm_lambda import handler
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 from llm_lambda.jsonlog import JsonFormatter
 
 
@@ -31,29 +33,36 @@ def titan_chunk(body: Any) -> dict[str, Any]:
     return {"chunk": {"bytes": json.dumps(body).encode()}}
 
 
-def stream(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The metadata and the NDJSON lines `stream_handler` writes."""
-    written = b"".join(handler.stream_handler(event, context))
+class FakeBedrock:
+    """A Bedrock client answering each streaming call with the FakeStream in `calls["stream"]`, and recording the
+    arguments in `calls`."""
+
+    def __init__(self, calls: dict[str, Any]) -> None:
+        self.calls = calls
+
+    def converse_stream(self, **arguments: Any) -> dict[str, Any]:
+        self.calls["converse_stream"] = arguments
+        return {"stream": self.calls["stream"]}
+
+    def invoke_model_with_response_stream(self, **arguments: Any) -> dict[str, Any]:
+        self.calls["invoke"] = arguments
+        return {"body": self.calls["stream"]}
+
+
+def stream(
+    bedrock: dict[str, Any], event: dict[str, Any], context: Any, log_prompts: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The metadata and the NDJSON lines `stream_handler` writes, over a FakeBedrock recording into `bedrock`."""
+    function = Function(FunctionConfig(log_prompts=log_prompts), bedrock=FakeBedrock(bedrock))
+    written = b"".join(function.stream_handler(event, context))
     metadata, _, body = written.partition(handler.STREAM_SEPARATOR)
     return json.loads(metadata), [json.loads(line) for line in body.splitlines()]
 
 
 @pytest.fixture
-def bedrock(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """The handler's Bedrock client answering each streaming call with the FakeStream the test puts here, and
-    recording the arguments."""
-    calls: dict[str, Any] = {}
-
-    def answer(operation: str, key: str) -> Any:
-        def call(**arguments: Any) -> dict[str, Any]:
-            calls[operation] = arguments
-            return {key: calls["stream"]}
-
-        return call
-
-    monkeypatch.setattr(handler.bedrock, "converse_stream", answer("converse_stream", "stream"))
-    monkeypatch.setattr(handler.bedrock, "invoke_model_with_response_stream", answer("invoke", "body"))
-    return calls
+def bedrock() -> dict[str, Any]:
+    """What the test's FakeBedrock answers with (`stream`) and the arguments of each call it had."""
+    return {}
 
 
 def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any], event: Any, context: Any) -> None:
@@ -69,7 +78,7 @@ def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any],
         ]
     )
 
-    metadata, lines = stream(event("query_conversation.json"), context)
+    metadata, lines = stream(bedrock, event("query_conversation.json"), context)
 
     assert metadata == {
         "statusCode": 200,
@@ -81,7 +90,7 @@ def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any],
         {
             "type": "done",
             "text": "",
-            "model": handler.MODEL_ID,
+            "model": FunctionConfig.model_id,
             "input_tokens": 30,
             "output_tokens": 4,
             "finish_reason": "stop",
@@ -111,7 +120,7 @@ def test_a_titan_stream_that_breaks_its_contract_ends_with_a_502_error_line(
 ) -> None:
     bedrock["stream"] = FakeStream(events)
 
-    metadata, lines = stream(event("query.json"), context)
+    metadata, lines = stream(bedrock, event("query.json"), context)
 
     assert metadata["statusCode"] == 200
     assert lines[0]["type"] == "text"
@@ -138,7 +147,7 @@ def test_a_titan_stream_with_its_reason_and_counts_is_done(bedrock: dict[str, An
         ]
     )
 
-    _, lines = stream(event("query.json"), context)
+    _, lines = stream(bedrock, event("query.json"), context)
 
     assert [line.get("text") for line in lines[:-1]] == [" Paris", "."]
     assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", 6, 2)
@@ -150,20 +159,18 @@ def test_the_prompt_is_logged_only_when_log_prompts_is_on(
     bedrock: dict[str, Any],
     event: Any,
     context: Any,
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     log_prompts: bool,
 ) -> None:
-    monkeypatch.setattr(handler, "LOG_PROMPTS", log_prompts)
     bedrock["stream"] = FakeStream([titan_chunk({"outputText": "x", "completionReason": "FINISH"})])
     prompt = json.loads(event("query.json")["body"])["prompt"]
     chat = json.loads(event("query_conversation.json")["body"])["messages"]
 
     with caplog.at_level(logging.INFO, logger="llm_lambda"):
-        stream(event("query.json"), context)
+        stream(bedrock, event("query.json"), context, log_prompts)
         usage = {"inputTokens": 9, "outputTokens": 0}
         bedrock["stream"] = FakeStream([{"messageStop": {"stopReason": "end_turn"}}, {"metadata": {"usage": usage}}])
-        stream(event("query_conversation.json"), context)
+        stream(bedrock, event("query_conversation.json"), context, log_prompts)
 
     # Each record as the function writes it (a JSON line on stderr, CloudWatch in AWS).
     lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]

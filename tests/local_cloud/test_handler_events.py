@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from lambdallm.local_cloud.server import LocalCloud, lambda_environment, load_functions
+from lambdallm.local_cloud.server import LocalCloud, function_config, load_functions
 
 EVENTS = Path(__file__).parent.parent / "events"
 
 
 @pytest.fixture(scope="module")
 def handler(model_cloud: LocalCloud) -> Any:
-    return load_functions(lambda_environment(model_cloud.settings, model_cloud.bedrock_url))["QueryFunction"]
+    return load_functions(function_config(model_cloud.settings, model_cloud.bedrock_url))["QueryFunction"]
 
 
 def run(handler: Any, name: str) -> tuple[int, dict[str, Any]]:

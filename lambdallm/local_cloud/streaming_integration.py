@@ -1,0 +1,102 @@
+"""The streaming integration (response transfer mode STREAM): a function's metadata, 8 NUL bytes, then its body,
+relayed to the client as the function writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from lambdallm.local_cloud.gateway_errors import ProblemError
+from lambdallm.local_cloud.proxy_event import LambdaContext
+
+Handler = Callable[[dict[str, Any], Any], Any]  # a proxy response dict, or (streaming) an iterator of bytes
+STREAM_SEPARATOR = b"\0" * 8  # between a streamed response's metadata and its body
+logger = logging.getLogger("lambdallm.local_cloud.apigateway")
+
+
+class StreamedResponse:
+    """A streaming function's answer: its metadata (status, headers), then its body relayed as it comes.
+
+    The handler runs in a Lambda thread (`pump`); its pieces reach the event loop through a queue. A client that
+    hangs up, or the function's timeout, makes `pump` close the handler at its next piece.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, request_id: str) -> None:
+        self._loop, self._deadline, self._request_id = loop, deadline, request_id
+        self._pieces: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._stop = threading.Event()
+        self._head = b""
+        self.status_code = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def pump(self, handler: Handler, event: dict[str, Any], context: LambdaContext) -> None:
+        """In a Lambda thread: run the handler, passing each piece on until it ends or must stop."""
+        body: Iterator[bytes] | None = None
+        try:
+            body = iter(handler(event, context))
+            for piece in body:
+                self._put(bytes(piece))
+                if self._stop.is_set() or time.monotonic() > self._deadline:
+                    break
+            self._put(None)
+        except Exception as exc:
+            logger.exception("the function raised")
+            self._put(exc)
+        finally:
+            close = getattr(body, "close", None)
+            if close:
+                close()
+
+    def stop(self) -> None:
+        """Make `pump` close the handler at its next piece."""
+        self._stop.set()
+
+    def _put(self, item: bytes | BaseException | None) -> None:
+        self._loop.call_soon_threadsafe(self._pieces.put_nowait, item)
+
+    async def read_metadata(self) -> None:
+        """Wait for the metadata and the 8 NUL bytes after it; a function that fails before is a 502."""
+        while STREAM_SEPARATOR not in self._head:
+            piece = await self._pieces.get()
+            if not isinstance(piece, bytes):
+                self._stop.set()
+                raise ProblemError(502, "the function failed before it wrote its response")
+            self._head += piece
+        metadata, _, self._head = self._head.partition(STREAM_SEPARATOR)
+        try:
+            answer = json.loads(metadata)
+            self.status_code = int(answer["statusCode"])
+            headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            self._stop.set()
+            raise ProblemError(502, "the function wrote malformed response metadata") from exc
+        headers |= {"x-amzn-RequestId": self._request_id}
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
+            piece: bytes | BaseException | None = self._head
+            while isinstance(piece, bytes):
+                if piece:
+                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+                piece = await self._pieces.get()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self._stop.set()
+            watcher.cancel()
+
+    async def _watch_disconnect(self, receive: Receive) -> None:
+        message: Message = {}
+        while message.get("type") != "http.disconnect":
+            message = await receive()
+        logger.info("client disconnected; closing the function's stream")
+        self._stop.set()
