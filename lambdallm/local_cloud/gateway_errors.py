@@ -4,8 +4,8 @@ AWS's 403 for a request it could not authenticate."""
 from __future__ import annotations
 
 import json
-from http import HTTPStatus
 
+from llm_lambda.problems import PROBLEM_JSON, problem_bytes
 from starlette.responses import Response
 
 from lambdallm.local_cloud.sigv4 import SignatureError
@@ -20,15 +20,9 @@ class ProblemError(Exception):
 
     def to_response(self, request_id: str) -> Response:
         """The problem+json answer."""
-        body = {
-            "type": "about:blank",
-            "title": HTTPStatus(self.status).phrase,
-            "status": self.status,
-            "detail": self.detail,
-            "request_id": request_id,
-        }
         headers = {"X-Request-ID": request_id, "x-amzn-RequestId": request_id} | self.headers
-        return Response(json.dumps(body), self.status, headers, media_type="application/problem+json")
+        body = problem_bytes(self.status, self.detail, request_id)
+        return Response(body, self.status, headers, media_type=PROBLEM_JSON)
 
 
 def refusal(error: SignatureError, request_id: str) -> Response:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
 import uvicorn
+from llm_lambda.problems import PROBLEM_JSON, problem_bytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lambdallm import tier
@@ -181,9 +181,9 @@ def metrics_app(registry: CollectorRegistry) -> Any:
         if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
             await send_exposition(registry, scope, send)
             return
-        status, title = (405, "Method Not Allowed") if scope["path"] == "/metrics" else (404, "Not Found")
-        body = json.dumps({"type": "about:blank", "title": title, "status": status}).encode()
-        headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())]
+        status = 405 if scope["path"] == "/metrics" else 404
+        body = problem_bytes(status)
+        headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
