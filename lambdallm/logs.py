@@ -1,44 +1,31 @@
-"""JSON-lines logging shared by the tiers: one object per event, with the tier and the request id."""
+"""JSON-lines logging shared by the tiers: one object per event, with the tier and the request id (the formatter
+is the Lambda's, llm_lambda/jsonlog.py)."""
 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
-import time
+
+from llm_lambda import jsonlog
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+def current_request_id(record: logging.LogRecord) -> dict[str, str]:
+    """A tier's: the record's own `request_id` (extra=) if it has one, else the request in progress's."""
+    return {"request_id": getattr(record, "request_id", None) or request_id.get()}
 
 
-class JsonFormatter(logging.Formatter):
-    """Formats a record as one JSON object; `extra=` fields become keys."""
-
-    def __init__(self, tier: str) -> None:
-        super().__init__()
-        self.tier = tier
-
-    def format(self, record: logging.LogRecord) -> str:
-        event = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "tier": self.tier,
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", None) or request_id.get(),
-            "msg": record.getMessage(),
-        }
-        event.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and k != "request_id"})
-        if record.exc_info:
-            event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str, ensure_ascii=False)
+def formatter(tier: str) -> logging.Formatter:
+    """The one JSON-lines formatter (llm_lambda/jsonlog.py), tagging records with `tier` and the request id."""
+    return jsonlog.JsonFormatter(tier, current_request_id)
 
 
 def configure(tier: str, level: int = logging.INFO) -> None:
     """Send every logger's records to stderr as JSON lines tagged with `tier`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(tier))
+    handler.setFormatter(formatter(tier))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

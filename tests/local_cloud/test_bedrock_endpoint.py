@@ -147,7 +147,7 @@ def test_log_lines_carry_the_request_id_bedrock_answers_with(instant_cloud: Loca
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            lines.append(json.loads(logs.JsonFormatter("local-cloud").format(record)))
+            lines.append(json.loads(logs.formatter("local-cloud").format(record)))
 
     logger = logging.getLogger("lambdallm.local_cloud.bedrock")
     handler = Collect()
