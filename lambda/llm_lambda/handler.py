@@ -19,6 +19,7 @@ from llm_lambda.errors import BackendError
 from llm_lambda.jsonlog import function_logger, request_ids
 from llm_lambda.negotiation import allows
 from llm_lambda.request import QueryRequest, field_value, header, parse_event
+from llm_lambda.request_id import kept
 
 JSON, NDJSON = "application/json", "application/x-ndjson"  # what each handler answers
 STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and the body
@@ -37,7 +38,7 @@ class Function:
     def lambda_handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Generate text for the proxy event's request; every failure becomes a problem+json answer."""
         aws_request_id = str(getattr(context, "aws_request_id", "-"))
-        request_id = header(event, "x-request-id") or aws_request_id
+        request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
             return self._answer(event, request_id)
@@ -63,7 +64,7 @@ class Function:
         """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
         JSON, then one `done` or `error` line. A failure before the first byte is a whole problem+json answer."""
         aws_request_id = str(getattr(context, "aws_request_id", "-"))
-        request_id = header(event, "x-request-id") or aws_request_id
+        request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
             yield from self._stream(event, request_id)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from llm_lambda.request_id import kept
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -72,7 +73,7 @@ class ApiGateway:
         try:
             response = await self._handle(request, request_id)
         except ProblemError as exc:
-            response = exc.to_response(request.headers.get("x-request-id") or request_id)
+            response = exc.to_response(kept(request.headers.get("x-request-id")) or request_id)
         except SignatureError as exc:
             response = refusal(exc, request_id)
         except ClientGone:  # nobody reads it: the caller hung up mid-body, or was answered by the server (a 408)
@@ -83,7 +84,7 @@ class ApiGateway:
             request.url.path,
             response.status_code,
             extra={"status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)}
-            | {"aws_request_id": request_id, "request_id": request.headers.get("x-request-id") or request_id},
+            | {"aws_request_id": request_id, "request_id": kept(request.headers.get("x-request-id")) or request_id},
         )
         await response(scope, receive, send)
 
@@ -108,7 +109,7 @@ class ApiGateway:
             function_name=route.function,
             invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
         )
-        token = logs.request_id.set(request.headers.get("x-request-id") or request_id)
+        token = logs.request_id.set(kept(request.headers.get("x-request-id")) or request_id)
         # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
         timeout_s = min(self.timeouts.get(route.function, self.timeout_s), route.timeout_s)
         try:

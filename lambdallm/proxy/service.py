@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
@@ -14,6 +13,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 from llm_lambda.errors import BackendError
 from llm_lambda.request import parse_body
+from llm_lambda.request_id import request_id
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
@@ -55,11 +55,9 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
-    """The caller's `x-request-id` metadata, or a new id."""
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str) and value:
-            return value[:128]
-    return uuid.uuid4().hex
+    """The caller's `x-request-id` metadata if the tiers' policy keeps it (llm_lambda/request_id.py), or a new id."""
+    sent = next((value for key, value in context.invocation_metadata() or () if key == "x-request-id"), None)
+    return request_id(sent)
 
 
 class LlmService(llm_pb2_grpc.LlmServiceServicer):

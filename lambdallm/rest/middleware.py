@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import uuid
 
+from llm_lambda.request_id import request_id
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,7 +20,6 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that hung up before the
 # How long work whose gRPC calls were cancelled (its client gone) may take to end by itself before its task is
 # cancelled: a cancelled call fails its pending read at once, so this bounds only a stuck app.
 CANCEL_GRACE_S = 5.0
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 log = logging.getLogger("lambdallm.rest.access")
 
 
@@ -41,7 +39,7 @@ class RequestContext:
         scope = with_lower_media_type(scope)
         headers = Headers(scope=scope)
         sent = headers.get(REQUEST_ID_HEADER, "")
-        token = logs.request_id.set(sent if _VALID_ID.match(sent) else uuid.uuid4().hex)
+        token = logs.request_id.set(request_id(sent))
         started, status = time.perf_counter(), 0
 
         async def send_with_id(message: Message) -> None:

@@ -69,6 +69,17 @@ def test_without_a_request_id_header_the_lambda_request_id_is_used(call: Any, ev
     assert body["request_id"] == headers["X-Request-ID"] == "aws-req-0001"
 
 
+@pytest.mark.parametrize("sent", ["x" * 129, "two words", "line\nbreak", "é"])
+def test_a_request_id_the_policy_refuses_is_replaced_by_the_lambda_request_id(
+    call: Any, event: Any, stubbed: Stubber, sent: str
+) -> None:
+    stubbed.add_response("invoke_model", titan(), {"modelId": ANY, "body": ANY, "contentType": ANY, "accept": ANY})
+    query = event("query.json")
+    status, body, headers = call(query | {"headers": query["headers"] | {"X-Request-ID": sent}})
+    assert status == 200
+    assert body["request_id"] == headers["X-Request-ID"] == "aws-req-0001"
+
+
 def test_stop_sequences_and_sampling_reach_titan(call: Any, event: Any, stubbed: Stubber) -> None:
     config = {"maxTokenCount": 8, "temperature": 0.5, "topP": 0.9, "stopSequences": ["three"]}
     body = {"prompt": "one two", "max_tokens": 8, "temperature": 0.5, "top_p": 0.9, "stop_sequences": ["three"]}

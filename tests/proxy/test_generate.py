@@ -53,6 +53,14 @@ async def test_request_id_generated_when_absent(stub, proxy):
     assert proxy.fake.requests[-1][0]["X-Request-ID"] == reply.request_id
 
 
+@pytest.mark.parametrize("sent", ["x" * 129, "two words", ""])
+async def test_a_request_id_the_policy_refuses_is_replaced_not_cut(stub, proxy, sent):
+    reply = await stub.GenerateText(query(), metadata=(("x-request-id", sent),))
+    assert reply.request_id != sent[:128]
+    assert len(reply.request_id) == 32
+    assert proxy.fake.requests[-1][0]["X-Request-ID"] == reply.request_id
+
+
 @pytest.mark.parametrize(
     ("status", "code"),
     [
