@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from lambdallm import logs
+from lambdallm.body import ClientGone, read_body
 from lambdallm.http_protocol import answered_by_server
-from lambdallm.local_cloud.body import ClientGone, read_body
 from lambdallm.local_cloud.gateway_errors import ProblemError, refusal
 from lambdallm.local_cloud.proxy_event import LambdaContext, proxy_event, to_response
 from lambdallm.local_cloud.routes import load_routes, validate
@@ -96,7 +96,8 @@ class ApiGateway:
         if request.method not in methods:
             raise ProblemError(405, f"{request.method} is not allowed on {path}", {"Allow": ", ".join(methods)})
         route = methods[request.method]
-        if (body := await read_body(request, self.max_body_bytes)) is None:
+        length = request.headers.get("content-length", "")
+        if (body := await read_body(request.receive, self.max_body_bytes, length)) is None:
             raise ProblemError(413, f"the request body exceeds {self.max_body_bytes} bytes")
         if route.iam and self.verifier is not None:
             self.verifier.verify(_signed_request(request, body))

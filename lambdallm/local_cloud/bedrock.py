@@ -20,8 +20,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from lambdallm import logs
+from lambdallm.body import ClientGone, read_body
 from lambdallm.local_cloud import converse, titan
-from lambdallm.local_cloud.body import ClientGone, read_body
 from lambdallm.local_cloud.chat_template import Conversation, Turn
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
@@ -127,7 +127,8 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
 
 async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, GenerationRequest]:
     model_id, model = host.resolve(unquote(request.path_params["model_id"]))
-    if (body := await read_body(request, titan.MAX_BODY_BYTES)) is None:
+    length = request.headers.get("content-length", "")
+    if (body := await read_body(request.receive, titan.MAX_BODY_BYTES, length)) is None:
         raise titan.too_large()
     return model.scheduler, parse(body, model_id, model)
 

@@ -16,8 +16,9 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lambdallm.body import ClientGone, read_body
 from lambdallm.metrics import RETRY_AFTER_S, UNMATCHED, HttpMetrics, TokenCounter, send_exposition
-from lambdallm.rest.middleware import ClientLeft, read_body, with_body
+from lambdallm.rest.middleware import with_body
 from lambdallm.rest.problems import send_problem
 
 METRICS_PATH = "/metrics"
@@ -130,7 +131,7 @@ class Admission:
             return
         try:
             body = await read_body(receive, self.max_body_bytes)
-        except ClientLeft:  # nobody to answer
+        except ClientGone:  # nobody to answer
             return
         if body is None:
             detail = f"request body exceeds {self.max_body_bytes} bytes"

@@ -76,29 +76,6 @@ class RequestContext:
             logs.request_id.reset(token)
 
 
-class ClientLeft(Exception):
-    """The client hung up before its whole request body came."""
-
-
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it exceeds `limit` bytes (the rest is left unread); ClientLeft
-    if the client hangs up first."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):  # most bodies: one message
-        whole: bytes = message.get("body", b"")
-        return whole if len(whole) <= limit else None
-    body = bytearray()
-    while True:
-        if message["type"] != "http.request":
-            raise ClientLeft
-        body += message.get("body", b"")
-        if len(body) > limit:
-            return None
-        if not message.get("more_body", False):
-            return bytes(body)
-        message = await receive()
-
-
 def with_lower_media_type(scope: Scope) -> Scope:
     """`scope` with its Content-Type's media type in lower case: media types are case-insensitive (RFC 9110),
     but Connexion compares them as they come, and takes an `APPLICATION/JSON` body for bytes."""
