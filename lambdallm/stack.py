@@ -30,6 +30,16 @@ def new_api_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+def stop_process(process: subprocess.Popen[str], grace: float) -> None:
+    """SIGTERM, then SIGKILL if `process` has not ended within `grace` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class StackError(RuntimeError):
     """A tier did not start, or died before the chain was ready."""
 
@@ -184,14 +194,8 @@ class Stack:
         """Stop the tiers front to back, so that no tier outlives the one in front of it."""
         for tier in reversed(TIERS):
             process = self.processes.get(tier)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if process is not None and process.poll() is None:
+                stop_process(process, grace)
 
     def __enter__(self) -> Stack:
         try:

@@ -81,11 +81,12 @@ def probe_bedrock(stack: Stack, prompt: str, max_tokens: int, duration_s: float)
     return samples
 
 
-def drain(stack: Stack, timeout_s: float = 600.0) -> None:
-    """Wait until the model answers and nothing is queued before us (a 1-token request queues behind the rest)."""
+def drain(stack: Stack, timeout_s: float = 600.0, rest_url: str = "") -> None:
+    """Wait until the model answers and nothing is queued before us (a 1-token request queues behind the rest),
+    through the stack's REST tier or the one at `rest_url`."""
     data = json.dumps(query_body("Hello", 1)).encode()
     request = urllib.request.Request(
-        f"{stack.rest_url}/query",
+        f"{rest_url or stack.rest_url}/query",
         data=data,
         headers={"Content-Type": "application/json"} | stack.auth_headers,
         method="POST",

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError
+from lambdallm.bench.entry import drain
+from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError, stop_process
 from lambdallm.tier import ANNOUNCE_FILE, TierExited, wait_for_announcement
 
 LOG_NAME = "rest-base"  # the baseline's lines in stack.log
@@ -72,15 +71,10 @@ def baseline_rest(stack: Stack) -> Iterator[int]:
                 port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)["rest"]
             except (TierExited, TimeoutError) as exc:
                 raise StackError(f"the baseline REST tier {exc}") from exc
-            _first_query(stack, port)
+            drain(stack, 60.0, f"http://127.0.0.1:{port}")  # its imports, channel and first-call paths warm
             yield port
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, STOP_GRACE_S)
 
 
 def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_s: float) -> tuple[Samples, Samples]:
@@ -108,23 +102,6 @@ def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_
         for connection in connections:
             connection.close()
     return samples
-
-
-def _first_query(stack: Stack, port: int, timeout_s: float = 60.0) -> None:
-    """Send one query through the baseline (its imports, its channel to the proxy and first-call paths warm)."""
-    body = json.dumps({"prompt": "Hello", "max_tokens": 1, "temperature": 0.0}).encode()
-    headers = {"Content-Type": "application/json"} | stack.auth_headers
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/query", body, headers, method="POST")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-                answer.read()
-                return
-        except OSError:  # HTTPError included: a channel still connecting answers 503
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
 
 
 def _relay(stack: Stack, process: subprocess.Popen[str]) -> None:
