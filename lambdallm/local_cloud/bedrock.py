@@ -21,14 +21,14 @@ from starlette.types import ASGIApp
 
 from lambdallm import logs
 from lambdallm.body import ClientGone, read_body
-from lambdallm.local_cloud import converse, titan
+from lambdallm.local_cloud import bedrock_errors, converse, titan
+from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.chat_template import Conversation, Turn
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
 from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
 from lambdallm.local_cloud.models import ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
-from lambdallm.local_cloud.titan import BedrockError
 from lambdallm.metrics import Measured, TokenCounter, exposition
 
 T = TypeVar("T")
@@ -121,15 +121,15 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
     if isinstance(exc, Overloaded):
         return BedrockError(429, "ThrottlingException", f"Too many requests, please wait: {exc}")
     if isinstance(exc, PromptTooLong):
-        return titan.validation(str(exc))
+        return bedrock_errors.validation(str(exc))
     return exc
 
 
 async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, GenerationRequest]:
     model_id, model = host.resolve(unquote(request.path_params["model_id"]))
     length = request.headers.get("content-length", "")
-    if (body := await read_body(request.receive, titan.MAX_BODY_BYTES, length)) is None:
-        raise titan.too_large()
+    if (body := await read_body(request.receive, bedrock_errors.MAX_BODY_BYTES, length)) is None:
+        raise bedrock_errors.too_large()
     return model.scheduler, parse(body, model_id, model)
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.chat_template import ChatTemplate
 from lambdallm.local_cloud.scheduler import Scheduler
-from lambdallm.local_cloud.titan import BedrockError
 
 DEFAULT, GEMMA = "default", "gemma"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from lambdallm.local_cloud import apigateway, titan
+from lambdallm.local_cloud import apigateway, bedrock_errors
 from lambdallm.local_cloud.server import LocalCloud
 from tests.bad_input import (
     FUZZ,
@@ -120,7 +120,7 @@ def test_a_body_far_over_the_limit_sent_whole_gets_the_refusal(instant_cloud: Lo
     if server == "API Gateway":
         port, path, limit = instant_cloud.apigw_port, "/query", apigateway.MAX_BODY_BYTES
     else:
-        port, path, limit = instant_cloud.bedrock_port, TITAN + "invoke", titan.MAX_BODY_BYTES
+        port, path, limit = instant_cloud.bedrock_port, TITAN + "invoke", bedrock_errors.MAX_BODY_BYTES
     body = b"x" * (limit + 4 * 1024 * 1024)
     request = build_request("POST", path, [("Content-Type", "application/json")], body, port)
 

@@ -127,7 +127,7 @@ def test_a_validation_message_never_echoes_the_value(instant_cloud: LocalCloud) 
 
 
 def test_a_body_over_bedrocks_limit_is_refused_without_reading_it_whole(instant_cloud: LocalCloud) -> None:
-    from lambdallm.local_cloud.titan import MAX_BODY_BYTES
+    from lambdallm.local_cloud.bedrock_errors import MAX_BODY_BYTES
     from tests.local_cloud.test_apigateway import raw_post
 
     port, path = int(instant_cloud.bedrock_url.rsplit(":", 1)[1]), f"/model/{MODEL_ID}/invoke"
