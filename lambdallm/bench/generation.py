@@ -117,10 +117,11 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
         )
         model = DirectModel()
         resources.callback(model.close)
+        server_prompt = model.rendered(PROMPT)  # what the local Bedrock feeds the model, given to llama-server too
         client = resources.enter_context(StreamClient(max_clients=2 * plan.clients))
         model.generate(PROMPT, 8)  # first-call costs (allocation, caches) are not part of the reference
-        load_llama_server(url, PROMPT, 8, 1, cap, 1)
-        client.one(url + "/completion", completion_body(PROMPT, 8, stream=True), read_llama_server)
+        load_llama_server(url, server_prompt, 8, 1, cap, 1)
+        client.one(url + "/completion", completion_body(server_prompt, 8, stream=True), read_llama_server)
         drain(stack)
         client.one(chain_url, query_body(PROMPT, 8), read_chain_events, auth)  # opens the keep-alive connection
         for rep in range(plan.repetitions):
@@ -139,25 +140,25 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             )
             figures.streamed.append(streamed)
             step(f"time to first token: direct, chain, llama-server in turn {of}")
-            _time_to_first_token(figures, model, client, chain_url, auth, url, plan)
+            _time_to_first_token(figures, model, client, chain_url, auth, url, server_prompt, plan)
             step(f"chain, 1 client {of}")
             steps = generate_steps(stack)
             figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
             drain(stack)
             figures.step_ms_whole.append(ms_per_step(steps, generate_steps(stack)))
             step(f"llama-server, 1 client {of}")
-            figures.server_single.append(load_llama_server(url, PROMPT, tokens, 1, cap, plan.single_requests))
+            figures.server_single.append(load_llama_server(url, server_prompt, tokens, 1, cap, plan.single_requests))
             step(f"chain, {plan.clients} clients {of}")
             figures.many.append(load(stack, "rest", PROMPT, tokens, plan.clients, cap, 1))
             drain(stack)
             step(f"llama-server, {plan.clients} clients {of}")
-            figures.server_many.append(load_llama_server(url, PROMPT, tokens, plan.clients, cap, 1))
+            figures.server_many.append(load_llama_server(url, server_prompt, tokens, plan.clients, cap, 1))
             step(f"chain, {plan.clients} clients streaming {of}")
             body = query_body(PROMPT, tokens)
             figures.streamed_many.append(client.batch(chain_url, body, read_chain_events, plan.clients, 1, auth))
             drain(stack)
             step(f"llama-server, {plan.clients} clients streaming {of}")
-            body = completion_body(PROMPT, tokens, stream=True)
+            body = completion_body(server_prompt, tokens, stream=True)
             figures.server_streamed_many.append(
                 client.batch(url + "/completion", body, read_llama_server, plan.clients)
             )
@@ -171,6 +172,7 @@ def _time_to_first_token(
     chain_url: str,
     auth: dict[str, str],
     server_url: str,
+    server_prompt: str,
     plan: Plan,
 ) -> None:
     """Short streams from one client, the three paths one after the other sample by sample, so that a noisy
@@ -181,7 +183,7 @@ def _time_to_first_token(
         direct.append(model.generate(PROMPT, n, fresh=True).as_stream())
         chain.append(client.one(chain_url, query_body(PROMPT, n), read_chain_events, auth))
         server.append(
-            client.one(server_url + "/completion", completion_body(PROMPT, n, stream=True), read_llama_server)
+            client.one(server_url + "/completion", completion_body(server_prompt, n, stream=True), read_llama_server)
         )
     figures.ttft_direct.append(StreamBatch(direct))
     figures.ttft_chain.append(StreamBatch(chain))

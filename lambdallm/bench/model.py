@@ -13,10 +13,12 @@ from typing import Any
 
 from lambdallm import settings
 from lambdallm.bench.streaming import Stream
+from lambdallm.local_cloud.chat_template import ChatTemplate
 from lambdallm.local_cloud.models import DEFAULT, MODEL_FILES, MODEL_NAMES
 
-# Sent as a prompt (InvokeModel: plain continuation, no chat template); an essay opening runs past 128 tokens at
-# temperature 0 without an EOS.
+# Sent as a prompt: the local Bedrock gives InvokeModel's inputText to its instruct model as a user turn, and the
+# direct model and llama-server are given the same rendered turn; the answer runs past 128 tokens at temperature 0
+# without an EOS.
 PROMPT = "The history of the Roman Empire is long and complicated. It began"
 
 
@@ -71,6 +73,13 @@ class DirectModel:
             self.llama: Any = Llama(
                 model_path=str(model_path()), n_threads=cloud.threads, n_ctx=cloud.context_tokens, verbose=False
             )
+        bos, eos = (self.llama.token_bos(), self.llama.token_eos())
+        text = [self.llama.detokenize([token], special=True).decode() for token in (bos, eos)]
+        self.template = ChatTemplate.of_model(self.llama.metadata, *text)
+
+    def rendered(self, prompt: str) -> str:
+        """`prompt` as the local Bedrock feeds it to this model: one user turn of its chat template."""
+        return self.template.instruction(prompt)
 
     def generate(self, prompt: str, max_tokens: int, temperature: float = 0.0, fresh: bool = False) -> Generation:
         """Sample up to `max_tokens` tokens with `Llama.generate`, timed from tokenizing the prompt.
@@ -82,7 +91,7 @@ class DirectModel:
         if fresh:
             self.llama.reset()  # no cached prefix: the prompt is evaluated again
         start = time.perf_counter()
-        prompt_tokens = self.llama.tokenize(prompt.encode("utf-8"), add_bos=True)
+        prompt_tokens = self.llama.tokenize(self.rendered(prompt).encode("utf-8"), add_bos=True, special=True)
         eos, count, first, last = self.llama.token_eos(), 0, 0.0, 0.0
         tokens = self.llama.generate(prompt_tokens, temp=temperature, reset=True)
         try:

@@ -23,7 +23,6 @@ from lambdallm import logs
 from lambdallm.body import ClientGone, read_body
 from lambdallm.local_cloud import bedrock_errors, converse, titan
 from lambdallm.local_cloud.bedrock_errors import BedrockError
-from lambdallm.local_cloud.chat_template import Conversation, Turn
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
 from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
@@ -139,8 +138,7 @@ def _titan_request(body: bytes, model_id: str, model: ServedModel) -> Generation
     request = titan.parse_request(body, model_id)
     if not model.instruct:
         return request
-    prompt = model.chat_template.render(Conversation(None, (Turn("user", request.prompt),)))
-    return dataclasses.replace(request, prompt=prompt, parse_special=True)
+    return dataclasses.replace(request, prompt=model.chat_template.instruction(request.prompt), parse_special=True)
 
 
 def _converse_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:

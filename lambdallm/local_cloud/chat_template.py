@@ -62,6 +62,10 @@ class ChatTemplate:
             raise ValueError("the model file has no chat template (tokenizer.chat_template)")
         return cls(source, bos_token=bos_token, eos_token=eos_token)
 
+    def instruction(self, text: str) -> str:
+        """`text` as one user turn, the prompt an instruct model answers (how a Titan inputText reaches it)."""
+        return self.render(Conversation(None, (Turn("user", text),)))
+
     def render(self, conversation: Conversation) -> str:
         """The prompt for the model's next (assistant) turn; it holds the template's special tokens."""
         messages: list[Any] = [{"role": "system", "content": conversation.system}] if conversation.system else []
