@@ -17,6 +17,7 @@ from llm_lambda.request import (
     MAX_TOKENS,
     QueryRequest,
     parse_body,
+    parse_event,
 )
 
 USER, ASSISTANT = "user", "assistant"
@@ -105,6 +106,22 @@ def test_sampling_options_take_both_ends_of_zero_to_one(name: str, value: float)
     request: QueryRequest = parse_body({"prompt": "Hi", "max_tokens": 4, name: value})
 
     assert getattr(request, name) == value
+
+
+@pytest.mark.parametrize(
+    ("event", "detail"),
+    [
+        (["not", "an", "object"], "the event is not an API Gateway proxy event (a JSON object)"),
+        ({"body": ""}, "the request body is empty; expected a JSON object"),
+        ({"body": {"prompt": "Hi"}}, "the event's body is not a string"),
+        ({"body": "e30=!", "isBase64Encoded": True}, "the request body is not valid base64"),
+    ],
+)
+def test_an_event_whose_body_cannot_be_read_is_a_400_saying_why(event: Any, detail: str) -> None:
+    with pytest.raises(BackendError) as caught:
+        parse_event(event)
+
+    assert (caught.value.status, caught.value.detail) == (400, detail)
 
 
 def test_an_event_that_is_not_an_object_is_a_400_under_the_lambdas_request_id(context: Any) -> None:
