@@ -58,7 +58,7 @@ async def test_ready_asks_for_the_llm_service_not_the_server_as_a_whole():
     async with health_server(servicer) as target, running_rest(target) as url, httpx.AsyncClient(base_url=url) as http:
         response = await http.get("/ready")
 
-    assert response.status_code == 503
+    assert (response.status_code, response.json()["title"]) == (503, "Service Unavailable")
     assert response.json()["detail"] == "gRPC proxy reports NOT_SERVING: the LLM backend is unreachable"
 
 
@@ -85,6 +85,7 @@ async def test_a_readiness_check_that_gets_no_answer_is_a_503_within_ready_timeo
         finally:
             servicer.release.set()  # so that a check still waiting lets the tier stop
 
-    assert (response.status_code, response.json()["detail"]) == (503, "gRPC proxy unreachable: DEADLINE_EXCEEDED")
+    assert (response.status_code, response.json()["title"]) == (503, "Service Unavailable")
+    assert response.json()["detail"] == "gRPC proxy unreachable: DEADLINE_EXCEEDED"
     [record] = [r for r in caplog.records if r.getMessage() == "readiness check failed"]
     assert (record.levelname, record.code, record.details) == ("WARNING", "DEADLINE_EXCEEDED", "Deadline Exceeded")
