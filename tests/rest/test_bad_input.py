@@ -146,7 +146,10 @@ async def test_a_body_without_a_media_type_is_a_415_problem(rest, fake, caplog, 
     answer = await asyncio.to_thread(send_raw, _port(rest), request)
 
     assert (answer.status, answer.media_type) == (415, "application/problem+json"), answer.body
-    assert "content-type" in json.loads(answer.body)["detail"].lower()
+    detail = json.loads(answer.body)["detail"]
+    assert "content-type" in detail.lower()
+    if not content_type:  # ours, not Connexion's: it names the field first
+        assert detail == "content-type: required, expected ['application/json']"
     assert fake.requests == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 

@@ -155,6 +155,30 @@ async def test_grpc_status_maps_to_http(http, fake, backend, status):
     assert body["title"]
 
 
+async def test_sampling_options_reach_the_backend(http, fake):
+    options = {"temperature": 0.5, "top_p": 0.9, "stop_sequences": ["\n\n", "User:"]}
+
+    response = await http.post("/query", json=VALID | options)
+
+    assert response.status_code == 200
+    assert fake.requests[-1][1] == VALID | options
+
+
+async def test_the_deadline_bounds_the_call(proxy, fake):
+    gate = asyncio.Event()  # the backend answers only once the client has had its 504
+    fake.replies.append(Reply(hold=gate))
+    try:
+        async with (
+            running_rest(proxy.target, deadline_s=1.0) as url,
+            httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as http,
+        ):
+            response = await http.post("/query", json=VALID)
+    finally:
+        gate.set()
+
+    assert_problem(response, 504)
+
+
 async def test_429_carries_retry_after(http, fake):
     fake.replies.append(problem(429, "busy"))
     response = await http.post("/query", json=VALID)

@@ -38,6 +38,28 @@ async def test_text_events_then_one_done_event_with_the_whole_answer(http):
     )
 
 
+async def test_the_request_id_reaches_the_backend_with_a_stream(http, fake):
+    await http.post("/query", json=VALID, headers=STREAM | {"X-Request-ID": "sse-id"})
+
+    assert fake.requests[-1][0]["X-Request-ID"] == "sse-id"
+
+
+async def test_the_deadline_bounds_the_whole_stream(proxy, fake):
+    gate = asyncio.Event()  # never set: the backend holds the answer after its first event
+    fake.replies.append(Reply(gates={1: gate}))
+
+    async with (
+        running_rest(proxy.target, stream_deadline_s=1.0) as url,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION | STREAM) as http,
+    ):
+        response = await http.post("/query", json=VALID)
+
+    assert response.status_code == 200
+    events = parse_events(response.text)
+    assert events[0] == ("text", {"text": "echo:"})
+    assert (events[-1][0], events[-1][1]["status"]) == ("error", 504)
+
+
 async def test_json_stays_the_default(http):
     response = await http.post("/query", json=VALID)
     assert response.headers["content-type"] == "application/json"
