@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llm_lambda import problems
-from llm_lambda.problems import problem_bytes
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from llm_wire import problems
+from llm_wire.problems import problem_bytes
 
 PROBLEM_JSON = problems.PROBLEM_JSON.encode()
 NOT_HTTP = "the request is not valid HTTP/1.1 (request line, a header or the body framing)"

@@ -1,5 +1,5 @@
 """JSON-lines logging shared by the tiers: one object per event, with the tier and the request id (the formatter
-is the Lambda's, llm_lambda/jsonlog.py)."""
+is the Lambda's, llm_wire/jsonlog.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextvars
 import logging
 import sys
 
-from llm_lambda import jsonlog
+from llm_wire import jsonlog
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -18,7 +18,7 @@ def current_request_id(record: logging.LogRecord) -> dict[str, str]:
 
 
 def formatter(tier: str) -> logging.Formatter:
-    """The one JSON-lines formatter (llm_lambda/jsonlog.py), tagging records with `tier` and the request id."""
+    """The one JSON-lines formatter (llm_wire/jsonlog.py), tagging records with `tier` and the request id."""
     return jsonlog.JsonFormatter(tier, current_request_id)
 
 

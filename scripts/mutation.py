@@ -2,8 +2,8 @@
 result, module by module with every surviving mutant named, written to tests/mutation-results.txt.
 
 mutmut imports the mutated copy of each module under the name its file path gives, so it runs in .mutation/,
-where `llm_lambda` (the Lambda's package, under lambda/ in the checkout) sits beside `lambdallm`, both linked to
-the checkout. Arguments are mutmut's mutant names or patterns (`'llm_lambda.strict_json*'`) to run a subset.
+where `llm_lambda` and `llm_wire` (the Lambda's packages, under lambda/ in the checkout) sit beside `lambdallm`,
+all linked to the checkout. Arguments are mutmut's mutant names or patterns (`'llm_wire.strict_json*'`) to run a subset.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ RESULTS = ROOT / "tests" / "mutation-results.txt"
 LINKS = {
     "lambdallm": "lambdallm",
     "llm_lambda": "lambda/llm_lambda",
+    "llm_wire": "lambda/llm_wire",
     "tests": "tests",
     "specs": "specs",
     "config": "config",

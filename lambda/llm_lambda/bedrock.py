@@ -10,8 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 
-from llm_lambda.errors import BackendError
-from llm_lambda.request import QueryRequest
+from llm_wire.errors import BackendError
+from llm_wire.request import QueryRequest
 
 FINISH_REASONS = {
     "FINISH": "stop",

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llm_lambda.request_id import kept
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -27,6 +26,7 @@ from lambdallm.local_cloud.routes import load_routes, validate
 from lambdallm.local_cloud.sigv4 import SignatureError, SignedRequest, SigV4Verifier
 from lambdallm.local_cloud.streaming_integration import Handler, StreamedResponse
 from lambdallm.shipped import shipped
+from llm_wire.request_id import kept
 
 SPEC = shipped("specs") / "backend.yaml"
 # A Lambda proxy integration carries at most Lambda's synchronous invocation payload (6 MB); API Gateway

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_lambda import strict_json
-
 from lambdallm.local_cloud.bedrock_errors import TITAN_MAX_TOKENS, BedrockError
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
 from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest
 from lambdallm.local_cloud.eventstream import Frames, json_event
 from lambdallm.local_cloud.models import takes_system_prompt
 from lambdallm.local_cloud.titan import unit_interval
+from llm_wire import strict_json
 
 STOP_REASONS = {FINISH: "end_turn", LENGTH: "max_tokens", STOP: "stop_sequence"}
 # Fields of ConverseRequest this twin does not serve (tools, guardrails, prompt management ...) are refused.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from llm_lambda.problems import PROBLEM_JSON, problem_bytes
 from starlette.responses import Response
 
 from lambdallm.local_cloud.sigv4 import SignatureError
+from llm_wire.problems import PROBLEM_JSON, problem_bytes
 
 
 class ProblemError(Exception):

@@ -10,10 +10,10 @@ from typing import Any
 
 import jsonschema
 import yaml
-from llm_lambda import strict_json
 
 from lambdallm.local_cloud.gateway_errors import ProblemError
 from lambdallm.schema_errors import first_error
+from llm_wire import strict_json
 
 DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
 _FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")

@@ -14,8 +14,6 @@ from typing import Any
 
 import uvicorn
 import uvloop
-from llm_lambda.config import FunctionConfig
-from llm_lambda.handler import Function
 
 from lambdallm import logs, tier
 from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol, connection_limits
@@ -28,6 +26,8 @@ from lambdallm.local_cloud.scheduler import Scheduler
 from lambdallm.local_cloud.sigv4 import SigV4Verifier
 from lambdallm.metrics import Measured
 from lambdallm.settings import CloudSettings
+from llm_lambda.config import FunctionConfig
+from llm_lambda.handler import Function
 
 logger = logging.getLogger("lambdallm.local_cloud")
 BEDROCK_CONNECT_TIMEOUT_S = 2

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llm_lambda import strict_json
-
 from lambdallm.local_cloud.bedrock_errors import (
     MAX_INPUT_CHARS,
     MAX_STOP_CHARS,
@@ -16,6 +14,7 @@ from lambdallm.local_cloud.bedrock_errors import (
 )
 from lambdallm.local_cloud.engines import Completion, GenerationRequest
 from lambdallm.local_cloud.eventstream import Frames, chunk_event
+from llm_wire import strict_json
 
 CONFIG_KEYS = ("maxTokenCount", "temperature", "topP", "stopSequences")
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import grpc
 import uvicorn
-from llm_lambda.problems import PROBLEM_JSON, problem_bytes
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lambdallm import tier
@@ -22,6 +21,7 @@ from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
 from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, send_exposition
 from lambdallm.proxy.decoding import responses
 from lambdallm.proxy.errors import ORIGIN_TRAILER
+from llm_wire.problems import PROBLEM_JSON, problem_bytes
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 

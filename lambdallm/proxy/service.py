@@ -11,15 +11,15 @@ from typing import Any, NoReturn
 import grpc
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
-from llm_lambda.errors import BackendError
-from llm_lambda.request import parse_body
-from llm_lambda.request_id import request_id
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
+from llm_wire.errors import BackendError
+from llm_wire.request import parse_body
+from llm_wire.request_id import request_id
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
@@ -29,7 +29,7 @@ ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
 
 
 def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
-    """The backend's JSON body for `request`, checked by the backend's own validator (llm_lambda.request): a
+    """The backend's JSON body for `request`, checked by the backend's own validator (llm_wire.request): a
     request the proxy passes on is one the Lambda takes, and a bad one is INVALID_ARGUMENT in the Lambda's words,
     naming the field."""
     payload: dict[str, Any] = {}
@@ -55,7 +55,7 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
-    """The caller's `x-request-id` metadata if the tiers' policy keeps it (llm_lambda/request_id.py), or a new id."""
+    """The caller's `x-request-id` metadata if the tiers' policy keeps it (llm_wire/request_id.py), or a new id."""
     sent = next((value for key, value in context.invocation_metadata() or () if key == "x-request-id"), None)
     return request_id(sent)
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 
-from llm_lambda.request_id import request_id
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,6 +13,7 @@ from lambdallm import logs
 from lambdallm.http_protocol import answered_by_server
 from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
+from llm_wire.request_id import request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
 CLIENT_CLOSED_REQUEST = 499  # nginx's code for a client that hung up before the answer; only ever logged

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from connexion.exceptions import ProblemException
-from llm_lambda.negotiation import EXACT, media_ranges, quality
+
+from llm_wire.negotiation import EXACT, media_ranges, quality
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"

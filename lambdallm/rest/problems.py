@@ -11,12 +11,12 @@ from typing import Any
 import grpc
 from connexion.exceptions import NonConformingResponse, ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
-from llm_lambda.problems import PROBLEM_JSON, problem
 from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lambdallm import logs
 from lambdallm.rest.auth import CHALLENGE
+from llm_wire.problems import PROBLEM_JSON, problem
 
 log = logging.getLogger("lambdallm.rest")
 

@@ -13,11 +13,11 @@ from connexion.utils import is_null, is_nullable
 from connexion.validators import VALIDATOR_MAP as CONNEXION_VALIDATORS
 from connexion.validators import JSONRequestBodyValidator, JSONResponseBodyValidator, ParameterValidator
 from jsonschema import Draft4Validator
-from llm_lambda import strict_json
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
 from lambdallm.schema_errors import first_error
+from llm_wire import strict_json
 
 _MAX_COMPILED = 256  # the spec's schemas are a few dozen; a bound all the same
 _compiled: dict[tuple[int, type], tuple[Any, Draft4Validator]] = {}

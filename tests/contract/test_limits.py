@@ -1,4 +1,4 @@
-"""The request limits the tiers enforce (llm_lambda/limits.py) are the ones the specs state: changing a number in
+"""The request limits the tiers enforce (llm_wire/limits.py) are the ones the specs state: changing a number in
 a spec without the code, or the reverse, fails here."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-from llm_lambda import limits
+
+from llm_wire import limits
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 REQUESTS = {"openapi.yaml": "GenerateRequest", "backend.yaml": "BackendRequest"}  # spec -> its request schema

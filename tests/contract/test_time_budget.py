@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from llm_lambda.config import FunctionConfig
 
 from client_app.config import ClientSettings
 from lambdallm.local_cloud.server import BEDROCK_CONNECT_TIMEOUT_S, function_config
 from lambdallm.settings import CloudSettings, ProxySettings, RestSettings
+from llm_lambda.config import FunctionConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from llm_lambda import handler
-from llm_lambda.config import FunctionConfig
 
 from lambdallm.local_cloud.server import function_config, running_local_cloud
 from lambdallm.settings import CloudSettings
+from llm_lambda import handler
+from llm_lambda.config import FunctionConfig
 
 
 def test_the_environment_gives_every_value_and_its_absence_the_defaults() -> None:

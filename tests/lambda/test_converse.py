@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
 from llm_lambda import bedrock
 from llm_lambda.config import FunctionConfig
-from llm_lambda.errors import BackendError
 from llm_lambda.handler import Function
-from llm_lambda.request import QueryRequest, Turn
+from llm_wire.errors import BackendError
+from llm_wire.request import QueryRequest, Turn
 
 TURNS = [
     {"role": "user", "content": [{"text": "Answer in one short sentence.\n\nMy name is Ada."}]},

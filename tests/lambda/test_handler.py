@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
+
 from llm_lambda import handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
 from llm_lambda import handler
-from llm_lambda.errors import BackendError
-from llm_lambda.request import (
+from llm_wire.errors import BackendError
+from llm_wire.request import (
     FIELDS,
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from llm_lambda import runtime
 
 EVENT = {"httpMethod": "POST", "path": "/query/stream", "body": "{}"}

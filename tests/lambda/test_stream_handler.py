@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from llm_lambda import handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
-from llm_lambda.jsonlog import JsonFormatter
+from llm_wire.jsonlog import JsonFormatter
 
 
 class FakeStream:
@@ -185,8 +186,8 @@ def test_the_prompt_is_logged_only_when_log_prompts_is_on(
 
 
 def test_a_conversation_of_99_turns_is_read_and_one_of_101_refused(event: Any) -> None:
-    from llm_lambda.errors import BackendError
-    from llm_lambda.request import MAX_MESSAGES, parse_event
+    from llm_wire.errors import BackendError
+    from llm_wire.request import MAX_MESSAGES, parse_event
 
     turns = [{"role": ("user", "assistant")[i % 2], "content": f"turn {i}"} for i in range(MAX_MESSAGES + 2)]
     read = parse_event(event("query_conversation.json", {"messages": turns[:MAX_MESSAGES], "max_tokens": 5}))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from llm_lambda import strict_json
-from llm_lambda.strict_json import MAX_DEPTH, JsonRejected, loads
+
+from llm_wire import strict_json
+from llm_wire.strict_json import MAX_DEPTH, JsonRejected, loads
 
 
 def refusal(body: bytes | str) -> str:

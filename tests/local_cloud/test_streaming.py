@@ -11,11 +11,11 @@ from typing import Any
 import botocore.session
 import httpx
 import pytest
-from llm_lambda.bedrock import CLIENT_ERRORS
 
 from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest, InstantEngine
 from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from llm_lambda.bedrock import CLIENT_ERRORS
 from tests.local_cloud.conftest import GATE_TIMEOUT_S, GatedEngine, settings
 
 

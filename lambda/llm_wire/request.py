@@ -8,9 +8,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from llm_lambda import strict_json
-from llm_lambda.errors import BackendError
-from llm_lambda.limits import (
+from llm_wire import strict_json
+from llm_wire.errors import BackendError
+from llm_wire.limits import (
     MAX_MESSAGES,
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from llm_lambda.problems import PROBLEM_JSON, problem
+from llm_wire.problems import PROBLEM_JSON, problem
 
 
 @dataclass
