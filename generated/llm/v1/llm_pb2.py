@@ -24,27 +24,33 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenerated/llm/v1/llm.proto\x12\x06llm.v1\"\xcc\x01\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x05 \x03(\t\x12%\n\x08messages\x18\x06 \x03(\x0b\x32\x13.llm.v1.ChatMessage\x12\x0e\n\x06system\x18\x07 \x01(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\":\n\x0b\x43hatMessage\x12\x1a\n\x04role\x18\x01 \x01(\x0e\x32\x0c.llm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x87\x01\n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x15\n\routput_tokens\x18\x04 \x01(\x05\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"C\n\x19GenerateTextStreamRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.llm.v1.LlmQueryRequest\"V\n\x1aGenerateTextStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x07summary\x18\x02 \x01(\x0b\x32\x19.llm.v1.GenerationSummary\"z\n\x11GenerationSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x05\x12\x15\n\routput_tokens\x18\x03 \x01(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xae\x01\n\nLlmService\x12\x41\n\x0cGenerateText\x12\x17.llm.v1.LlmQueryRequest\x1a\x18.llm.v1.LlmQueryResponse\x12]\n\x12GenerateTextStream\x12!.llm.v1.GenerateTextStreamRequest\x1a\".llm.v1.GenerateTextStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenerated/llm/v1/llm.proto\x12\x06llm.v1\"\xf1\x01\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x05 \x03(\t\x12%\n\x08messages\x18\x06 \x03(\x0b\x32\x13.llm.v1.ChatMessage\x12\x0e\n\x06system\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontinuation\x18\t \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_p\":\n\x0b\x43hatMessage\x12\x1a\n\x04role\x18\x01 \x01(\x0e\x32\x0c.llm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x87\x01\n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x15\n\routput_tokens\x18\x04 \x01(\x05\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"C\n\x19GenerateTextStreamRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.llm.v1.LlmQueryRequest\"V\n\x1aGenerateTextStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x07summary\x18\x02 \x01(\x0b\x32\x19.llm.v1.GenerationSummary\"z\n\x11GenerationSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x05\x12\x15\n\routput_tokens\x18\x03 \x01(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"7\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.llm.v1.ModelInfo\";\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x10\n\x08instruct\x18\x03 \x01(\x08*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xf3\x01\n\nLlmService\x12\x41\n\x0cGenerateText\x12\x17.llm.v1.LlmQueryRequest\x1a\x18.llm.v1.LlmQueryResponse\x12]\n\x12GenerateTextStream\x12!.llm.v1.GenerateTextStreamRequest\x1a\".llm.v1.GenerateTextStreamResponse0\x01\x12\x43\n\nListModels\x12\x19.llm.v1.ListModelsRequest\x1a\x1a.llm.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'generated.llm.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=724
-  _globals['_ROLE']._serialized_end=787
+  _globals['_ROLE']._serialized_start=900
+  _globals['_ROLE']._serialized_end=963
   _globals['_LLMQUERYREQUEST']._serialized_start=39
-  _globals['_LLMQUERYREQUEST']._serialized_end=243
-  _globals['_CHATMESSAGE']._serialized_start=245
-  _globals['_CHATMESSAGE']._serialized_end=303
-  _globals['_LLMQUERYRESPONSE']._serialized_start=306
-  _globals['_LLMQUERYRESPONSE']._serialized_end=441
-  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_start=443
-  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_end=510
-  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_start=512
-  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_end=598
-  _globals['_GENERATIONSUMMARY']._serialized_start=600
-  _globals['_GENERATIONSUMMARY']._serialized_end=722
-  _globals['_LLMSERVICE']._serialized_start=790
-  _globals['_LLMSERVICE']._serialized_end=964
+  _globals['_LLMQUERYREQUEST']._serialized_end=280
+  _globals['_CHATMESSAGE']._serialized_start=282
+  _globals['_CHATMESSAGE']._serialized_end=340
+  _globals['_LLMQUERYRESPONSE']._serialized_start=343
+  _globals['_LLMQUERYRESPONSE']._serialized_end=478
+  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_start=480
+  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_end=547
+  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_start=549
+  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_end=635
+  _globals['_GENERATIONSUMMARY']._serialized_start=637
+  _globals['_GENERATIONSUMMARY']._serialized_end=759
+  _globals['_LISTMODELSREQUEST']._serialized_start=761
+  _globals['_LISTMODELSREQUEST']._serialized_end=780
+  _globals['_LISTMODELSRESPONSE']._serialized_start=782
+  _globals['_LISTMODELSRESPONSE']._serialized_end=837
+  _globals['_MODELINFO']._serialized_start=839
+  _globals['_MODELINFO']._serialized_end=898
+  _globals['_LLMSERVICE']._serialized_start=966
+  _globals['_LLMSERVICE']._serialized_end=1209
 # @@protoc_insertion_point(module_scope)

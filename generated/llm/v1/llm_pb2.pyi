@@ -17,7 +17,7 @@ ROLE_USER: Role
 ROLE_ASSISTANT: Role
 
 class LlmQueryRequest(_message.Message):
-    __slots__ = ("prompt", "max_tokens", "temperature", "top_p", "stop_sequences", "messages", "system")
+    __slots__ = ("prompt", "max_tokens", "temperature", "top_p", "stop_sequences", "messages", "system", "model", "continuation")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,8 @@ class LlmQueryRequest(_message.Message):
     STOP_SEQUENCES_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     max_tokens: int
     temperature: float
@@ -32,7 +34,9 @@ class LlmQueryRequest(_message.Message):
     stop_sequences: _containers.RepeatedScalarFieldContainer[str]
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     system: str
-    def __init__(self, prompt: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., system: _Optional[str] = ...) -> None: ...
+    model: str
+    continuation: bool
+    def __init__(self, prompt: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop_sequences: _Optional[_Iterable[str]] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., system: _Optional[str] = ..., model: _Optional[str] = ..., continuation: _Optional[bool] = ...) -> None: ...
 
 class ChatMessage(_message.Message):
     __slots__ = ("role", "content")
@@ -85,3 +89,23 @@ class GenerationSummary(_message.Message):
     finish_reason: str
     request_id: str
     def __init__(self, model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., finish_reason: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("id", "owned_by", "instruct")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNED_BY_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    owned_by: str
+    instruct: bool
+    def __init__(self, id: _Optional[str] = ..., owned_by: _Optional[str] = ..., instruct: _Optional[bool] = ...) -> None: ...

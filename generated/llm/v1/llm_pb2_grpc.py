@@ -45,6 +45,11 @@ class LlmServiceStub:
                 request_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.SerializeToString,
                 response_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.FromString,
                 _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/llm.v1.LlmService/ListModels',
+                request_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -71,6 +76,13 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListModels(self, request, context):
+        """The models the backend serves, the default first. A request's `model` must be one of them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +95,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.GenerateTextStream,
                     request_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.FromString,
                     response_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.FromString,
+                    response_serializer=generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -140,6 +157,33 @@ class LlmService:
             '/llm.v1.LlmService/GenerateTextStream',
             generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamRequest.SerializeToString,
             generated_dot_llm_dot_v1_dot_llm__pb2.GenerateTextStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm.v1.LlmService/ListModels',
+            generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsRequest.SerializeToString,
+            generated_dot_llm_dot_v1_dot_llm__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
