@@ -4,6 +4,7 @@ built directly by a host that runs the handlers itself (the local cloud, the tes
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,21 @@ NO_PROFILE = {
     "config_file": (None, None, os.devnull, None),
     "credentials_file": (None, None, os.devnull, None),
 }
+# A Bedrock model id or inference profile id (amazon.titan-text-premier-v1:0, us.anthropic.claude-...), or an ARN.
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,2047}")
+
+
+class ConfigError(ValueError):
+    """A configuration value the function cannot run with; the message names the variable."""
+
+
+def model_ids(key: str, text: str) -> tuple[str, ...]:
+    """The model ids of a comma-separated value, or a ConfigError naming `key` and the bad id."""
+    ids = tuple(part.strip() for part in text.split(","))
+    for model_id in ids:
+        if not MODEL_ID.fullmatch(model_id):
+            raise ConfigError(f"{key}: {model_id[:80]!r} is not a Bedrock model id (comma-separated ids)")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -43,18 +59,36 @@ class FunctionConfig:
     endpoint_url: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    # The other model ids a request may name (the allowlist is `model_id` first, then these), and which of the
+    # allowed models are base models, which continue text rather than follow instructions (GET /models).
+    other_model_ids: tuple[str, ...] = ()
+    base_model_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> FunctionConfig:
-        """The configuration deploy/template.yaml gives the function through its environment variables."""
+        """The configuration deploy/template.yaml gives the function through its environment variables; a bad
+        model id list raises ConfigError naming its variable."""
+        model_id = environ.get("BEDROCK_MODEL_ID", cls.model_id).strip()
+        if "," in model_id or not MODEL_ID.fullmatch(model_id):
+            raise ConfigError(f"BEDROCK_MODEL_ID: {model_id[:80]!r} is not a Bedrock model id (one id)")
+        others = model_ids("BEDROCK_MODEL_IDS", environ["BEDROCK_MODEL_IDS"]) if "BEDROCK_MODEL_IDS" in environ else ()
+        base = environ.get("BEDROCK_BASE_MODEL_IDS", "").strip()
+        base_ids = model_ids("BEDROCK_BASE_MODEL_IDS", base) if base else ()
         return cls(
-            model_id=environ.get("BEDROCK_MODEL_ID", cls.model_id),
+            model_id=model_id,
+            other_model_ids=others,
+            base_model_ids=base_ids,
             region=environ.get("AWS_REGION", cls.region),
             connect_timeout_s=float(environ.get("BEDROCK_CONNECT_TIMEOUT_S", cls.connect_timeout_s)),
             read_timeout_s=float(environ.get("BEDROCK_READ_TIMEOUT_S", cls.read_timeout_s)),
             max_pool_connections=int(environ.get("BEDROCK_MAX_POOL_CONNECTIONS", cls.max_pool_connections)),
             log_prompts=environ.get("LOG_PROMPTS", "false").strip().lower() in TRUE,
         )
+
+    @property
+    def allowed_model_ids(self) -> tuple[str, ...]:
+        """The ids a request may name, the default (`model_id`) first, each once."""
+        return tuple(dict.fromkeys((self.model_id, *self.other_model_ids)))
 
     def bedrock_client(self) -> Any:
         """A Bedrock Runtime client as configured. With static credentials, a session of its own with those keys

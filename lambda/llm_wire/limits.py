@@ -10,3 +10,4 @@ MAX_SYSTEM_CHARS = 8000
 MAX_TOKENS = 3072
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100
+MAX_MODEL_ID_CHARS = 2048  # a model id, inference profile id or ARN, as Bedrock bounds modelId

@@ -12,6 +12,7 @@ from llm_wire import strict_json
 from llm_wire.errors import BackendError
 from llm_wire.limits import (
     MAX_MESSAGES,
+    MAX_MODEL_ID_CHARS,
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
@@ -19,7 +20,17 @@ from llm_wire.limits import (
     MAX_TOKENS,
 )
 
-FIELDS = ("prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences")
+FIELDS = (
+    "prompt",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "model",
+    "continuation",
+)
 ROLES = ("user", "assistant")
 
 
@@ -42,6 +53,8 @@ class QueryRequest:
     stop_sequences: tuple[str, ...] = ()
     messages: tuple[Turn, ...] = ()
     system: str | None = None
+    model: str | None = None  # None: the backend's default model
+    continuation: bool = False  # the prompt is text to continue, not an instruction (specs/backend.yaml)
 
     @property
     def chars(self) -> int:
@@ -122,6 +135,11 @@ def parse_body(data: Any) -> QueryRequest:
         raise BackendError(400, f"stop_sequences: a list of at most {MAX_STOP_SEQUENCES} strings")
     if not all(isinstance(s, str) and 1 <= len(s) <= MAX_STOP_CHARS for s in stops):
         raise BackendError(400, f"stop_sequences: each a string of 1 to {MAX_STOP_CHARS} characters")
+    model, continuation = _model(data), data.get("continuation", False)
+    if not isinstance(continuation, bool):
+        raise BackendError(400, "continuation: a boolean")
+    if continuation and "messages" in data:
+        raise BackendError(400, "continuation: only with prompt (a conversation is answered)")
     return QueryRequest(
         prompt=prompt,
         max_tokens=int(max_tokens),
@@ -130,7 +148,19 @@ def parse_body(data: Any) -> QueryRequest:
         stop_sequences=tuple(stops),
         messages=messages,
         system=system,
+        model=model,
+        continuation=continuation,
     )
+
+
+def _model(data: dict[str, Any]) -> str | None:
+    """The request's `model`, if it names one: a non-empty id of at most MAX_MODEL_ID_CHARS characters."""
+    if "model" not in data:
+        return None
+    model = data["model"]
+    if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_ID_CHARS:
+        raise BackendError(400, f"model: a model id of 1 to {MAX_MODEL_ID_CHARS} characters")
+    return model
 
 
 def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | None]:

@@ -31,6 +31,7 @@ def test_each_limit_of_a_request_is_the_one_its_spec_states(spec: str) -> None:
         "MAX_TOKENS": request["max_tokens"]["maximum"],
         "MAX_STOP_SEQUENCES": request["stop_sequences"]["maxItems"],
         "MAX_STOP_CHARS": request["stop_sequences"]["items"]["maxLength"],
+        "MAX_MODEL_ID_CHARS": request["model"]["maxLength"],
     }
     assert {name: getattr(limits, name) for name in stated} == stated
     # A turn may hold the whole text budget, and the description states that budget in words.
@@ -47,4 +48,5 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_TOKENS",
         "MAX_STOP_SEQUENCES",
         "MAX_STOP_CHARS",
+        "MAX_MODEL_ID_CHARS",
     }
