@@ -188,8 +188,8 @@ def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
 
 def generate_stream(client: Any, model_id: str, request: QueryRequest) -> StreamPieces:
     """The one streamed call for a request: InvokeModelWithResponseStream for a prompt to a Titan model,
-    ConverseStream for anything else. Failures to start raise here; the iterator then yields the text as it comes and ends with the
-    Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
+    ConverseStream for anything else. Failures to start raise here; the iterator then yields the text as it comes
+    and ends with the Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
     if request.prompt is not None and takes_invoke_model(model_id):
         return invoke_stream(client, model_id, request)
     return converse_stream(client, model_id, request)

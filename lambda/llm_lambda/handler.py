@@ -111,7 +111,7 @@ class Function:
         text: dict[str, Any] = {}
         if self.config.log_prompts:
             text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
-        shape = {"turns": len(request.messages)} if request.messages else {}
+        shape: dict[str, Any] = {"turns": len(request.messages)} if request.messages else {}
         shape |= {"model": request.model} if request.model else {}
         logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
         return request

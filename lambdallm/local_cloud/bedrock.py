@@ -142,7 +142,7 @@ def _titan_request(body: bytes, model_id: str, model: ServedModel) -> Generation
 
 
 def _converse_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:
-    return converse.parse_request(body, model_id, model.chat_template)
+    return converse.parse_request(body, model_id, model.chat_template, model.continues)
 
 
 def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:

@@ -32,8 +32,9 @@ def validation(message: str) -> BedrockError:
     return BedrockError(400, "ValidationException", message)
 
 
-def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> GenerationRequest:
-    """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template."""
+def parse_request(body: bytes, model_id: str, template: ChatTemplate, continues: bool = False) -> GenerationRequest:
+    """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template; for a
+    base model (`continues`), one user turn without system text is that text, which the model continues."""
     try:
         data = strict_json.loads(body)
     except strict_json.JsonRejected as exc:
@@ -53,8 +54,9 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> Generat
     stops = config.get("stopSequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise validation("stopSequences must be a list of non-empty strings.")
+    plain = continues and conversation.system is None and len(conversation.turns) == 1
     try:
-        prompt = template.render(conversation)
+        prompt = conversation.turns[0].content if plain else template.render(conversation)
     except TemplateError as exc:
         raise validation(str(exc)) from exc
     return GenerationRequest(
@@ -63,7 +65,7 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> Generat
         temperature=_unit(config, "temperature", 0.7),
         top_p=_unit(config, "topP", 0.9),
         stop_sequences=tuple(stops),
-        parse_special=True,
+        parse_special=not plain,
     )
 
 

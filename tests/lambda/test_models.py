@@ -115,9 +115,7 @@ def test_a_prompt_to_a_non_titan_model_goes_through_converse_as_one_user_turn(
     assert (body["text"], body["model"], body["finish_reason"]) == ("Hi there", NOVA, "length")
 
 
-def test_a_continuation_on_titan_is_its_input_text_as_it_is(
-    function: Function, context: Any, stubbed: Stubber
-) -> None:
+def test_a_continuation_on_titan_is_its_input_text_as_it_is(function: Function, context: Any, stubbed: Stubber) -> None:
     payload = json.dumps(
         {"inputTextTokenCount": 3, "results": [{"tokenCount": 1, "outputText": " a", "completionReason": "LENGTH"}]}
     ).encode()
@@ -169,11 +167,17 @@ def test_the_stream_names_the_chosen_model_and_refuses_an_unknown_one(
         (NOVA, "amazon.nova-micro-v1:0", "amazon", False),
         (CLAUDE_PROFILE, "anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic", False),
         ("eu.meta.llama3-2-1b-instruct-v1:0", "meta.llama3-2-1b-instruct-v1:0", "meta", False),
-        ("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b-instruct-v1:0", "meta.llama3-8b-instruct-v1:0",
-         "meta", False),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-8b-instruct-v1:0",
+            "meta.llama3-8b-instruct-v1:0",
+            "meta",
+            False,
+        ),
     ],
 )
-def test_each_id_names_its_foundation_model_owner_and_api(model_id: str, foundation: str, owner: str, invoke: bool) -> None:
+def test_each_id_names_its_foundation_model_owner_and_api(
+    model_id: str, foundation: str, owner: str, invoke: bool
+) -> None:
     assert (foundation_id(model_id), owned_by(model_id), takes_invoke_model(model_id)) == (foundation, owner, invoke)
 
 
