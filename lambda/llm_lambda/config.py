@@ -4,7 +4,6 @@ built directly by a host that runs the handlers itself (the local cloud, the tes
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,8 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
+
+from llm_wire.request import is_model_id
 
 # One attempt: a generation that timed out has been billed and would most likely time out again, and it would
 # run after API Gateway already answered 504. Throttling and "not ready" go back to the caller as 429/503 with
@@ -26,8 +27,6 @@ NO_PROFILE = {
     "config_file": (None, None, os.devnull, None),
     "credentials_file": (None, None, os.devnull, None),
 }
-# A Bedrock model id or inference profile id (amazon.titan-text-premier-v1:0, us.anthropic.claude-...), or an ARN.
-MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,2047}")
 
 
 class ConfigError(ValueError):
@@ -38,7 +37,7 @@ def model_ids(key: str, text: str) -> tuple[str, ...]:
     """The model ids of a comma-separated value, or a ConfigError naming `key` and the bad id."""
     ids = tuple(part.strip() for part in text.split(","))
     for model_id in ids:
-        if not MODEL_ID.fullmatch(model_id):
+        if not is_model_id(model_id):
             raise ConfigError(f"{key}: {model_id[:80]!r} is not a Bedrock model id (comma-separated ids)")
     return ids
 
@@ -69,7 +68,7 @@ class FunctionConfig:
         """The configuration deploy/template.yaml gives the function through its environment variables; a bad
         model id list raises ConfigError naming its variable."""
         model_id = environ.get("BEDROCK_MODEL_ID", cls.model_id).strip()
-        if "," in model_id or not MODEL_ID.fullmatch(model_id):
+        if not is_model_id(model_id):
             raise ConfigError(f"BEDROCK_MODEL_ID: {model_id[:80]!r} is not a Bedrock model id (one id)")
         others = model_ids("BEDROCK_MODEL_IDS", environ["BEDROCK_MODEL_IDS"]) if "BEDROCK_MODEL_IDS" in environ else ()
         base = environ.get("BEDROCK_BASE_MODEL_IDS", "").strip()

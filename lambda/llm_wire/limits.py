@@ -11,3 +11,5 @@ MAX_TOKENS = 3072
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100
 MAX_MODEL_ID_CHARS = 2048  # a model id, inference profile id or ARN, as Bedrock bounds modelId
+# A model id's characters (a Bedrock model id, inference profile id or ARN), as both specs' `model` pattern says.
+MODEL_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from llm_wire.limits import (
     MAX_STOP_SEQUENCES,
     MAX_SYSTEM_CHARS,
     MAX_TOKENS,
+    MODEL_ID_PATTERN,
 )
 
 FIELDS = (
@@ -32,6 +34,7 @@ FIELDS = (
     "continuation",
 )
 ROLES = ("user", "assistant")
+MODEL_ID = re.compile(MODEL_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,8 @@ def _model(data: dict[str, Any]) -> str | None:
     if "model" not in data:
         return None
     model = data["model"]
-    if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_ID_CHARS:
-        raise BackendError(400, f"model: a model id of 1 to {MAX_MODEL_ID_CHARS} characters")
+    if not isinstance(model, str) or not is_model_id(model):
+        raise BackendError(400, f"model: a model id of 1 to {MAX_MODEL_ID_CHARS} letters, digits and ._:/-")
     return model
 
 
@@ -186,6 +189,12 @@ def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | No
     if sum(len(t.content) for t in turns) + len(system or "") > MAX_PROMPT_CHARS:
         raise BackendError(400, f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters")
     return tuple(turns), system
+
+
+def is_model_id(text: str) -> bool:
+    """Whether `text` is a model id as the specs' `model` allows: 1 to MAX_MODEL_ID_CHARS characters of the
+    pattern (and no trailing newline, which Python's `$` would let through)."""
+    return len(text) <= MAX_MODEL_ID_CHARS and MODEL_ID.fullmatch(text) is not None
 
 
 def _is_int(value: Any) -> bool:

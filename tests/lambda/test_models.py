@@ -207,9 +207,11 @@ def test_a_bad_model_id_stops_the_function_naming_its_variable(environ: dict[str
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        ({"prompt": "Hi", "model": ""}, "model: a model id of 1 to 2048 characters"),
-        ({"prompt": "Hi", "model": "m" * 2049}, "model: a model id of 1 to 2048 characters"),
-        ({"prompt": "Hi", "model": 5}, "model: a model id of 1 to 2048 characters"),
+        ({"prompt": "Hi", "model": ""}, "model: a model id of 1 to 2048 letters, digits and ._:/-"),
+        ({"prompt": "Hi", "model": "m" * 2049}, "model: a model id of 1 to 2048 letters, digits and ._:/-"),
+        ({"prompt": "Hi", "model": 5}, "model: a model id of 1 to 2048 letters, digits and ._:/-"),
+        ({"prompt": "Hi", "model": "us.x y"}, "model: a model id of 1 to 2048 letters, digits and ._:/-"),
+        ({"prompt": "Hi", "model": "x\n"}, "model: a model id of 1 to 2048 letters, digits and ._:/-"),
         ({"prompt": "Hi", "continuation": "yes"}, "continuation: a boolean"),
         (
             {"messages": [{"role": "user", "content": "Hi"}], "continuation": True},
