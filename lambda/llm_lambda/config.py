@@ -70,9 +70,12 @@ class FunctionConfig:
         model_id = environ.get("BEDROCK_MODEL_ID", cls.model_id).strip()
         if not is_model_id(model_id):
             raise ConfigError(f"BEDROCK_MODEL_ID: {model_id[:80]!r} is not a Bedrock model id (one id)")
-        others = model_ids("BEDROCK_MODEL_IDS", environ["BEDROCK_MODEL_IDS"]) if "BEDROCK_MODEL_IDS" in environ else ()
+        others_text = environ.get("BEDROCK_MODEL_IDS", "").strip()
+        others = model_ids("BEDROCK_MODEL_IDS", others_text) if others_text else ()
         base = environ.get("BEDROCK_BASE_MODEL_IDS", "").strip()
         base_ids = model_ids("BEDROCK_BASE_MODEL_IDS", base) if base else ()
+        if stray := [model for model in base_ids if model not in (model_id, *others)]:
+            raise ConfigError(f"BEDROCK_BASE_MODEL_IDS: {stray[0][:80]!r} is not one of the allowed models")
         return cls(
             model_id=model_id,
             other_model_ids=others,

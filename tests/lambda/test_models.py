@@ -188,6 +188,9 @@ def test_the_allowlist_comes_from_the_environment_the_default_first() -> None:
     assert config.allowed_model_ids == ("amazon.titan-text-premier-v1:0", NOVA, GEMMA)
     assert config.base_model_ids == (GEMMA,)
     assert FunctionConfig.from_environ({}).allowed_model_ids == ("amazon.titan-text-premier-v1:0",)
+    # What the template gives by default: the one model, and no base models.
+    templated = {"BEDROCK_MODEL_IDS": "amazon.titan-text-premier-v1:0", "BEDROCK_BASE_MODEL_IDS": ""}
+    assert FunctionConfig.from_environ(templated) == FunctionConfig(other_model_ids=("amazon.titan-text-premier-v1:0",))
 
 
 @pytest.mark.parametrize(
@@ -197,6 +200,7 @@ def test_the_allowlist_comes_from_the_environment_the_default_first() -> None:
         ({"BEDROCK_MODEL_IDS": "a.b c"}, "BEDROCK_MODEL_IDS"),
         ({"BEDROCK_MODEL_ID": "a.b,c.d"}, "BEDROCK_MODEL_ID"),
         ({"BEDROCK_BASE_MODEL_IDS": "x y"}, "BEDROCK_BASE_MODEL_IDS"),
+        ({"BEDROCK_MODEL_IDS": "a.b", "BEDROCK_BASE_MODEL_IDS": "c.d"}, "BEDROCK_BASE_MODEL_IDS"),
     ],
 )
 def test_a_bad_model_id_stops_the_function_naming_its_variable(environ: dict[str, str], key: str) -> None:
