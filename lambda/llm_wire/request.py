@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,15 +13,28 @@ from llm_wire import strict_json
 from llm_wire.errors import BackendError
 from llm_wire.limits import (
     MAX_MESSAGES,
+    MAX_MODEL_ID_CHARS,
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
     MAX_SYSTEM_CHARS,
     MAX_TOKENS,
+    MODEL_ID_PATTERN,
 )
 
-FIELDS = ("prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences")
+FIELDS = (
+    "prompt",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "model",
+    "continuation",
+)
 ROLES = ("user", "assistant")
+MODEL_ID = re.compile(MODEL_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,8 @@ class QueryRequest:
     stop_sequences: tuple[str, ...] = ()
     messages: tuple[Turn, ...] = ()
     system: str | None = None
+    model: str | None = None  # None: the backend's default model
+    continuation: bool = False  # the prompt is text to continue, not an instruction (specs/backend.yaml)
 
     @property
     def chars(self) -> int:
@@ -122,6 +138,11 @@ def parse_body(data: Any) -> QueryRequest:
         raise BackendError(400, f"stop_sequences: a list of at most {MAX_STOP_SEQUENCES} strings")
     if not all(isinstance(s, str) and 1 <= len(s) <= MAX_STOP_CHARS for s in stops):
         raise BackendError(400, f"stop_sequences: each a string of 1 to {MAX_STOP_CHARS} characters")
+    model, continuation = _model(data), data.get("continuation", False)
+    if not isinstance(continuation, bool):
+        raise BackendError(400, "continuation: a boolean")
+    if continuation and "messages" in data:
+        raise BackendError(400, "continuation: only with prompt (a conversation is answered)")
     return QueryRequest(
         prompt=prompt,
         max_tokens=int(max_tokens),
@@ -130,7 +151,19 @@ def parse_body(data: Any) -> QueryRequest:
         stop_sequences=tuple(stops),
         messages=messages,
         system=system,
+        model=model,
+        continuation=continuation,
     )
+
+
+def _model(data: dict[str, Any]) -> str | None:
+    """The request's `model`, if it names one: a non-empty id of at most MAX_MODEL_ID_CHARS characters."""
+    if "model" not in data:
+        return None
+    model = data["model"]
+    if not isinstance(model, str) or not is_model_id(model):
+        raise BackendError(400, f"model: a model id of 1 to {MAX_MODEL_ID_CHARS} letters, digits and ._:/-")
+    return model
 
 
 def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | None]:
@@ -156,6 +189,12 @@ def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | No
     if sum(len(t.content) for t in turns) + len(system or "") > MAX_PROMPT_CHARS:
         raise BackendError(400, f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters")
     return tuple(turns), system
+
+
+def is_model_id(text: str) -> bool:
+    """Whether `text` is a model id as the specs' `model` allows: 1 to MAX_MODEL_ID_CHARS characters of the
+    pattern (and no trailing newline, which Python's `$` would let through)."""
+    return len(text) <= MAX_MODEL_ID_CHARS and MODEL_ID.fullmatch(text) is not None
 
 
 def _is_int(value: Any) -> bool:

@@ -47,6 +47,10 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
             payload[name] = round(getattr(request, name), 6)  # float32 on the wire: 0.7 arrives as 0.699999988
     if request.stop_sequences:
         payload["stop_sequences"] = list(request.stop_sequences)
+    if request.model:
+        payload["model"] = request.model
+    if request.continuation:
+        payload["continuation"] = True
     try:
         parse_body(payload)
     except BackendError as exc:
@@ -106,6 +110,21 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
                     yield llm_pb2.GenerateTextStreamResponse(text=piece)
         except ProxyError as exc:
             await _abort(context, exc, started)
+
+    async def ListModels(
+        self, request: llm_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> llm_pb2.ListModelsResponse:
+        """The models the backend serves (its `GET /models`), the default first."""
+        request_id = request_id_of(context)
+        logs.request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            models = await self._backend.list_models(request_id, context.time_remaining())
+        except ProxyError as exc:
+            await _abort(context, exc, started)
+        return llm_pb2.ListModelsResponse(
+            models=[llm_pb2.ModelInfo(id=m.id, owned_by=m.owned_by, instruct=m.instruct) for m in models]
+        )
 
     def _done(self, started: float, completion: Completion) -> None:
         self._tokens.count(completion.input_tokens, completion.output_tokens)

@@ -31,8 +31,10 @@ def test_each_limit_of_a_request_is_the_one_its_spec_states(spec: str) -> None:
         "MAX_TOKENS": request["max_tokens"]["maximum"],
         "MAX_STOP_SEQUENCES": request["stop_sequences"]["maxItems"],
         "MAX_STOP_CHARS": request["stop_sequences"]["items"]["maxLength"],
+        "MAX_MODEL_ID_CHARS": request["model"]["maxLength"],
     }
     assert {name: getattr(limits, name) for name in stated} == stated
+    assert request["model"]["pattern"] == limits.MODEL_ID_PATTERN
     # A turn may hold the whole text budget, and the description states that budget in words.
     assert schemas["Message"]["properties"]["content"]["maxLength"] == limits.MAX_PROMPT_CHARS
     assert f"{limits.MAX_PROMPT_CHARS} characters" in schemas[REQUESTS[spec]]["description"]
@@ -47,4 +49,5 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_TOKENS",
         "MAX_STOP_SEQUENCES",
         "MAX_STOP_CHARS",
+        "MAX_MODEL_ID_CHARS",
     }

@@ -1,5 +1,6 @@
 """Schemathesis hooks for the rules of a conversation that OpenAPI 3.0 cannot state (the specs say them in words):
-exactly one of `prompt` and `messages`, `system` only beside `messages`, turns alternating from `user` to `user`.
+exactly one of `prompt` and `messages`, `system` only beside `messages`, `continuation` only beside `prompt`, turns
+alternating from `user` to `user`.
 
 Generated bodies that break them are dropped or put in order, so that `positive_data_acceptance` judges the
 rules the schema does state; the cross-field rules have tests of their own (tests/rest, tests/e2e/test_chain.py).
@@ -30,7 +31,9 @@ def map_body(ctx: Any, body: Any) -> Any:
 
 @schemathesis.hook
 def filter_body(ctx: Any, body: Any) -> bool:
-    """Keep a body unless it breaks exactly-one-of (prompt, messages) or sends `system` without `messages`."""
+    """Keep a body unless it breaks exactly-one-of (prompt, messages), sends `system` without `messages`, or asks
+    for `continuation` of a conversation."""
     if not isinstance(body, dict):
         return True
-    return ("prompt" in body) != ("messages" in body) and ("system" not in body or "messages" in body)
+    continued = body.get("continuation") is True and "messages" in body
+    return ("prompt" in body) != ("messages" in body) and ("system" not in body or "messages" in body) and not continued

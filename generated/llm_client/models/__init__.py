@@ -7,6 +7,8 @@ from .health import Health
 from .health_status import HealthStatus
 from .message import Message
 from .message_role import MessageRole
+from .model_info import ModelInfo
+from .model_list import ModelList
 from .problem import Problem
 from .stream_text import StreamText
 
@@ -18,6 +20,8 @@ __all__ = (
     "HealthStatus",
     "Message",
     "MessageRole",
+    "ModelInfo",
+    "ModelList",
     "Problem",
     "StreamText",
 )

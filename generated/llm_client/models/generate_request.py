@@ -23,7 +23,9 @@ class GenerateRequest:
 
         Attributes:
             max_tokens (int): Upper bound on generated tokens.
-            prompt (str | Unset): The text the model continues (plain continuation, no chat template).
+            prompt (str | Unset): The text for the model: an instruct model (Titan Text Premier, the local default) reads it
+                as an
+                instruction and answers it, as Titan reads its inputText; a base model continues it as it is.
             messages (list[Message] | Unset): The conversation so far, oldest first: `user`, `assistant`, `user`, ... ending
                 with `user`.
                 The model answers the last turn with the earlier turns as context.
@@ -33,6 +35,14 @@ class GenerateRequest:
             temperature (float | Unset): Sampling temperature; 0 is greedy. The model's default when absent.
             top_p (float | Unset): Nucleus sampling probability mass. The model's default when absent.
             stop_sequences (list[str] | Unset): Generation stops before any of these strings.
+            model (str | Unset): The model to use, one of the ids `GET /models` lists; absent, the deployment's default (the
+                first
+                listed). An id it does not serve is a 404 naming the ones it does.
+            continuation (bool | Unset): Only with `prompt` (absent: false): ask for the prompt to be continued as plain
+                text rather than read as
+                an instruction. A base model (`instruct: false` in `GET /models`) continues text either way; an instruct
+                model reads a prompt as an instruction and answers it, and still does with `continuation` (Bedrock has no
+                raw-continuation mode for it: Titan Text Premier, and locally the default SmolLM2-Instruct).
     """
 
     max_tokens: int
@@ -42,6 +52,8 @@ class GenerateRequest:
     temperature: float | Unset = UNSET
     top_p: float | Unset = UNSET
     stop_sequences: list[str] | Unset = UNSET
+    model: str | Unset = UNSET
+    continuation: bool | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         max_tokens = self.max_tokens
@@ -65,6 +77,10 @@ class GenerateRequest:
         if not isinstance(self.stop_sequences, Unset):
             stop_sequences = self.stop_sequences
 
+        model = self.model
+
+        continuation = self.continuation
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -84,6 +100,10 @@ class GenerateRequest:
             field_dict["top_p"] = top_p
         if stop_sequences is not UNSET:
             field_dict["stop_sequences"] = stop_sequences
+        if model is not UNSET:
+            field_dict["model"] = model
+        if continuation is not UNSET:
+            field_dict["continuation"] = continuation
 
         return field_dict
 
@@ -113,6 +133,10 @@ class GenerateRequest:
 
         stop_sequences = cast(list[str], d.pop("stop_sequences", UNSET))
 
+        model = d.pop("model", UNSET)
+
+        continuation = d.pop("continuation", UNSET)
+
         generate_request = cls(
             max_tokens=max_tokens,
             prompt=prompt,
@@ -121,6 +145,8 @@ class GenerateRequest:
             temperature=temperature,
             top_p=top_p,
             stop_sequences=stop_sequences,
+            model=model,
+            continuation=continuation,
         )
 
         return generate_request
