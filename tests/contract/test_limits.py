@@ -50,4 +50,15 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_STOP_SEQUENCES",
         "MAX_STOP_CHARS",
         "MAX_MODEL_ID_CHARS",
+        "MAX_TOOLS",
+        "MAX_SCHEMA_CHARS",
     }
+
+
+def test_the_tool_limits_are_the_ones_the_backend_spec_states() -> None:
+    schemas = _schemas("backend.yaml")
+    request = schemas["BackendRequest"]
+    assert request["properties"]["tools"]["maxItems"] == limits.MAX_TOOLS
+    assert schemas["Message"]["properties"]["tool_calls"]["maxItems"] == limits.MAX_TOOLS
+    assert schemas["Tool"]["properties"]["description"]["maxLength"] == limits.MAX_SCHEMA_CHARS
+    assert f"{limits.MAX_SCHEMA_CHARS} characters" in request["properties"]["json_schema"]["description"]
