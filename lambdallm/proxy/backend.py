@@ -18,7 +18,7 @@ from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
 
-FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
+FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 # Lambda's response payload limit (6 MB): no answer of a working backend is larger.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # The backend's answer to the readiness probe's empty query: its validation refusal, and nothing else.
@@ -54,6 +54,26 @@ def parse_models(body: bytes) -> list[Model]:
 
 
 @dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of a streamed tool call (a `tool_call` event): the first of an index has its id and name, the
+    next ones fragments of its arguments."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A whole tool call: the pieces of one index put together."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Completion:
     """A backend answer that matches the contract's BackendResponse."""
 
@@ -63,15 +83,25 @@ class Completion:
     output_tokens: int
     finish_reason: str
     request_id: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
-def parse_stream_event(line: bytes) -> str | Completion:
-    """One line of a backend stream: the text of a `text` event, or the Completion of the `done` event (its text
-    empty); an `error` event raises the ProxyError its status maps to, anything else an INTERNAL one."""
+def parse_stream_event(line: bytes) -> str | ToolCallPiece | Completion:
+    """One line of a backend stream: the text of a `text` event, a `tool_call` piece, or the Completion of the
+    `done` event (its text empty); an `error` event raises the ProxyError its status maps to, anything else an
+    INTERNAL one."""
     data = _json_object(line)
     kind = data.get("type")
     if kind == "text" and isinstance(data.get("text"), str):
         return str(data["text"])
+    if kind == "tool_call":
+        index = data.get("index")
+        fields = {key: data.get(key, "") for key in ("id", "name", "arguments")}
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 1024:
+            raise bad_backend_answer("a tool_call event has no index")
+        if not all(isinstance(value, str) for value in fields.values()):
+            raise bad_backend_answer("a tool_call event's id, name or arguments is not a string")
+        return ToolCallPiece(index, **fields)
     if kind == "done":
         return _completion(data | {"text": ""})
     if kind == "error" and isinstance(data.get("status"), int):
@@ -181,6 +211,7 @@ class Backend:
         goes away cancels the stream, which stops the generation. Raise ProxyError on any failure, before or after
         the first piece, with the status a stream's failure has."""
         text: list[str] = []
+        calls: dict[int, list[str]] = {}  # index -> id, name, arguments so far
         size = 0
         completion: Completion | None = None
         stream = self.generate_stream(payload, request_id, budget_s, self._settings.backend_timeout_s)
@@ -189,17 +220,24 @@ class Backend:
                 if isinstance(piece, Completion):
                     completion = piece
                     continue
-                size += len(piece.encode())
+                chunk = piece if isinstance(piece, str) else piece.arguments
+                size += len(chunk.encode())
                 if size > MAX_BODY_BYTES:
                     raise bad_backend_answer(f"text exceeds {MAX_BODY_BYTES} bytes")
-                text.append(piece)
+                if isinstance(piece, str):
+                    text.append(piece)
+                elif piece.index in calls:
+                    calls[piece.index][2] += piece.arguments
+                else:
+                    calls[piece.index] = [piece.id, piece.name, piece.arguments]
         if completion is None:
             raise bad_backend_answer("the stream ended without a done event")
-        return dataclasses.replace(completion, text="".join(text))
+        tool_calls = tuple(ToolCall(*calls[index]) for index in sorted(calls))
+        return dataclasses.replace(completion, text="".join(text), tool_calls=tool_calls)
 
     async def generate_stream(
         self, payload: dict[str, Any], request_id: str, budget_s: float | None, limit_s: float | None = None
-    ) -> AsyncGenerator[str | Completion]:
+    ) -> AsyncGenerator[str | ToolCallPiece | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream (and `limit_s`,
         by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
         empty). Raise ProxyError on any failure."""
