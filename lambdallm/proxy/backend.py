@@ -129,7 +129,7 @@ def _completion(data: dict[str, Any]) -> Completion:
             raise bad_backend_answer(f"{key} is missing or not a count")
     if data["finish_reason"] not in FINISH_REASONS:
         raise bad_backend_answer(f"finish_reason {data['finish_reason']!r} is unknown")
-    return Completion(**{key: data[key] for key in Completion.__dataclass_fields__})
+    return Completion(**{key: data[key] for key in Completion.__dataclass_fields__ if key != "tool_calls"})
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
