@@ -3,6 +3,7 @@ model's prompt (one user turn), one table of failures."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
@@ -11,9 +12,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 
+from llm_lambda.converse_tools import StreamCalls, ToolCallPiece, answer_calls, converse_turns, tool_arguments
 from llm_lambda.models import takes_invoke_model
 from llm_wire.errors import BackendError
-from llm_wire.request import QueryRequest, Turn
+from llm_wire.request import QueryRequest
+from llm_wire.tools import ToolCall
 
 FINISH_REASONS = {
     "FINISH": "stop",
@@ -30,6 +33,7 @@ STOP_REASONS = {
     "model_context_window_exceeded": "length",
     "content_filtered": "content_filter",
     "guardrail_intervened": "content_filter",
+    "tool_use": "tool_calls",
 }
 
 # Model families that take no system prompt: Bedrock's Converse refuses `system` for them (ValidationException).
@@ -59,6 +63,7 @@ class Generation:
     input_tokens: int
     output_tokens: int
     finish_reason: str
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the model called (Converse's toolUse blocks)
 
 
 def titan_body(request: QueryRequest) -> dict[str, Any]:
@@ -87,15 +92,15 @@ def takes_system_prompt(model_id: str) -> bool:
 def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:
     """The Converse (and ConverseStream) arguments for a conversation, or for a prompt as one user turn; see
     NO_SYSTEM_PROMPT for `system`."""
-    messages = request.messages if request.prompt is None else (Turn("user", request.prompt),)
-    turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in messages]
+    turns = converse_turns(request)
     config = _sampling(request, "maxTokens")
     arguments: dict[str, Any] = {"modelId": model_id, "messages": turns, "inferenceConfig": config}
     if request.system and takes_system_prompt(model_id):
         arguments["system"] = [{"text": request.system}]
     elif request.system:
-        turns[0] = {"role": "user", "content": [{"text": f"{request.system}\n\n{messages[0].content}"}]}
-    return arguments
+        first = turns[0]["content"][0]
+        first["text"] = f"{request.system}\n\n{first['text']}"
+    return arguments | tool_arguments(request)
 
 
 def parse_titan(payload: bytes) -> Generation:
@@ -132,9 +137,13 @@ def parse_converse(response: dict[str, Any]) -> Generation:
     try:
         blocks = response["output"]["message"]["content"]
         text: Any = "".join(block["text"] for block in blocks if "text" in block)
+        calls = answer_calls(blocks)
     except (KeyError, TypeError) as exc:
         raise BackendError(502, "the model returned a malformed answer") from exc
-    return converse_generation(text, response.get("stopReason"), response.get("usage"))
+    generation = converse_generation(text, response.get("stopReason"), response.get("usage"))
+    if (generation.finish_reason == "tool_calls") != bool(calls):
+        raise BackendError(502, "the model returned a malformed answer")  # a tool_use stop without a call, or so
+    return dataclasses.replace(generation, tool_calls=calls)
 
 
 @contextmanager
@@ -181,7 +190,7 @@ def converse(client: Any, model_id: str, request: QueryRequest) -> Generation:
 def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
     """The one call for a request: InvokeModel with the Titan body for a prompt to a Titan model, Converse for
     anything else."""
-    if request.prompt is not None and takes_invoke_model(model_id):
+    if request.prompt is not None and request.json_schema is None and takes_invoke_model(model_id):
         return invoke(client, model_id, request)
     return converse(client, model_id, request)
 
@@ -190,7 +199,7 @@ def generate_stream(client: Any, model_id: str, request: QueryRequest) -> Stream
     """The one streamed call for a request: InvokeModelWithResponseStream for a prompt to a Titan model,
     ConverseStream for anything else. Failures to start raise here; the iterator then yields the text as it comes
     and ends with the Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
-    if request.prompt is not None and takes_invoke_model(model_id):
+    if request.prompt is not None and request.json_schema is None and takes_invoke_model(model_id):
         return invoke_stream(client, model_id, request)
     return converse_stream(client, model_id, request)
 
@@ -219,13 +228,13 @@ class StreamPieces:
     whether or not iterating began: closing a generator that never started runs none of its code, so a caller that
     went away before the first piece used to leave the connection open (issue 26)."""
 
-    def __init__(self, pieces: Generator[str | Generation], stream: object) -> None:
+    def __init__(self, pieces: Generator[str | ToolCallPiece | Generation], stream: object) -> None:
         self._pieces, self._stream = pieces, stream
 
-    def __iter__(self) -> Iterator[str | Generation]:
+    def __iter__(self) -> Iterator[str | ToolCallPiece | Generation]:
         return self._pieces
 
-    def __next__(self) -> str | Generation:
+    def __next__(self) -> str | ToolCallPiece | Generation:
         return next(self._pieces)
 
     def close(self) -> None:
@@ -250,7 +259,7 @@ def _closing(stream: object) -> Iterator[None]:
         _close(stream)
 
 
-def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
+def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCallPiece | Generation]:
     input_tokens, output_tokens, reason = 0, 0, None
     with map_bedrock_exceptions(), _closing(stream):
         for event in stream:
@@ -277,15 +286,20 @@ def _titan_chunk(event: dict[str, Any]) -> dict[str, Any]:
     return chunk
 
 
-def _converse_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | Generation]:
+def _converse_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCallPiece | Generation]:
     stop_reason: Any = None
     usage: Any = None
+    calls = StreamCalls()
     with map_bedrock_exceptions(), _closing(stream):
         for event in stream:
-            if "contentBlockDelta" in event:
+            if "contentBlockStart" in event and (piece := calls.start(event["contentBlockStart"])):
+                yield piece
+            elif "contentBlockDelta" in event:
                 text = event["contentBlockDelta"].get("delta", {}).get("text", "")
                 if text:
                     yield text
+                elif piece := calls.delta(event["contentBlockDelta"]):
+                    yield piece
             elif "messageStop" in event:
                 stop_reason = event["messageStop"].get("stopReason")
             elif "metadata" in event:

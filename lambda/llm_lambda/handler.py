@@ -7,6 +7,7 @@ names of deploy/template.yaml) are those of the one `Function` built from the en
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.config import FunctionConfig
+from llm_lambda.converse_tools import ToolCallPiece
 from llm_lambda.models import chosen_model, served_models
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
@@ -93,6 +95,9 @@ class Function:
                 if isinstance(piece, Generation):
                     _log_answered(started, piece)
                     yield _line({"type": "done"} | self._summary(piece, model_id, request_id))
+                elif isinstance(piece, ToolCallPiece):
+                    fields = {key: value for key, value in dataclasses.asdict(piece).items() if value != ""}
+                    yield _line({"type": "tool_call"} | fields)
                 else:
                     yield _line({"type": "text", "text": piece})
         except Exception as exc:
@@ -117,7 +122,7 @@ class Function:
         return request
 
     def _summary(self, generation: Generation, model_id: str, request_id: str) -> dict[str, Any]:
-        return {
+        summary = {
             "text": generation.text,
             "model": model_id,
             "input_tokens": generation.input_tokens,
@@ -125,6 +130,9 @@ class Function:
             "finish_reason": generation.finish_reason,
             "request_id": request_id,
         }
+        if generation.tool_calls:
+            summary["tool_calls"] = [dataclasses.asdict(call) for call in generation.tool_calls]
+        return summary
 
 
 @functools.cache

@@ -86,7 +86,7 @@ def test_stop_reasons_map_to_finish_reasons(
     assert call(event("query_conversation.json"), context)[1]["finish_reason"] == finish
 
 
-def test_an_answer_that_stops_for_a_tool_is_a_bad_gateway(
+def test_an_answer_that_stops_for_a_tool_without_calling_one_is_a_bad_gateway(
     call: Any, event: Any, context: Any, stubbed: Stubber
 ) -> None:
     stubbed.add_response("converse", converse_answer(reason="tool_use"))

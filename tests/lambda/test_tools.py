@@ -1,0 +1,160 @@
+"""Tools and structured output in the Lambda: the request's tools and tool turns as Converse's toolConfig and
+blocks, Converse's toolUse answers and stream events back as tool calls, and the validator's conversation rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from llm_lambda import bedrock
+from llm_lambda.converse_tools import ToolCallPiece
+from llm_lambda.handler import Function
+from llm_wire.errors import BackendError
+from llm_wire.request import parse_body
+
+WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+TOOLS = [{"name": "weather", "description": "The weather in a city.", "parameters": WEATHER}]
+CALL = {"id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'}
+ROUND_TRIP = [
+    {"role": "user", "content": "Weather in Oslo and Rome?"},
+    {"role": "assistant", "tool_calls": [CALL, {**CALL, "id": "call_2", "arguments": '{"city": "Rome"}'}]},
+    {"role": "tool", "tool_call_id": "call_1", "content": "4 C, clear"},
+    {"role": "tool", "tool_call_id": "call_2", "content": "18 C, rain"},
+    {"role": "user", "content": "Which is warmer?"},
+]
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": "Weather in Oslo?"}], "max_tokens": 50, "tools": TOOLS} | fields
+
+
+def test_tool_turns_become_tool_use_and_one_user_turn_of_results() -> None:
+    arguments = bedrock.converse_request("meta.llama3-8b-instruct-v1:0", parse_body(body(messages=ROUND_TRIP)))
+    assert arguments["messages"][1] == {
+        "role": "assistant",
+        "content": [
+            {"toolUse": {"toolUseId": "call_1", "name": "weather", "input": {"city": "Oslo"}}},
+            {"toolUse": {"toolUseId": "call_2", "name": "weather", "input": {"city": "Rome"}}},
+        ],
+    }
+    assert arguments["messages"][2] == {
+        "role": "user",
+        "content": [
+            {"toolResult": {"toolUseId": "call_1", "content": [{"text": "4 C, clear"}]}},
+            {"toolResult": {"toolUseId": "call_2", "content": [{"text": "18 C, rain"}]}},
+            {"text": "Which is warmer?"},
+        ],
+    }
+    spec = {"name": "weather", "description": "The weather in a city.", "inputSchema": {"json": WEATHER}}
+    assert arguments["toolConfig"] == {"tools": [{"toolSpec": spec}], "toolChoice": {"auto": {}}}
+
+
+@pytest.mark.parametrize(
+    ("choice", "converse"),
+    [("required", {"any": {}}), ({"name": "weather"}, {"tool": {"name": "weather"}}), ("auto", {"auto": {}})],
+)
+def test_tool_choice_maps_to_converse(choice: Any, converse: dict[str, Any]) -> None:
+    arguments = bedrock.converse_request("amazon.nova-lite-v1:0", parse_body(body(tool_choice=choice)))
+    assert arguments["toolConfig"]["toolChoice"] == converse
+
+
+def test_tool_choice_none_leaves_the_tools_out_unless_the_conversation_holds_calls() -> None:
+    assert "toolConfig" not in bedrock.converse_request("amazon.nova-lite-v1:0", parse_body(body(tool_choice="none")))
+    with_calls = bedrock.converse_request(
+        "amazon.nova-lite-v1:0", parse_body(body(messages=ROUND_TRIP, tool_choice="none"))
+    )
+    assert with_calls["toolConfig"]["toolChoice"] == {"auto": {}}
+
+
+def test_a_json_schema_is_converse_output_config_even_for_a_prompt_to_titan(function: Function) -> None:
+    request = parse_body({"prompt": "A city, please.", "max_tokens": 30, "json_schema": WEATHER})
+    with Stubber(function.bedrock) as stubbed:
+        answer = {
+            "output": {"message": {"role": "assistant", "content": [{"text": '{"city": "Oslo"}'}]}},
+            "stopReason": "end_turn",
+            "usage": {"inputTokens": 9, "outputTokens": 6, "totalTokens": 15},
+            "metrics": {"latencyMs": 10},
+        }
+        expected = {"modelId": ANY, "messages": ANY, "inferenceConfig": ANY, "outputConfig": ANY}
+        stubbed.add_response("converse", answer, expected)
+        generation = bedrock.generate(function.bedrock, "amazon.titan-text-premier-v1:0", request)
+    assert json.loads(generation.text) == {"city": "Oslo"}
+    config = bedrock.converse_request("amazon.titan-text-premier-v1:0", request)["outputConfig"]
+    assert json.loads(config["textFormat"]["structure"]["jsonSchema"]["schema"]) == WEATHER
+
+
+def test_a_tool_use_answer_is_tool_calls_with_their_arguments_as_json_text() -> None:
+    answer = {
+        "output": {
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"text": "Checking."},
+                    {"toolUse": {"toolUseId": "t1", "name": "weather", "input": {"city": "Oslo"}}},
+                ],
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 30, "outputTokens": 12, "totalTokens": 42},
+    }
+    generation = bedrock.parse_converse(answer)
+    assert (generation.text, generation.finish_reason) == ("Checking.", "tool_calls")
+    (call,) = generation.tool_calls
+    assert (call.id, call.name, json.loads(call.arguments)) == ("t1", "weather", {"city": "Oslo"})
+
+
+def test_stream_events_of_a_call_become_its_pieces_numbered_in_order() -> None:
+    events = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"text": "Let me check."}, "contentBlockIndex": 0}},
+        {"contentBlockStop": {"contentBlockIndex": 0}},
+        {"contentBlockStart": {"start": {"toolUse": {"toolUseId": "t1", "name": "weather"}}, "contentBlockIndex": 1}},
+        {"contentBlockDelta": {"delta": {"toolUse": {"input": '{"city": '}}, "contentBlockIndex": 1}},
+        {"contentBlockDelta": {"delta": {"toolUse": {"input": '"Oslo"}'}}, "contentBlockIndex": 1}},
+        {"contentBlockStop": {"contentBlockIndex": 1}},
+        {"messageStop": {"stopReason": "tool_use"}},
+        {"metadata": {"usage": {"inputTokens": 30, "outputTokens": 12, "totalTokens": 42}}},
+    ]
+    pieces = list(bedrock._converse_pieces(events))
+    assert pieces[:4] == [
+        "Let me check.",
+        ToolCallPiece(0, id="t1", name="weather"),
+        ToolCallPiece(0, arguments='{"city": '),
+        ToolCallPiece(0, arguments='"Oslo"}'),
+    ]
+    assert pieces[4].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "x", "content": "1"}]},
+            "tool only right after",
+        ),
+        ({"messages": ROUND_TRIP[:3]}, "have no tool turn with their result"),
+        ({"messages": [*ROUND_TRIP[:2], {**ROUND_TRIP[2], "tool_call_id": "nope"}]}, "tool_call_id"),
+        ({"messages": [*ROUND_TRIP[:2], {"role": "user", "content": "x"}]}, "have no tool turn"),
+        ({"tools": [{**TOOLS[0], "parameters": {"type": "string"}}]}, "tools[0].parameters"),
+        ({"tools": TOOLS * 2}, "unique"),
+        ({"tool_choice": {"name": "nope"}}, "tool_choice.name"),
+        ({"json_schema": WEATHER}, "json_schema: not with tools"),
+        ({"messages": [ROUND_TRIP[0], {**ROUND_TRIP[1], "tool_calls": [{**CALL, "arguments": "[1]"}]}]}, "arguments"),
+        ({"messages": [*ROUND_TRIP[:2], ROUND_TRIP[1]]}, "messages[2].role"),
+    ],
+)
+def test_a_bad_tool_request_is_a_400_naming_the_field(fields: dict[str, Any], says: str) -> None:
+    with pytest.raises(BackendError) as caught:
+        parse_body(body(**fields))
+    assert caught.value.status == 400
+    assert says in caught.value.detail
+
+
+def test_tools_need_a_conversation_and_tool_turns_need_tools() -> None:
+    with pytest.raises(BackendError, match="tools: only with messages"):
+        parse_body({"prompt": "Hi", "max_tokens": 5, "tools": TOOLS})
+    with pytest.raises(BackendError, match="tools: required"):
+        parse_body({"messages": ROUND_TRIP, "max_tokens": 5})
