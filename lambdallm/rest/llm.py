@@ -21,7 +21,12 @@ log = logging.getLogger("lambdallm.rest")
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 
 
-ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
+ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT, "tool": llm_pb2.ROLE_TOOL}
+CHOICES = {
+    "auto": llm_pb2.ToolChoice.MODE_AUTO,
+    "required": llm_pb2.ToolChoice.MODE_REQUIRED,
+    "none": llm_pb2.ToolChoice.MODE_NONE,
+}
 
 
 def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
@@ -31,10 +36,7 @@ def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
     """
     return llm_pb2.LlmQueryRequest(
         prompt=body.get("prompt", ""),
-        messages=[
-            llm_pb2.ChatMessage(role=ROLES[message["role"]], content=message["content"])
-            for message in body.get("messages", [])
-        ],
+        messages=[_turn(message) for message in body.get("messages", [])],
         system=body.get("system", ""),
         max_tokens=body["max_tokens"],
         temperature=body.get("temperature"),
@@ -42,7 +44,29 @@ def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
         stop_sequences=body.get("stop_sequences", []),
         model=body.get("model", ""),
         continuation=body.get("continuation", False),
+        tools=[
+            llm_pb2.Tool(name=t["name"], description=t.get("description", ""), parameters=json.dumps(t["parameters"]))
+            for t in body.get("tools", [])
+        ],
+        tool_choice=_tool_choice(body["tool_choice"]) if "tool_choice" in body else None,
+        json_schema=json.dumps(body["json_schema"]) if "json_schema" in body else "",
     )
+
+
+def _turn(message: dict[str, Any]) -> llm_pb2.ChatMessage:
+    calls = [llm_pb2.ToolCall(**call) for call in message.get("tool_calls", [])]
+    return llm_pb2.ChatMessage(
+        role=ROLES[message["role"]],
+        content=message.get("content", ""),
+        tool_calls=calls,
+        tool_call_id=message.get("tool_call_id", ""),
+    )
+
+
+def _tool_choice(choice: str | dict[str, str]) -> llm_pb2.ToolChoice:
+    if isinstance(choice, dict):
+        return llm_pb2.ToolChoice(mode=llm_pb2.ToolChoice.MODE_NAMED, name=choice["name"])
+    return llm_pb2.ToolChoice(mode=CHOICES[choice])
 
 
 @dataclass(frozen=True)
@@ -70,7 +94,8 @@ async def generate_text(
     with map_grpc_errors():
         reply = await call
     tokens.count(reply.input_tokens, reply.output_tokens)
-    return _response(reply.text, reply, request_id)
+    calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
+    return _response(reply.text, reply, request_id, calls)
 
 
 async def generate_text_stream(
@@ -94,14 +119,18 @@ async def generate_text_stream(
 
 async def _events(call: Any, message: Any, request_id: str, tokens: TokenCounter) -> AsyncIterator[bytes]:
     text: list[str] = []
+    calls: dict[int, dict[str, str]] = {}  # the tool calls so far, by index, for the `done` event
     try:
         while message is not grpc.aio.EOF:
             if message.text:
                 text.append(message.text)
                 yield server_sent_event("text", {"text": message.text})
+            if message.HasField("tool_call"):
+                yield server_sent_event("tool_call", _tool_call_piece(message.tool_call, calls))
             if message.HasField("summary"):
                 tokens.count(message.summary.input_tokens, message.summary.output_tokens)
-                yield server_sent_event("done", _response("".join(text), message.summary, request_id))
+                whole = [calls[index] for index in sorted(calls)]
+                yield server_sent_event("done", _response("".join(text), message.summary, request_id, whole))
                 return
             message = await call.read()
         problem = problem_body(502, "Bad Gateway", "the gRPC proxy ended the stream without a summary")
@@ -118,8 +147,16 @@ def server_sent_event(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-def _response(text: str, reply: Any, request_id: str) -> dict[str, Any]:
-    return {
+def _tool_call_piece(delta: llm_pb2.ToolCallDelta, calls: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """A `tool_call` event's data (the fields the piece has), added to its call in `calls`."""
+    call = calls.setdefault(delta.index, {"id": delta.id, "name": delta.name, "arguments": ""})
+    call["arguments"] += delta.arguments
+    piece = {"id": delta.id, "name": delta.name, "arguments": delta.arguments}
+    return {"index": delta.index} | {key: value for key, value in piece.items() if value}
+
+
+def _response(text: str, reply: Any, request_id: str, calls: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    response = {
         "text": text,
         "model": reply.model,
         "input_tokens": reply.input_tokens,
@@ -127,6 +164,7 @@ def _response(text: str, reply: Any, request_id: str) -> dict[str, Any]:
         "finish_reason": reply.finish_reason,
         "request_id": request_id,
     }
+    return response | ({"tool_calls": calls} if calls else {})
 
 
 async def check_ready(health: health_pb2_grpc.HealthStub, timeout_s: float, proxy: ProxyClient) -> None:
