@@ -19,6 +19,7 @@ from lambdallm.bench.model import PROMPT, DirectModel, Generation, model_path
 from lambdallm.bench.plan import Plan
 from lambdallm.bench.stats import Spread
 from lambdallm.bench.streaming import StreamBatch, StreamClient, read_chain_events, read_llama_server
+from lambdallm.bench.structured import Batch, plain_and_mixed
 from lambdallm.stack import Stack
 
 STREAM_CPU_TIERS = ("rest", "proxy")  # the local cloud's own share is not told apart from its model's threads
@@ -47,6 +48,14 @@ class GenerationFigures:
     # one-client whole-answer batch and during the one-client streamed one.
     step_ms_whole: list[float] = field(default_factory=list)
     step_ms_streamed: list[float] = field(default_factory=list)
+    # Per repetition: `plan.clients` plain answers of the structured-output model, then half of them structured.
+    structured_plain: list[Batch] = field(default_factory=list)
+    structured_mixed: list[Batch] = field(default_factory=list)
+
+    def structured_vs_plain(self) -> Spread:
+        """Total tokens/s of the half-structured batch over the all-plain one, within each repetition."""
+        pairs = zip(self.structured_mixed, self.structured_plain, strict=True)
+        return Spread.of([m.tokens_per_s / p.tokens_per_s for m, p in pairs if p.tokens_per_s])
 
     def decode_step_ms(self) -> dict[str, Spread]:
         """The model's time per generated-token step, whole answers and streamed, and the ratio within each
@@ -162,6 +171,10 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             figures.server_streamed_many.append(
                 client.batch(url + "/completion", body, read_llama_server, plan.clients)
             )
+            step(f"chain, {plan.clients} clients, plain then half with a JSON Schema {of}")
+            plain, mixed = plain_and_mixed(chain_url, auth, cloud.gemma_model_id, plan.clients, tokens)
+            figures.structured_plain.append(plain)
+            figures.structured_mixed.append(mixed)
     return figures
 
 

@@ -59,6 +59,12 @@ def build(
         },
         "e2e_vs_llama_server": generation.e2e_vs_llama_server().as_dict(),
         "aggregate_c8_vs_llama_server": generation.aggregate_vs_llama_server().as_dict(),
+        "structured_c8": {  # the structured-output model, 8 clients: all plain, and half with a JSON Schema
+            "plain_tokens_per_s": Spread.of([b.tokens_per_s for b in generation.structured_plain]).as_dict(),
+            "half_json_schema_tokens_per_s": Spread.of([b.tokens_per_s for b in generation.structured_mixed]).as_dict(),
+            "half_json_schema_over_plain": generation.structured_vs_plain().as_dict(),
+            "errors": sum(b.errors for b in generation.structured_plain + generation.structured_mixed),
+        },
         "ttft_ms_c8": _ttft(generation.streamed_many) | {"p99_over_p50": generation.ttft_c8_p99_over_p50().as_dict()},
         "latency_ms_c8": {  # the whole answers of the wrk batch
             "p50": Spread.of([r.p50_ms for r in generation.many]).as_dict(1),
