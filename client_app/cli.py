@@ -8,9 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from prompt_toolkit import PromptSession
+
 from client_app.config import load_settings
-from client_app.llm import make_client
+from client_app.llm import ClientError, make_client
 from client_app.modes import run_active, run_models, run_passive
+from client_app.structured import load_schema, run_structured
 from lambdallm.settings import SettingsError
 
 
@@ -26,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_const", const=False, dest="chat", help="send prompts as text to continue, not as chat"
     )
     parser.add_argument("--model", help="the model to ask, one of `bedrest models` (default: the deployment's)")
+    parser.add_argument(
+        "--json-schema", type=Path, help="ask for JSON that follows this JSON Schema file; print the validated object"
+    )
     parser.add_argument("--api-key", help="the REST tier's API key (env BEDREST_API_KEY, which keeps it out of ps)")
     parser.add_argument(
         "--no-stream",
@@ -62,6 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with make_client(settings.base_url, settings.timeout_s, settings.api_key) as client:
             if args.mode == "models":
                 return run_models(client)
+            if args.json_schema:
+                try:
+                    schema = load_schema(args.json_schema)
+                except ClientError as exc:
+                    print(f"bedrest: {exc}", file=sys.stderr)
+                    return 2
+                read_line = PromptSession[str]().prompt if sys.stdin.isatty() else _read_stdin
+                return run_structured(client, schema, settings.max_tokens, read_line, settings.model)
             if args.mode == "passive":
                 return run_passive(
                     client, settings.max_tokens, chat=settings.chat, stream=settings.stream, model=settings.model
@@ -77,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+
+
+def _read_stdin(prompt: str) -> str:
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ to the done event's call; a round trip sends the result back; each refusal is a 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -142,3 +146,25 @@ def test_a_bad_tool_request_is_a_400_naming_its_cause(model_chain: Stack, fields
     assert answer.status_code == 400, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert says in answer.json()["detail"]
+
+
+def test_bedrest_json_schema_prints_the_validated_object(model_chain: Stack, tmp_path: Path) -> None:
+    schema = SCHEMAS[1]
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    bedrest = Path(sys.executable).with_name("bedrest")
+    env = os.environ | {"BEDREST_API_KEY": str(model_chain.api_key)}
+    command = [str(bedrest), "--port", str(model_chain.ports.rest), "--model", GEMMA, "--max-tokens", "80"]
+    done = subprocess.run(
+        [*command, "--json-schema", str(tmp_path / "schema.json")],
+        input="A forecast for Oslo, please.\nquit\n",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    jsonschema.validate(json.loads(done.stdout), schema)
+    refused = subprocess.run(
+        [*command, "--json-schema", str(tmp_path / "missing.json")], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 2 and "missing.json" in refused.stderr
