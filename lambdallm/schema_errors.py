@@ -44,6 +44,8 @@ def describe(error: ValidationError, name: str | None = None) -> str:
         known = set(error.schema.get("properties", {}))
         unknown = sorted(str(key) for key in error.instance if key not in known)
         return f"{_join(where, _short(unknown[0]) if unknown else '?')}: unknown field"
+    if rule == "oneOf" and isinstance(error.instance, dict) and (detail := _exactly_one(error, where)) is not None:
+        return detail
     if rule == "enum":
         return f"{where}: must be one of {', '.join(map(str, error.validator_value))}"
     if rule == "type" and isinstance(error.validator_value, list):
@@ -51,6 +53,24 @@ def describe(error: ValidationError, name: str | None = None) -> str:
     if (template := _RULES.get(str(rule))) is not None:
         return f"{where}: {template.format(error.validator_value)}"
     return f"{where}: does not satisfy {rule}"
+
+
+def _exactly_one(error: ValidationError, where: str) -> str | None:
+    """A oneOf whose branches each require one field (`prompt` or `messages`, the second possibly excluding
+    `system`): which of those fields are missing, both, or excluded; None for any other oneOf."""
+    branches: list[dict[str, Any]] = list(error.validator_value)
+    fields = [str(branch["required"][0]) for branch in branches if branch.get("required")]
+    if len(fields) != len(branches):
+        return None
+    present = [field for field in fields if field in error.instance]
+    if len(present) == 1:
+        branch = branches[fields.index(present[0])]
+        excluded = [str(key) for key in branch.get("not", {}).get("required", []) if key in error.instance]
+        if excluded:
+            others = " or ".join(field for field in fields if field != present[0])
+            return f"{_join(where, excluded[0])}: only with {others}, not with {present[0]}"
+    count = {2: "two"}.get(len(fields), str(len(fields)))
+    return f"{', '.join(_join(where, field) for field in fields)}: exactly one of the {count} is required"
 
 
 def first_error(errors: Iterable[ValidationError], name: str | None = None) -> str | None:
