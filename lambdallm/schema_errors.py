@@ -46,6 +46,8 @@ def describe(error: ValidationError, name: str | None = None) -> str:
         return f"{_join(where, _short(unknown[0]) if unknown else '?')}: unknown field"
     if rule == "oneOf" and isinstance(error.instance, dict) and (detail := _exactly_one(error, where)) is not None:
         return detail
+    if rule == "not" and isinstance(error.validator_value, dict) and (detail := _not_together(error, where)):
+        return detail
     if rule == "enum":
         return f"{where}: must be one of {', '.join(map(str, error.validator_value))}"
     if rule == "type" and isinstance(error.validator_value, list):
@@ -56,21 +58,22 @@ def describe(error: ValidationError, name: str | None = None) -> str:
 
 
 def _exactly_one(error: ValidationError, where: str) -> str | None:
-    """A oneOf whose branches each require one field (`prompt` or `messages`, the second possibly excluding
-    `system`): which of those fields are missing, both, or excluded; None for any other oneOf."""
+    """A oneOf whose branches each require one field (`prompt` or `messages`): those fields, of which the instance
+    sent both or neither; None for any other oneOf."""
     branches: list[dict[str, Any]] = list(error.validator_value)
-    fields = [str(branch["required"][0]) for branch in branches if branch.get("required")]
+    fields = [str(branch["required"][0]) for branch in branches if len(branch.get("required", ())) == 1]
     if len(fields) != len(branches):
         return None
-    present = [field for field in fields if field in error.instance]
-    if len(present) == 1:
-        branch = branches[fields.index(present[0])]
-        excluded = [str(key) for key in branch.get("not", {}).get("required", []) if key in error.instance]
-        if excluded:
-            others = " or ".join(field for field in fields if field != present[0])
-            return f"{_join(where, excluded[0])}: only with {others}, not with {present[0]}"
     count = {2: "two"}.get(len(fields), str(len(fields)))
     return f"{', '.join(_join(where, field) for field in fields)}: exactly one of the {count} is required"
+
+
+def _not_together(error: ValidationError, where: str) -> str | None:
+    """A `not` of required fields (`prompt` and `system`): the last of them, not with the others; else None."""
+    fields = [str(field) for field in error.validator_value.get("required", ())]
+    if len(fields) < 2 or len(error.validator_value) != 1:
+        return None
+    return f"{_join(where, fields[-1])}: not with {', '.join(fields[:-1])}"
 
 
 def first_error(errors: Iterable[ValidationError], name: str | None = None) -> str | None:

@@ -1,4 +1,4 @@
-"""The request rules the specs state (exactly one of prompt and messages; system only beside messages) refuse what
+"""The request rules the specs state (exactly one of prompt and messages; no system beside a prompt) refuse what
 the tiers refuse, in the same words: the REST tier and the API Gateway validate with the specs, the proxy and the
 Lambda with llm_wire.request. A spec that stated them only in prose took `{"max_tokens": 5}` for valid."""
 
@@ -23,7 +23,7 @@ REFUSED = [
     ({"max_tokens": 5}, "prompt, messages: exactly one of the two is required"),
     ({"prompt": "Hi", "messages": TURN, "max_tokens": 5}, "prompt, messages: exactly one of the two is required"),
     ({"system": "Be brief.", "max_tokens": 5}, "prompt, messages: exactly one of the two is required"),
-    ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 5}, "system: only with messages, not with prompt"),
+    ({"prompt": "Hi", "system": "Be brief.", "max_tokens": 5}, "system: not with prompt"),
 ]
 ACCEPTED = [
     {"prompt": "Hi", "max_tokens": 5},

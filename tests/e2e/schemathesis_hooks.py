@@ -1,8 +1,9 @@
-"""Schemathesis hooks for the rules of a conversation that OpenAPI 3.0 cannot state (the specs say them in words):
-exactly one of `prompt` and `messages`, `system` only beside `messages`, turns alternating from `user` to `user`.
+"""Schemathesis hooks for the rule of a conversation that OpenAPI 3.0 cannot state (the specs say it in words):
+turns alternating from `user` to `user`. (Exactly one of `prompt` and `messages`, and no `system` beside a prompt,
+the specs state as a oneOf and a not.)
 
-Generated bodies that break them are dropped or put in order, so that `positive_data_acceptance` judges the
-rules the schema does state; the cross-field rules have tests of their own (tests/rest, tests/e2e/test_chain.py).
+Generated turns are put in order, so that `positive_data_acceptance` judges the rules the schema does state; the
+cross-field rules have tests of their own (tests/rest, tests/e2e/test_chain.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,3 @@ def map_body(ctx: Any, body: Any) -> Any:
     if len(turns) % 2 == 0 and 2 <= len(turns) <= MAX_TURNS:
         turns.pop()
     return body
-
-
-@schemathesis.hook
-def filter_body(ctx: Any, body: Any) -> bool:
-    """Keep a body unless it breaks exactly-one-of (prompt, messages) or sends `system` without `messages`."""
-    if not isinstance(body, dict):
-        return True
-    return ("prompt" in body) != ("messages" in body) and ("system" not in body or "messages" in body)
