@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdallm.settings import load
+from llm_wire.limits import MAX_TOKENS
 
 USER_CONFIG = Path("~/.config/bedrest.toml")
 
@@ -18,7 +19,7 @@ class ClientSettings:
 
     host: str = "127.0.0.1"
     port: int = field(default=8080, metadata={"low": 1, "high": 65535})
-    max_tokens: int = field(default=100, metadata={"low": 1, "high": 3072})
+    max_tokens: int = field(default=100, metadata={"low": 1, "high": MAX_TOKENS})
     # Above the REST tier's own 32 s deadline, so its 504 arrives before we give up.
     timeout_s: float = field(default=35.0, metadata={"low": 0.1, "high": 3600})
     # Send each line as a conversation turn (the model answers through its chat template); false sends it raw,

@@ -44,6 +44,10 @@ def describe(error: ValidationError, name: str | None = None) -> str:
         known = set(error.schema.get("properties", {}))
         unknown = sorted(str(key) for key in error.instance if key not in known)
         return f"{_join(where, _short(unknown[0]) if unknown else '?')}: unknown field"
+    if rule == "oneOf" and isinstance(error.instance, dict) and (detail := _exactly_one(error, where)) is not None:
+        return detail
+    if rule == "not" and isinstance(error.validator_value, dict) and (detail := _not_together(error, where)):
+        return detail
     if rule == "enum":
         return f"{where}: must be one of {', '.join(map(str, error.validator_value))}"
     if rule == "type" and isinstance(error.validator_value, list):
@@ -51,6 +55,25 @@ def describe(error: ValidationError, name: str | None = None) -> str:
     if (template := _RULES.get(str(rule))) is not None:
         return f"{where}: {template.format(error.validator_value)}"
     return f"{where}: does not satisfy {rule}"
+
+
+def _exactly_one(error: ValidationError, where: str) -> str | None:
+    """A oneOf whose branches each require one field (`prompt` or `messages`): those fields, of which the instance
+    sent both or neither; None for any other oneOf."""
+    branches: list[dict[str, Any]] = list(error.validator_value)
+    fields = [str(branch["required"][0]) for branch in branches if len(branch.get("required", ())) == 1]
+    if len(fields) != len(branches):
+        return None
+    count = {2: "two"}.get(len(fields), str(len(fields)))
+    return f"{', '.join(_join(where, field) for field in fields)}: exactly one of the {count} is required"
+
+
+def _not_together(error: ValidationError, where: str) -> str | None:
+    """A `not` of required fields (`prompt` and `system`): the last of them, not with the others; else None."""
+    fields = [str(field) for field in error.validator_value.get("required", ())]
+    if len(fields) < 2 or len(error.validator_value) != 1:
+        return None
+    return f"{_join(where, fields[-1])}: not with {', '.join(fields[:-1])}"
 
 
 def first_error(errors: Iterable[ValidationError], name: str | None = None) -> str | None:

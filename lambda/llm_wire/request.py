@@ -137,7 +137,7 @@ def parse_body(data: Any) -> QueryRequest:
         if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_PROMPT_CHARS:
             raise BackendError(400, f"prompt: a string of 1 to {MAX_PROMPT_CHARS} characters")
         if "system" in data:
-            raise BackendError(400, "system: only with messages (a prompt has no system text)")
+            raise BackendError(400, "system: not with prompt")
     else:
         messages, system = parse_conversation(data)
     max_tokens: Any = data.get("max_tokens")

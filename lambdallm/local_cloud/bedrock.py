@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -21,6 +20,7 @@ from starlette.types import ASGIApp
 
 from lambdallm import logs
 from lambdallm.body import ClientGone, read_body
+from lambdallm.disconnect import disconnected, until_disconnect
 from lambdallm.local_cloud import bedrock_errors, converse, titan
 from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
@@ -30,7 +30,6 @@ from lambdallm.local_cloud.models import ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.metrics import Measured, TokenCounter, exposition
 
-T = TypeVar("T")
 logger = logging.getLogger("lambdallm.local_cloud.bedrock")
 
 
@@ -51,7 +50,8 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
             try:
                 scheduler, (generation, context) = await _accept(host, request, parse)
                 started = time.perf_counter()
-                completion = await _unless_disconnected(request, scheduler.generate(generation))
+                # A client gone while its request is queued or generating: the request is dropped.
+                completion = await until_disconnect(scheduler.generate(generation), disconnected(request.receive))
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
             except ClientGone:
@@ -162,30 +162,6 @@ def _converse_answer(
     completion: Completion, latency_ms: int, request: converse.ConverseRequest
 ) -> tuple[dict[str, Any], dict[str, str]]:
     return converse.answer(completion, latency_ms, request), {}
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the HTTP client disconnects first (a queued request is then dropped) and
-    raising `ClientGone`: the cancellation is ours, not the server's, so it must not escape the handler."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            logger.info("client disconnected; request dropped")
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            raise ClientGone
-        return task.result()
-    finally:
-        watcher.cancel()
-        task.cancel()
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _stream(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdallm.local_cloud import tool_use
-from lambdallm.local_cloud.bedrock_errors import TITAN_MAX_TOKENS, BedrockError
+from lambdallm.local_cloud.bedrock_errors import OTHER_MAX_TOKENS, TITAN_MAX_TOKENS, BedrockError
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
 from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest, Grammar
 from lambdallm.local_cloud.eventstream import Frames, json_event
@@ -76,7 +76,7 @@ def parse_request(
     config = data.get("inferenceConfig", {})
     if not isinstance(config, dict):
         raise validation("inferenceConfig must be an object.")
-    limit = TITAN_MAX_TOKENS.get(model_id, 3072)
+    limit = TITAN_MAX_TOKENS.get(model_id, OTHER_MAX_TOKENS)
     max_tokens = config.get("maxTokens", 512)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= limit:
         raise validation(f"The maximum tokens you requested is not within 1 and the model limit of {limit}.")

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from lambdallm.body import ClientGone
+from lambdallm.disconnect import disconnected, until_disconnect
 from lambdallm.local_cloud.gateway_errors import ProblemError
 from lambdallm.local_cloud.proxy_event import LambdaContext
 
@@ -81,22 +83,23 @@ class StreamedResponse:
         self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watcher = asyncio.ensure_future(self._watch_disconnect(receive))
         try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
-            piece: bytes | BaseException | None = self._head
-            while isinstance(piece, bytes):
-                if piece:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
-                piece = await self._pieces.get()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await until_disconnect(self._relay(send), disconnected(receive), self._stopped)
+        except ClientGone:
+            pass  # the function stops at its next piece; nobody reads the rest
         finally:
             self._stop.set()
-            watcher.cancel()
 
-    async def _watch_disconnect(self, receive: Receive) -> None:
-        message: Message = {}
-        while message.get("type") != "http.disconnect":
-            message = await receive()
-        logger.info("client disconnected; closing the function's stream")
+    def _stopped(self) -> bool:
+        """Stop the function at its next piece; its relay, which only awaits the pieces, may be cancelled at once."""
         self._stop.set()
+        return False
+
+    async def _relay(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
+        piece: bytes | BaseException | None = self._head
+        while isinstance(piece, bytes):
+            if piece:
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            piece = await self._pieces.get()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -9,6 +9,7 @@ from lambdallm.local_cloud.bedrock_errors import (
     MAX_INPUT_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
+    OTHER_MAX_TOKENS,
     TITAN_MAX_TOKENS,
     validation,
 )
@@ -39,7 +40,7 @@ def parse_request(body: bytes, model: str) -> GenerationRequest:
         raise validation("#/textGenerationConfig: expected type: JSONObject")
     if extra := sorted(set(config) - set(CONFIG_KEYS)):
         raise validation(f"#/textGenerationConfig: extraneous key [{extra[0]}] is not permitted")
-    limit = TITAN_MAX_TOKENS.get(model, 3072)
+    limit = TITAN_MAX_TOKENS.get(model, OTHER_MAX_TOKENS)
     max_tokens = config.get("maxTokenCount", 512)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= limit:
         raise validation(f"#/textGenerationConfig/maxTokenCount: expected an integer from 1 to {limit}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lambdallm import logs
+from lambdallm import disconnect, logs
 from lambdallm.http_protocol import answered_by_server
 from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
@@ -117,47 +116,9 @@ async def run_until_disconnect(app: ASGIApp, scope: Scope, receive: Receive, sen
     gRPC batch leaks the batch: lambdallm/rest/calls.py); only an app that has no call open, or outlives
     CANCEL_GRACE_S after its calls were cancelled, is cancelled as a task.
     """
-    body_read = asyncio.Event()
     calls = OpenCalls()
-    answered = False
-
-    async def receive_body() -> Message:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body", False):
-            body_read.set()
-        return message
-
-    async def send_tracked(message: Message) -> None:
-        nonlocal answered
-        if message["type"] == "http.response.body" and not message.get("more_body", False):
-            answered = True
-        await send(message)
-
-    async def client_left() -> None:
-        await body_read.wait()
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    token = calls.track()
-    work = asyncio.ensure_future(app(scope, receive_body, send_tracked))
-    calls.untrack(token)
-    watcher = asyncio.ensure_future(client_left())
+    token = calls.track()  # the app's task, started in this context, records the calls it opens
     try:
-        await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        left = not work.done() and not answered
-        if left:
-            log.info("client disconnected; request cancelled")
-            if calls.cancel():
-                await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
-            work.cancel()
-        await asyncio.wait({work})
-        if work.cancelled():
-            return True
-        if left:
-            work.exception()  # whatever the work ended with once its client was gone, nobody reads it
-            return True
-        work.result()
-        return False
+        return await disconnect.run_until_disconnect(app, scope, receive, send, calls.cancel, CANCEL_GRACE_S)
     finally:
-        watcher.cancel()
-        work.cancel()
+        calls.untrack(token)

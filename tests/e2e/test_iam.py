@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from lambdallm.stack import Ports, Stack
+from tests.sse import parse_events
 
 pytestmark = [pytest.mark.e2e]
 IAM = {"LAMBDALLM_LOCAL_CLOUD_APIGW_AUTH": "iam", "LAMBDALLM_PROXY_BACKEND_AUTH": "iam"}
@@ -39,10 +39,9 @@ def test_a_signed_stream_crosses_the_chain(signed_chain: Stack) -> None:
     answer = httpx.post(f"{signed_chain.rest_url}/query", json=BODY, headers=headers, timeout=30)
 
     assert answer.status_code == 200, answer.text
-    events = [line.removeprefix("event: ") for line in answer.text.splitlines() if line.startswith("event: ")]
-    assert events[-1] == "done"
-    done = answer.text.rsplit("data: ", 1)[1]
-    assert json.loads(done)["text"] == "alpha beta"
+    event, done = parse_events(answer.text)[-1]
+    assert event == "done"
+    assert done["text"] == "alpha beta"
 
 
 def test_the_model_list_is_signed_like_a_query(signed_chain: Stack) -> None:

@@ -53,7 +53,7 @@ def test_a_prompt_is_read_into_a_request_without_turns_or_system() -> None:
         ({"max_tokens": 4}, "prompt, messages: exactly one of the two is required"),
         (
             {"prompt": "Hi", "system": "Be brief.", "max_tokens": 4},
-            "system: only with messages (a prompt has no system text)",
+            "system: not with prompt",
         ),
         ({"k" * 100: 1}, f"{'k' * 64}: unknown field (allowed: {', '.join(FIELDS)})"),
     ],

@@ -7,6 +7,7 @@ import pytest
 from lambdallm.rest.app import create_app, proxy_token
 from lambdallm.settings import RestSettings, SettingsError
 from tests.fakes.stack import AUTHORIZATION, running_rest
+from tests.sse import parse_events
 
 VALID = {"prompt": "Hi there", "max_tokens": 10}
 
@@ -16,7 +17,7 @@ async def test_queries_carry_the_token_to_the_backend(http, fake):
     stream = await http.post("/query", json=VALID, headers={"Accept": "text/event-stream"})
 
     assert (response.status_code, stream.status_code) == (200, 200)
-    assert "event: done" in stream.text
+    assert parse_events(stream.text)[-1][0] == "done"
     assert len(fake.requests) == 2
 
 

@@ -69,15 +69,13 @@ async def test_each_event_reaches_the_client_before_the_backend_sends_the_next(h
     gate = asyncio.Event()
     fake.replies.append(Reply(gates={2: gate}))
 
-    async with http.stream("POST", "/query", json=VALID, headers=STREAM) as response:
-        lines = response.aiter_lines()
-        seen = []
-        while len([line for line in seen if line.startswith("event:")]) < 2:
-            seen.append(await asyncio.wait_for(anext(lines), 10))  # the backend holds the rest behind the gate
+    async with aconnect_sse(http, "POST", "/query", json=VALID, headers=STREAM) as source:
+        events = source.aiter_sse()
+        seen = [await asyncio.wait_for(anext(events), 10)]  # the backend holds the rest behind the gate
         gate.set()
-        seen.extend([line async for line in lines])
+        seen.extend([event async for event in events])
 
-    assert parse_events("\n".join(seen) + "\n")[-1][0] == "done"  # the lines, with their line ends back
+    assert [event.event for event in seen][-1] == "done"
 
 
 async def test_a_failure_before_the_first_event_is_an_ordinary_problem(http, fake):
@@ -126,9 +124,8 @@ async def test_a_client_that_hangs_up_mid_stream_cancels_the_backend_stream(http
     gate = asyncio.Event()  # never set
     fake.replies.append(Reply(gates={1: gate}))
 
-    async with http.stream("POST", "/query", json=VALID, headers=STREAM) as response:
-        lines = response.aiter_lines()
-        assert (await asyncio.wait_for(anext(lines), 10)).startswith("event: text")
+    async with aconnect_sse(http, "POST", "/query", json=VALID, headers=STREAM) as source:
+        assert (await asyncio.wait_for(anext(source.aiter_sse()), 10)).event == "text"
 
     await asyncio.wait_for(fake.cancelled.wait(), 5)
 
