@@ -10,8 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
-
+from llm_lambda.bedrock_errors import map_bedrock_exceptions
 from llm_lambda.converse_tools import StreamCalls, ToolCallPiece, answer_calls, converse_turns, tool_arguments
 from llm_lambda.models import takes_invoke_model
 from llm_wire.errors import BackendError
@@ -40,19 +39,6 @@ STOP_REASONS = {
 # This is the one place that decides what happens to a conversation's `system` text for such a model: it goes
 # before the first user turn, separated by a blank line, so the caller's instructions still reach the model.
 NO_SYSTEM_PROMPT = ("amazon.titan-text",)
-
-# Bedrock error code -> (status for our caller, what we tell them). The caller never sees our IAM trouble as
-# its own 403: AccessDenied is the backend's misconfiguration, a bad gateway.
-CLIENT_ERRORS: dict[str, tuple[int, str | None]] = {
-    "ValidationException": (400, None),
-    "ThrottlingException": (429, "the model is busy; retry later"),
-    "ServiceQuotaExceededException": (429, "the model's quota is exhausted; retry later"),
-    "ModelTimeoutException": (504, "the model took too long to answer"),
-    "AccessDeniedException": (502, "the backend is not allowed to invoke the model"),
-    "ServiceUnavailableException": (503, "the model service is unavailable; retry later"),
-    "ModelNotReadyException": (503, "the model is not ready yet; retry later"),
-    "ModelStreamErrorException": (502, "the model failed while streaming"),
-}
 
 
 @dataclass(frozen=True)
@@ -144,27 +130,6 @@ def parse_converse(response: dict[str, Any]) -> Generation:
     if (generation.finish_reason == "tool_calls") != bool(calls):
         raise BackendError(502, "the model returned a malformed answer")  # a tool_use stop without a call, or so
     return dataclasses.replace(generation, tool_calls=calls)
-
-
-@contextmanager
-def map_bedrock_exceptions() -> Iterator[None]:
-    """Translate botocore failures inside the block into `BackendError`s, by one table."""
-    try:
-        yield
-    except BackendError:
-        raise
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        # A response stream names its exceptions in lower camel case (throttlingException).
-        status, detail = CLIENT_ERRORS.get(code[:1].upper() + code[1:], (502, "the model call failed"))
-        raise BackendError(status, detail or f"the model rejected the request: {error.get('Message')}") from exc
-    except ReadTimeoutError as exc:
-        raise BackendError(504, "the model took too long to answer") from exc
-    except (ConnectionError, ConnectionClosedError) as exc:
-        raise BackendError(503, "the model service cannot be reached; retry later") from exc
-    except Exception as exc:
-        raise BackendError(502, "the model call failed") from exc
 
 
 def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:

@@ -154,7 +154,7 @@ def parse_body(data: Any) -> QueryRequest:
     if continuation and "messages" in data:
         raise BackendError(400, "continuation: only with prompt (a conversation is answered)")
     functions, choice = tools.parse_tools(data)
-    if functions and "messages" not in data:
+    if "tools" in data and "messages" not in data:
         raise BackendError(400, "tools: only with messages (a prompt is continued, not answered)")
     if any(turn.role == "tool" for turn in messages) and not functions:
         raise BackendError(400, "tools: required when the conversation holds tool calls")

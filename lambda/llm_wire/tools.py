@@ -58,8 +58,8 @@ def bad(field: str, rule: str) -> BackendError:
 def parse_tools(data: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolChoice]:
     """`tools` and `tool_choice`: at most MAX_TOOLS tools with unique names; a choice of one of them."""
     items = data.get("tools", [])
-    if not isinstance(items, list) or len(items) > MAX_TOOLS:
-        raise bad("tools", f"a list of at most {MAX_TOOLS} tools")
+    if not isinstance(items, list) or len(items) > MAX_TOOLS or ("tools" in data and not items):
+        raise bad("tools", f"a list of 1 to {MAX_TOOLS} tools")
     tools = tuple(_tool(item, i) for i, item in enumerate(items))
     if len({tool.name for tool in tools}) != len(tools):
         raise bad("tools", "each tool's name must be unique")
@@ -99,7 +99,7 @@ def parse_json_schema(data: dict[str, Any]) -> dict[str, Any] | None:
     schema = data["json_schema"]
     if not isinstance(schema, dict) or len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
         raise bad("json_schema", f"a JSON Schema (an object) of at most {MAX_SCHEMA_CHARS} characters as JSON")
-    if data.get("tools"):
+    if "tools" in data:
         raise bad("json_schema", "not with tools (a structured answer or a tool call, not both)")
     return schema
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import ctypes
 import heapq
 import logging
 import threading
@@ -33,6 +32,7 @@ from lambdallm.local_cloud.engines import (
     TextStream,
 )
 from lambdallm.local_cloud.llama_vocabulary import Vocabulary
+from lambdallm.local_cloud.sampling import allows, draw_within, sampler_chain
 
 logger = logging.getLogger("lambdallm.local_cloud.engine")
 # llama.cpp's own notices (model loading, context sizes) go to stderr through this logger's level test.
@@ -175,7 +175,7 @@ class LlamaEngine:
             slot,
             prompt,
             TextStream(job.request, limit, job.emit),
-            _sampler(job.request),
+            sampler_chain(job.request),
             self.vocabulary.grammar_sampler(job.request.grammar) if job.request.grammar else None,
         )
 
@@ -239,8 +239,8 @@ class LlamaEngine:
         token = self._draw(sequence)
         if sequence.grammar is None:
             return token
-        if not _allows(sequence.grammar, token):
-            token = self._draw_within(sequence)
+        if not allows(sequence.grammar, token):
+            token = draw_within(sequence.grammar, sequence.sampler, self._logits(sequence))
         llama_cpp.llama_sampler_accept(sequence.grammar, token)
         return token
 
@@ -255,18 +255,6 @@ class LlamaEngine:
         # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, without first copying the
         # whole vocabulary into a candidates array (measured: 3-4 ms of a 40 ms step of 8 sequences).
         return int(self._logits(sequence).argmax())
-
-    def _draw_within(self, sequence: _Sequence) -> int:
-        """A token drawn from the whole vocabulary after the grammar has ruled out what it does not allow."""
-        candidates = np.empty(self.vocabulary.size, dtype=_TOKEN_DATA)
-        candidates["id"] = np.arange(self.vocabulary.size, dtype=np.int32)
-        candidates["logit"], candidates["p"] = self._logits(sequence), 0.0
-        array = _token_array(candidates)
-        llama_cpp.llama_sampler_apply(sequence.grammar, ctypes.byref(array))
-        if sequence.sampler is None:
-            return int(candidates["id"][candidates["logit"].argmax()])
-        llama_cpp.llama_sampler_apply(sequence.sampler, ctypes.byref(array))
-        return int(array.data[array.selected].id)
 
     def _end(self, sequence: _Sequence, error: Exception | None = None) -> None:
         """Free the sequence's slot (its KV cache and sampler), then resolve its future."""
@@ -285,38 +273,3 @@ class LlamaEngine:
             sequence.job.future.set_exception(exc)
             return
         sequence.job.future.set_result(Completion(text, len(sequence.prompt), count, reason))
-
-
-# llama.cpp's llama_token_data (token id, logit, probability), for candidate arrays made with numpy.
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
-
-
-def _token_array(candidates: Any) -> Any:
-    """A llama_token_data_array over `candidates` (which must outlive it)."""
-    data = candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
-    return llama_cpp.llama_token_data_array(data=data, size=len(candidates), selected=-1, sorted=False)
-
-
-def _allows(grammar: Any, token: int) -> bool:
-    """Whether `grammar`, where it stands, allows `token` next."""
-    single = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
-    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(_token_array(single)))
-    return bool(np.isfinite(single["logit"][0]))
-
-
-def _sampler(request: GenerationRequest) -> Any:
-    """The request's sampler chain: None for greedy decoding at temperature 0, else llama.cpp's usual top-k 40,
-    top-p, min-p 0.05, temperature and a seeded draw (a random seed unless the request gives one)."""
-    if request.temperature <= 0:
-        return None
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    seed = llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed & 0xFFFFFFFF
-    for sampler in (
-        llama_cpp.llama_sampler_init_top_k(40),
-        llama_cpp.llama_sampler_init_top_p(request.top_p, 1),
-        llama_cpp.llama_sampler_init_min_p(0.05, 1),
-        llama_cpp.llama_sampler_init_temp(request.temperature),
-        llama_cpp.llama_sampler_init_dist(seed),
-    ):
-        llama_cpp.llama_sampler_chain_add(chain, sampler)
-    return chain

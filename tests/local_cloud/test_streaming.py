@@ -15,7 +15,7 @@ import pytest
 from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.engines import Cancelled, Completion, Emit, GenerationRequest, InstantEngine
 from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
-from llm_lambda.bedrock import CLIENT_ERRORS
+from llm_lambda.bedrock_errors import CLIENT_ERRORS
 from tests.local_cloud.conftest import GATE_TIMEOUT_S, GatedEngine, settings
 
 
