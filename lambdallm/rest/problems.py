@@ -24,6 +24,7 @@ log = logging.getLogger("lambdallm.rest")
 # a failure behind this tier that is not one of these is a bad gateway, not our own 500.
 _HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "Bad Request"),
+    grpc.StatusCode.NOT_FOUND: (404, "Not Found"),  # a model the backend does not serve
     grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "Too Many Requests"),
     grpc.StatusCode.UNAVAILABLE: (503, "Service Unavailable"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Gateway Timeout"),
