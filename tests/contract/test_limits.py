@@ -48,3 +48,31 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_STOP_SEQUENCES",
         "MAX_STOP_CHARS",
     }
+
+
+def test_the_openai_api_states_the_same_limits() -> None:
+    schemas = _schemas("openai.yaml")
+    chat, completion = schemas["ChatCompletionRequest"]["properties"], schemas["CompletionRequest"]["properties"]
+    stop_list = schemas["Stop"]["oneOf"][1]
+    stated = {
+        "MAX_PROMPT_CHARS": completion["prompt"]["maxLength"],
+        "MAX_TOKENS": chat["max_tokens"]["maximum"],
+        "MAX_STOP_SEQUENCES": stop_list["maxItems"],
+        "MAX_STOP_CHARS": stop_list["items"]["maxLength"],
+    }
+    assert {name: getattr(limits, name) for name in stated} == stated
+    same = (chat["max_completion_tokens"]["maximum"], completion["max_tokens"]["maximum"])
+    assert same == (limits.MAX_TOKENS, limits.MAX_TOKENS)
+    assert schemas["ChatMessage"]["properties"]["content"]["oneOf"][0]["maxLength"] == limits.MAX_PROMPT_CHARS
+    assert schemas["Stop"]["oneOf"][0]["maxLength"] == limits.MAX_STOP_CHARS
+    description = schemas["ChatCompletionRequest"]["description"]
+    assert f"{limits.MAX_PROMPT_CHARS} characters" in description
+    assert f"{limits.MAX_SYSTEM_CHARS} characters" in description
+    assert f"{limits.MAX_TOKENS} (the most" in chat["max_tokens"]["description"]
+
+
+def test_the_openai_api_is_served_where_its_spec_says() -> None:
+    from lambdallm.rest.openai_errors import PREFIX
+
+    server = yaml.safe_load((SPECS / "openai.yaml").read_text())["servers"][0]["url"]
+    assert server.endswith(PREFIX)
