@@ -1,5 +1,7 @@
 """Schemathesis hooks for the rules of a conversation that OpenAPI 3.0 cannot state (the specs say them in words):
-exactly one of `prompt` and `messages`, `system` only beside `messages`, turns alternating from `user` to `user`.
+exactly one of `prompt` and `messages`, `system` only beside `messages`, turns alternating from `user` to `user`
+(in /v1, the user and assistant messages among the system and developer ones), the text within its bounds, and
+a `model` the chain serves.
 
 Generated bodies that break them are dropped or put in order, so that `positive_data_acceptance` judges the
 rules the schema does state; the cross-field rules have tests of their own (tests/rest, tests/e2e/test_chain.py).
@@ -11,26 +13,66 @@ from typing import Any
 
 import schemathesis
 
+from llm_wire.limits import MAX_MESSAGES, MAX_PROMPT_CHARS, MAX_SYSTEM_CHARS
+
 ROLES = ("user", "assistant")
-MAX_TURNS = 99
+SYSTEM_ROLES = ("system", "developer")  # /v1's messages that become the system text
+MAX_TURNS = MAX_MESSAGES
+MAX_MODEL_CHARS = 256  # specs/openai.yaml's bound on a model id
+DEFAULT_MODEL = "amazon.titan-text-premier-v1:0"  # the chain's default model, which every engine serves
 
 
 @schemathesis.hook
 def map_body(ctx: Any, body: Any) -> Any:
-    """Put well-formed turns in conversation order: user, assistant, ..., user."""
+    """Put well-formed turns in conversation order: user, assistant, ..., user; name a model the chain serves."""
+    if isinstance(body, dict) and _bounded_id(body.get("model")):
+        body["model"] = DEFAULT_MODEL
     turns = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and t.get("role") in ROLES for t in turns):
+    if not isinstance(turns, list) or not all(
+        isinstance(t, dict) and t.get("role") in ROLES + SYSTEM_ROLES for t in turns
+    ):
         return body  # not a list of well-formed turns: whatever is wrong stays wrong
-    for index, turn in enumerate(turns):
-        turn["role"] = ROLES[index % 2]
-    if len(turns) % 2 == 0 and 2 <= len(turns) <= MAX_TURNS:
-        turns.pop()
+    spoken = [index for index, turn in enumerate(turns) if turn["role"] in ROLES]
+    for number, index in enumerate(spoken):
+        turns[index]["role"] = ROLES[number % 2]
+    if len(spoken) % 2 == 0 and 2 <= len(spoken) <= MAX_TURNS:
+        del turns[spoken[-1]]
     return body
 
 
 @schemathesis.hook
+def map_path_parameters(ctx: Any, path_parameters: Any) -> Any:
+    """GET /v1/models/{model}: a model the chain serves (an unknown one's 404 has tests of its own)."""
+    if isinstance(path_parameters, dict) and _bounded_id(path_parameters.get("model")):
+        path_parameters["model"] = DEFAULT_MODEL
+    return path_parameters
+
+
+@schemathesis.hook
 def filter_body(ctx: Any, body: Any) -> bool:
-    """Keep a body unless it breaks exactly-one-of (prompt, messages) or sends `system` without `messages`."""
+    """Keep a body unless it breaks exactly-one-of (prompt, messages), sends `system` without `messages`, or
+    (in /v1) has no user message or more text than a conversation holds."""
     if not isinstance(body, dict):
         return True
-    return ("prompt" in body) != ("messages" in body) and ("system" not in body or "messages" in body)
+    if ("prompt" in body) == ("messages" in body) or ("system" in body and "messages" not in body):
+        return False
+    turns = body.get("messages")
+    if isinstance(turns, list) and all(isinstance(t, dict) and t.get("role") in ROLES + SYSTEM_ROLES for t in turns):
+        spoken = [_text(t) for t in turns if t["role"] in ROLES]
+        system = "\n\n".join(_text(t) for t in turns if t["role"] in SYSTEM_ROLES)
+        if not spoken or len(spoken) > MAX_TURNS or not all(spoken) or len(system) > MAX_SYSTEM_CHARS:
+            return False
+        return sum(map(len, spoken)) + len(system) <= MAX_PROMPT_CHARS
+    return True
+
+
+def _bounded_id(model: Any) -> bool:
+    """A model id within the spec's bounds (any other stays as drawn: a negative case)."""
+    return isinstance(model, str) and 1 <= len(model) <= MAX_MODEL_CHARS
+
+
+def _text(turn: dict[str, Any]) -> str:
+    content = turn.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else "x"
