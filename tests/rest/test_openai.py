@@ -234,3 +234,19 @@ async def test_bad_json_and_unknown_urls_are_openai_errors_and_query_keeps_probl
     assert_openai_error(await http.get("/nowhere"), 404)
     query = await http.post(str(http.base_url).replace("/v1", "/query"), json={"max_tokens": 1})
     assert query.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_body_over_the_limit_is_an_openai_413(http):
+    response = await http.post(
+        "/chat/completions", content=b" " * 10_000_000, headers={"Content-Type": "application/json"}
+    )
+    error = assert_openai_error(response, 413)
+    assert "request body exceeds" in error["message"]
+
+
+async def test_v1_requests_are_counted_under_their_path_templates(http, v1):
+    await http.get("/models/nope")
+    await http.post("/chat/completions", json=CHAT)
+    scraped = (await http.get(v1.replace("/v1", "/metrics"))).text
+    assert 'route="/v1/models/{model}"' in scraped
+    assert 'route="/v1/chat/completions"' in scraped
