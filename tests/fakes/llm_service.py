@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,13 +83,18 @@ class FakeLlmService(llm_pb2_grpc.LlmServiceServicer):  # type: ignore[misc]
 
 
 @asynccontextmanager
-async def fake_llm_service(service: FakeLlmService) -> AsyncIterator[str]:
-    """Serve `service` on a free loopback port; yields its target."""
+async def grpc_server(register: Callable[[grpc.aio.Server], object]) -> AsyncIterator[str]:
+    """A gRPC server on a free loopback port with the services `register` adds to it; yields its target."""
     server = grpc.aio.server()
-    llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)
+    register(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         yield f"127.0.0.1:{port}"
     finally:
         await server.stop(None)
+
+
+def fake_llm_service(service: FakeLlmService) -> AbstractAsyncContextManager[str]:
+    """Serve `service` on a free loopback port; yields its target."""
+    return grpc_server(lambda server: llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server))
