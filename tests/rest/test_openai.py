@@ -250,3 +250,7 @@ async def test_v1_requests_are_counted_under_their_path_templates(http, v1):
     scraped = (await http.get(v1.replace("/v1", "/metrics"))).text
     assert 'route="/v1/models/{model}"' in scraped
     assert 'route="/v1/chat/completions"' in scraped
+
+
+async def test_a_model_id_over_its_bound_is_a_400_naming_it(http):
+    assert_openai_error(await http.get("/models/" + "m" * 3000), 400, "model")
