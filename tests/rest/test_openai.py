@@ -254,3 +254,9 @@ async def test_v1_requests_are_counted_under_their_path_templates(http, v1):
 
 async def test_a_model_id_over_its_bound_is_a_400_naming_it(http):
     assert_openai_error(await http.get("/models/" + "m" * 3000), 400, "model")
+
+
+async def test_a_completion_takes_stream_false_and_refuses_a_stream(http):
+    body = {"model": BASE_MODEL, "prompt": "Once", "stream": False}
+    assert (await http.post("/completions", json=body)).status_code == 200
+    assert_openai_error(await http.post("/completions", json=body | {"stream": True}), 400, "stream")
