@@ -84,7 +84,8 @@ def chat_request(body: dict[str, Any]) -> Translated:
         stop_sequences=stop_of(body.get("stop")),
         model=body["model"],
     )
-    names = {"system": "messages", "stop_sequences": "stop", "max_tokens": tokens_field}
+    names = {"system": "messages: the system and developer messages joined", "stop_sequences": "stop"}
+    names["max_tokens"] = tokens_field
     return Translated(query, tuple(positions), names)
 
 

@@ -204,6 +204,12 @@ async def test_the_proxys_400_names_the_message_as_the_client_numbered_it(http, 
     assert error["message"].startswith("messages[2].role: ")
     service.failure = Failure(grpc.StatusCode.INVALID_ARGUMENT, "stop_sequences: each a string of 1 to 100 characters")
     assert_openai_error(await http.post("/chat/completions", json=CHAT), 400, "stop")
+    service.failure = Failure(grpc.StatusCode.INVALID_ARGUMENT, "system: a string of 1 to 8000 characters")
+    error = assert_openai_error(await http.post("/chat/completions", json=CHAT), 400, "messages")
+    assert error["message"] == "messages: the system and developer messages joined: a string of 1 to 8000 characters"
+    service.failure = Failure(grpc.StatusCode.INVALID_ARGUMENT, "max_tokens: required, an integer from 1 to 3072")
+    body = CHAT | {"max_completion_tokens": 5}
+    assert_openai_error(await http.post("/chat/completions", json=body), 400, "max_completion_tokens")
 
 
 async def test_a_conversation_of_system_messages_only_is_a_400(http):
