@@ -10,3 +10,5 @@ MAX_SYSTEM_CHARS = 8000
 MAX_TOKENS = 3072
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100
+MAX_TOOLS = 32  # tools in a request, and calls in one assistant turn
+MAX_SCHEMA_CHARS = 16000  # a tool's parameters or a json_schema, as JSON text; also a tool's description

@@ -49,7 +49,7 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
         async def call(request: Request) -> Response:
             request_id = _new_request_id()
             try:
-                scheduler, generation = await _accept(host, request, parse)
+                scheduler, (generation, context) = await _accept(host, request, parse)
                 started = time.perf_counter()
                 completion = await _unless_disconnected(request, scheduler.generate(generation))
             except FAILURES as exc:
@@ -57,16 +57,16 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
             except ClientGone:
                 return Response(status_code=499)  # nobody reads it: the caller has gone (nginx's code, logged)
             _log(completion, started, metrics.tokens)
-            body, headers = answer(completion, _ms_since(started))
+            body, headers = answer(completion, _ms_since(started), context)
             return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
 
         return call
 
-    def streaming(parse: Parser, frames: Frames) -> Callable[[Request], Awaitable[Response]]:
+    def streaming(parse: Parser, frames: Callable[[Any], Frames]) -> Callable[[Request], Awaitable[Response]]:
         async def stream(request: Request) -> Response:
             request_id = _new_request_id()
             try:
-                scheduler, generation = await _accept(host, request, parse)
+                scheduler, (generation, context) = await _accept(host, request, parse)
                 scheduler.check_room()
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
@@ -74,7 +74,7 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
                 return Response(status_code=499)
             headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
             return StreamingResponse(
-                _stream(scheduler, generation, frames, metrics.tokens),
+                _stream(scheduler, generation, frames(context), metrics.tokens),
                 media_type="application/vnd.amazon.eventstream",
                 headers=headers,
             )
@@ -90,9 +90,9 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
 
     operations = {
         "invoke": unary(_titan_request, _titan_answer),
-        "invoke-with-response-stream": streaming(_titan_request, titan.FRAMES),
+        "invoke-with-response-stream": streaming(_titan_request, lambda _: titan.FRAMES),
         "converse": unary(_converse_request, _converse_answer),
-        "converse-stream": streaming(_converse_request, converse.FRAMES),
+        "converse-stream": streaming(_converse_request, converse.frames),
     }
     routes = [Route("/ping", ping, methods=["GET"]), Route("/metrics", scrape, methods=["GET"])]
     routes += [Route(f"/model/{{model_id:path}}/{name}", call, methods=["POST"]) for name, call in operations.items()]
@@ -103,8 +103,10 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
 
 
 FAILURES = (BedrockError, Overloaded, PromptTooLong)
-Parser = Callable[[bytes, str, ServedModel], GenerationRequest]  # (body, model id, the model served) -> request
-Answer = Callable[[Completion, int], tuple[dict[str, Any], dict[str, str]]]  # (completion, ms) -> body, headers
+# (body, model id, the model served) -> the generation, and what the answer needs to know of the request
+Parser = Callable[[bytes, str, ServedModel], tuple[GenerationRequest, Any]]
+# (completion, ms, the parser's context) -> body, headers
+Answer = Callable[[Completion, int, Any], tuple[dict[str, Any], dict[str, str]]]
 
 
 def _new_request_id() -> str:
@@ -124,7 +126,7 @@ def bedrock_error(exc: BedrockError | Overloaded | PromptTooLong) -> BedrockErro
     return exc
 
 
-async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, GenerationRequest]:
+async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Scheduler, tuple[GenerationRequest, Any]]:
     model_id, model = host.resolve(unquote(request.path_params["model_id"]))
     length = request.headers.get("content-length", "")
     if (body := await read_body(request.receive, bedrock_errors.MAX_BODY_BYTES, length)) is None:
@@ -132,20 +134,22 @@ async def _accept(host: ModelHost, request: Request, parse: Parser) -> tuple[Sch
     return model.scheduler, parse(body, model_id, model)
 
 
-def _titan_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:
+def _titan_request(body: bytes, model_id: str, model: ServedModel) -> tuple[GenerationRequest, None]:
     """A Titan Text body; for an instruction-tuned model, its inputText as one user turn of the model's chat template
     (Titan Text Premier follows an instruction given as inputText; an instruct model fed it raw ends at once)."""
     request = titan.parse_request(body, model_id)
     if not model.instruct:
-        return request
-    return dataclasses.replace(request, prompt=model.chat_template.instruction(request.prompt), parse_special=True)
+        return request, None
+    prompt = model.chat_template.instruction(request.prompt)
+    return dataclasses.replace(request, prompt=prompt, parse_special=True), None
 
 
-def _converse_request(body: bytes, model_id: str, model: ServedModel) -> GenerationRequest:
-    return converse.parse_request(body, model_id, model.chat_template)
+def _converse_request(body: bytes, model_id: str, model: ServedModel) -> tuple[GenerationRequest, Any]:
+    request = converse.parse_request(body, model_id, model.chat_template, model.grammars)
+    return request.generation, request
 
 
-def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
+def _titan_answer(completion: Completion, latency_ms: int, _: None) -> tuple[dict[str, Any], dict[str, str]]:
     headers = {
         "X-Amzn-Bedrock-Input-Token-Count": str(completion.input_tokens),
         "X-Amzn-Bedrock-Output-Token-Count": str(completion.output_tokens),
@@ -154,8 +158,10 @@ def _titan_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, An
     return titan.answer(completion), headers
 
 
-def _converse_answer(completion: Completion, latency_ms: int) -> tuple[dict[str, Any], dict[str, str]]:
-    return converse.answer(completion, latency_ms), {}
+def _converse_answer(
+    completion: Completion, latency_ms: int, request: converse.ConverseRequest
+) -> tuple[dict[str, Any], dict[str, str]]:
+    return converse.answer(completion, latency_ms, request), {}
 
 
 async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:

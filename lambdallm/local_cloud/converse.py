@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
+from lambdallm.local_cloud import tool_use
 from lambdallm.local_cloud.bedrock_errors import TITAN_MAX_TOKENS, BedrockError
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
-from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest
+from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest, Grammar
 from lambdallm.local_cloud.eventstream import Frames, json_event
+from lambdallm.local_cloud.grammar import json_grammar
 from lambdallm.local_cloud.models import takes_system_prompt
 from lambdallm.local_cloud.titan import unit_interval
 from llm_wire import strict_json
 
 STOP_REASONS = {FINISH: "end_turn", LENGTH: "max_tokens", STOP: "stop_sequence"}
-# Fields of ConverseRequest this twin does not serve (tools, guardrails, prompt management ...) are refused.
-SERVED_FIELDS = ("messages", "system", "inferenceConfig")
+# Fields of ConverseRequest this twin does not serve (guardrails, prompt management ...) are refused.
+SERVED_FIELDS = ("messages", "system", "inferenceConfig", "toolConfig", "outputConfig")
 ROLES = ("user", "assistant")
 START_WITH_USER = (
     "A conversation must start with a user message. Try again with a conversation that starts with a user message."
@@ -32,8 +36,17 @@ def validation(message: str) -> BedrockError:
     return BedrockError(400, "ValidationException", message)
 
 
-def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> GenerationRequest:
-    """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template."""
+@dataclass(frozen=True)
+class ConverseRequest:
+    """A Converse request as the model runs it, and whether its answer may hold tool calls."""
+
+    generation: GenerationRequest
+    tools: tool_use.Tools | None = None
+
+
+def parse_request(body: bytes, model_id: str, template: ChatTemplate, grammars: bool = True) -> ConverseRequest:
+    """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template.
+    `grammars` says whether the engine can hold its text to a grammar (tool use and structured output)."""
     try:
         data = strict_json.loads(body)
     except strict_json.JsonRejected as exc:
@@ -42,7 +55,21 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> Generat
         raise validation("The request body must be a JSON object.")
     if extra := sorted(set(data) - set(SERVED_FIELDS)):
         raise validation(f"This model doesn't support the {extra[0]} field.")
-    conversation = Conversation(_system(data.get("system"), model_id), _turns(data.get("messages")))
+    for key, feature in (("toolConfig", "tool use"), ("outputConfig", "structured output")):
+        if key in data:
+            tool_use.refuse_unless_served(model_id, feature)
+            if not grammars:
+                raise validation(f"This model ({model_id}, the local echo engine) doesn't support {feature}.")
+    tools = tool_use.parse_tools(data["toolConfig"]) if "toolConfig" in data else None
+    schema = tool_use.parse_output_schema(data["outputConfig"]) if "outputConfig" in data else None
+    if tools is not None and schema is not None:
+        raise validation("A request takes toolConfig or outputConfig, not both.")
+    system = _system(data.get("system"), model_id)
+    extra_system = tools.system_text() if tools else tool_use.schema_text(schema) if schema is not None else None
+    if extra_system:
+        system = f"{system}\n\n{extra_system}" if system else extra_system
+    grammar: Grammar | None = tools.grammar() if tools else json_grammar(schema) if schema else None
+    conversation = Conversation(system, _turns(data.get("messages"), tools is not None))
     config = data.get("inferenceConfig", {})
     if not isinstance(config, dict):
         raise validation("inferenceConfig must be an object.")
@@ -57,20 +84,23 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate) -> Generat
         prompt = template.render(conversation)
     except TemplateError as exc:
         raise validation(str(exc)) from exc
-    return GenerationRequest(
+    generation = GenerationRequest(
         prompt=prompt,
         max_tokens=max_tokens,
         temperature=_unit(config, "temperature", 0.7),
         top_p=_unit(config, "topP", 0.9),
         stop_sequences=tuple(stops),
         parse_special=True,
+        grammar=grammar,
     )
+    return ConverseRequest(generation, tools)
 
 
-def _turns(messages: Any) -> tuple[Turn, ...]:
+def _turns(messages: Any, with_tools: bool) -> tuple[Turn, ...]:
     if not isinstance(messages, list) or not messages:
         raise validation(START_WITH_USER)
-    turns = []
+    turns: list[Turn] = []
+    calls: set[str] = set()  # the toolUseIds of the last assistant turn, each answered once in the next turn
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise validation(f"messages.{i}.role must be one of user, assistant.")
@@ -78,10 +108,56 @@ def _turns(messages: Any) -> tuple[Turn, ...]:
             if i == 0:
                 raise validation(START_WITH_USER)
             raise validation(ALTERNATE)
-        turns.append(Turn(message["role"], _text(message.get("content"), f"messages.{i}.content")))
+        text, calls = _content(message.get("content"), f"messages.{i}.content", message["role"], calls, with_tools)
+        turns.append(Turn(message["role"], text))
     if turns[-1].role != "user":
         raise validation(END_WITH_USER)
     return tuple(turns)
+
+
+def _content(blocks: Any, where: str, role: str, calls: set[str], with_tools: bool) -> tuple[str, set[str]]:
+    """A turn's text, its tool calls and results written as the model reads them; the ids this turn calls."""
+    if not isinstance(blocks, list) or not blocks:
+        raise validation(f"{where} must be a non-empty list of content blocks.")
+    texts: list[str] = []
+    called: set[str] = set()
+    answered: set[str] = set()
+    for j, block in enumerate(blocks):
+        kind = next(iter(block), "") if isinstance(block, dict) and len(block) == 1 else ""
+        if kind in ("toolUse", "toolResult") and not with_tools:
+            raise validation("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+        if kind == "toolUse" and role == "assistant":
+            call = block["toolUse"]
+            if not isinstance(call, dict) or not isinstance(call.get("toolUseId"), str) or "input" not in call:
+                raise validation(f"{where}.{j}.toolUse must have a toolUseId, a name and an input.")
+            called.add(call["toolUseId"])
+            texts.append(tool_use.call_text(str(call.get("name")), call["input"]))
+        elif kind == "toolResult" and role == "user":
+            result = block["toolResult"]
+            if not isinstance(result, dict) or result.get("toolUseId") not in calls - answered:
+                raise validation(
+                    f"{where}.{j}.toolResult answers no toolUse block of the previous turn (its toolUseId "
+                    f"{result.get('toolUseId') if isinstance(result, dict) else None!r})."
+                )
+            answered.add(result["toolUseId"])
+            texts.append(tool_use.result_text(_result_content(result.get("content"), f"{where}.{j}.toolResult")))
+        else:
+            texts.append(_block_text(block, f"{where}.{j}"))
+    return "\n".join(texts), called
+
+
+def _result_content(blocks: Any, where: str) -> str:
+    if not isinstance(blocks, list) or not blocks:
+        raise validation(f"{where}.content must be a non-empty list of text or json blocks.")
+    parts = []
+    for block in blocks:
+        if isinstance(block, dict) and set(block) == {"json"}:
+            parts.append(json.dumps(block["json"]))
+        elif isinstance(block, dict) and set(block) == {"text"} and isinstance(block["text"], str):
+            parts.append(block["text"])
+        else:
+            raise validation(f"{where}.content must be a list of text or json blocks.")
+    return "\n".join(parts)
 
 
 def _system(blocks: Any, model_id: str) -> str | None:
@@ -93,21 +169,22 @@ def _system(blocks: Any, model_id: str) -> str | None:
 
 
 def _text(blocks: Any, where: str) -> str:
-    """The text of a list of content blocks; this twin serves text blocks only, each non-blank."""
+    """The text of a list of content blocks (a system's: text blocks only, each non-blank)."""
     if not isinstance(blocks, list) or not blocks:
         raise validation(f"{where} must be a non-empty list of content blocks.")
-    texts = []
-    for j, block in enumerate(blocks):
-        if not isinstance(block, dict) or set(block) != {"text"}:
-            kind = next(iter(block), "unknown") if isinstance(block, dict) else type(block).__name__
-            raise validation(f"This model doesn't support the {kind} content block at {where}.{j}.")
-        if not isinstance(block["text"], str) or not block["text"].strip():
-            raise validation(
-                f"The text field in the ContentBlock object at {where}.{j} is blank. "
-                "Add text to the text field, and try again."
-            )
-        texts.append(block["text"])
-    return "\n".join(texts)
+    return "\n".join(_block_text(block, f"{where}.{j}") for j, block in enumerate(blocks))
+
+
+def _block_text(block: Any, where: str) -> str:
+    """A text block's text; this twin serves no other content (images, documents ...), and no blank text."""
+    if not isinstance(block, dict) or set(block) != {"text"}:
+        kind = next(iter(block), "unknown") if isinstance(block, dict) else type(block).__name__
+        raise validation(f"This model doesn't support the {kind} content block at {where}.")
+    if not isinstance(block["text"], str) or not block["text"].strip():
+        raise validation(
+            f"The text field in the ContentBlock object at {where} is blank. Add text to the text field, and try again."
+        )
+    return str(block["text"])
 
 
 def _unit(config: dict[str, Any], key: str, default: float) -> float:
@@ -123,11 +200,17 @@ def usage(completion: Completion) -> dict[str, int]:
     return {"inputTokens": completion.input_tokens, "outputTokens": completion.output_tokens, "totalTokens": total}
 
 
-def answer(completion: Completion, latency_ms: int) -> dict[str, Any]:
-    """The Converse answer body for a completion."""
+def answer(completion: Completion, latency_ms: int, request: ConverseRequest | None = None) -> dict[str, Any]:
+    """The Converse answer body for a completion; with tools, its calls as toolUse blocks (stopReason tool_use)."""
+    content: list[dict[str, Any]] = [{"text": completion.text}]
+    stop_reason = STOP_REASONS[completion.reason]
+    if request is not None and request.tools is not None:
+        content = list(tool_use.content_blocks(completion.text)) or [{"text": ""}]
+        if completion.reason != LENGTH and any("toolUse" in block for block in content):
+            stop_reason = "tool_use"
     return {
-        "output": {"message": {"role": "assistant", "content": [{"text": completion.text}]}},
-        "stopReason": STOP_REASONS[completion.reason],
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": stop_reason,
         "usage": usage(completion),
         "metrics": {"latencyMs": latency_ms},
     }
@@ -147,3 +230,59 @@ FRAMES = Frames(
     piece=lambda text, _tokens: json_event("contentBlockDelta", {"delta": {"text": text}, "contentBlockIndex": 0}),
     end=_end,
 )
+
+
+def frames(request: ConverseRequest) -> Frames:
+    """ConverseStream's events for `request`: FRAMES for text, or a reader's events when tools may be called."""
+    if request.tools is None:
+        return FRAMES
+    reader, block = tool_use.CallReader(), _Block()
+
+    def piece(text: str, _tokens: int) -> bytes:
+        return b"".join(block.events(reader.feed(text)))
+
+    def end(completion: Completion, latency_ms: int, _first_byte_ms: int) -> list[bytes]:
+        events = list(block.events(reader.finish()))
+        if block.text_open:
+            events.append(json_event("contentBlockStop", {"contentBlockIndex": block.index}))
+        reason = STOP_REASONS[completion.reason]
+        if block.calls and completion.reason != LENGTH:
+            reason = "tool_use"
+        return [
+            *events,
+            json_event("messageStop", {"stopReason": reason}),
+            json_event("metadata", {"usage": usage(completion), "metrics": {"latencyMs": latency_ms}}),
+        ]
+
+    return Frames(start=FRAMES.start, piece=piece, end=end)
+
+
+class _Block:
+    """Where a tool-using stream stands: the content block it is in, and whether that block is text."""
+
+    def __init__(self) -> None:
+        self.index, self.text_open, self.calls = 0, False, 0
+
+    def events(self, read: list[tuple[str, ...]]) -> list[bytes]:
+        """ConverseStream events for what a CallReader read."""
+        out = []
+        for event in read:
+            if event[0] == "text":
+                self.text_open = True
+                out.append(
+                    json_event("contentBlockDelta", {"delta": {"text": event[1]}, "contentBlockIndex": self.index})
+                )
+                continue
+            if event[0] == "start":
+                if self.text_open:
+                    out.append(json_event("contentBlockStop", {"contentBlockIndex": self.index}))
+                    self.index, self.text_open = self.index + 1, False
+                start = {"toolUse": {"toolUseId": event[1], "name": event[2]}}
+                out.append(json_event("contentBlockStart", {"start": start, "contentBlockIndex": self.index}))
+            elif event[0] == "input":
+                delta = {"toolUse": {"input": event[1]}}
+                out.append(json_event("contentBlockDelta", {"delta": delta, "contentBlockIndex": self.index}))
+            elif event[0] == "stop":
+                out.append(json_event("contentBlockStop", {"contentBlockIndex": self.index}))
+                self.index, self.calls = self.index + 1, self.calls + 1
+        return out

@@ -30,12 +30,21 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True)
+class Grammar:
+    """A GBNF grammar the generated text must follow (lambdallm.local_cloud.grammar makes them from JSON Schemas).
+    With `triggers` it is lazy: the text is free until one of them appears, then follows the grammar from it."""
+
+    gbnf: str
+    triggers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One generation, with Titan's defaults already applied.
 
     `seed` makes sampling at temperature > 0 repeatable; `parse_special` says the prompt was rendered from a
     chat template: its special tokens (such as `<start_of_turn>`) are parsed as such, and a BOS it already
-    starts with is not added twice.
+    starts with is not added twice. `grammar` constrains the text (only for an engine whose `grammars` is true).
     """
 
     prompt: str
@@ -47,6 +56,7 @@ class GenerationRequest:
     # The prompt was rendered by the model's chat template: it holds special tokens (BOS too, if the model wants
     # one), so it is tokenized with them parsed and without a second BOS.
     parse_special: bool = False
+    grammar: Grammar | None = None
 
 
 @dataclass
@@ -87,6 +97,7 @@ class Engine(Protocol):
     # Instruction-tuned: a Titan inputText reaches it as one user turn of its chat template, since Titan Text takes
     # inputText as an instruction (raw, an instruct model takes it for a finished turn and ends at once).
     instruct: bool
+    grammars: bool  # it can constrain its text with a `Grammar` (tool use and structured output)
     steps: DecodeSteps  # its forward passes so far (none for an engine without a model)
 
     def submit(self, request: GenerationRequest, emit: Emit | None, cancelled: threading.Event) -> Future[Completion]:
@@ -183,6 +194,7 @@ class InstantEngine:
 
     slots = 0  # answers inline: never queued, never refused
     instruct = False  # it echoes the prompt as it comes
+    grammars = False  # an echo follows no grammar: tool use and structured output are refused for it
 
     def __init__(self) -> None:
         self.chat_template = ChatTemplate(ECHO_TEMPLATE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import ctypes
 import heapq
 import logging
 import threading
@@ -55,6 +56,7 @@ class _Sequence:
     prompt: list[int]
     text: TextStream
     sampler: Any  # llama.cpp's sampler chain; None for greedy decoding (the engine takes the argmax itself)
+    grammar: Any  # llama.cpp's grammar sampler when the request has a grammar, else None
     fed: int = 0  # prompt tokens in the KV cache
     next_token: int | None = None  # sampled, to be decoded in the next step
     row: int = -1  # the batch row whose logits this sequence samples after the step
@@ -95,6 +97,7 @@ class LlamaEngine:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self.vocabulary = Vocabulary(self._model)
         self.instruct = True  # the served models take instructions in their chat format (SmolLM2-135M-Instruct)
+        self.grammars = True
         vocabulary = self.vocabulary
         self.chat_template = ChatTemplate.of_model(
             vocabulary.metadata(), vocabulary.text(vocabulary.bos), vocabulary.text(vocabulary.eos)
@@ -168,7 +171,12 @@ class LlamaEngine:
         slot = heapq.heappop(self._free)
         limit = min(job.request.max_tokens, room)
         self._active[slot] = _Sequence(
-            job, slot, prompt, TextStream(job.request, limit, job.emit), _sampler(job.request)
+            job,
+            slot,
+            prompt,
+            TextStream(job.request, limit, job.emit),
+            _sampler(job.request),
+            self.vocabulary.grammar_sampler(job.request.grammar) if job.request.grammar else None,
         )
 
     def _step(self) -> None:
@@ -225,19 +233,48 @@ class LlamaEngine:
             self._end(sequence)
 
     def _sample(self, sequence: _Sequence) -> int:
+        """The next token. With a grammar, as llama.cpp's common sampler does: the token drawn freely if the
+        grammar allows it, else one drawn again among the tokens it allows (a grammar costs a pass over the
+        whole vocabulary only when the model strays from it)."""
+        token = self._draw(sequence)
+        if sequence.grammar is None:
+            return token
+        if not _allows(sequence.grammar, token):
+            token = self._draw_within(sequence)
+        llama_cpp.llama_sampler_accept(sequence.grammar, token)
+        return token
+
+    def _logits(self, sequence: _Sequence) -> Any:
+        return np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(self._ctx, sequence.row), shape=(self.vocabulary.size,)
+        )
+
+    def _draw(self, sequence: _Sequence) -> int:
         if sequence.sampler is not None:
             return int(llama_cpp.llama_sampler_sample(sequence.sampler, self._ctx, sequence.row))
         # Greedy: the first highest logit, as llama.cpp's greedy sampler picks it, without first copying the
         # whole vocabulary into a candidates array (measured: 3-4 ms of a 40 ms step of 8 sequences).
-        logits = llama_cpp.llama_get_logits_ith(self._ctx, sequence.row)
-        return int(np.ctypeslib.as_array(logits, shape=(self.vocabulary.size,)).argmax())
+        return int(self._logits(sequence).argmax())
+
+    def _draw_within(self, sequence: _Sequence) -> int:
+        """A token drawn from the whole vocabulary after the grammar has ruled out what it does not allow."""
+        candidates = np.empty(self.vocabulary.size, dtype=_TOKEN_DATA)
+        candidates["id"] = np.arange(self.vocabulary.size, dtype=np.int32)
+        candidates["logit"], candidates["p"] = self._logits(sequence), 0.0
+        array = _token_array(candidates)
+        llama_cpp.llama_sampler_apply(sequence.grammar, ctypes.byref(array))
+        if sequence.sampler is None:
+            return int(candidates["id"][candidates["logit"].argmax()])
+        llama_cpp.llama_sampler_apply(sequence.sampler, ctypes.byref(array))
+        return int(array.data[array.selected].id)
 
     def _end(self, sequence: _Sequence, error: Exception | None = None) -> None:
         """Free the sequence's slot (its KV cache and sampler), then resolve its future."""
         del self._active[sequence.slot]
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
-        if sequence.sampler is not None:
-            llama_cpp.llama_sampler_free(sequence.sampler)
+        for sampler in (sequence.sampler, sequence.grammar):
+            if sampler is not None:
+                llama_cpp.llama_sampler_free(sampler)
         heapq.heappush(self._free, sequence.slot)
         if error is not None:
             sequence.job.future.set_exception(error)
@@ -248,6 +285,23 @@ class LlamaEngine:
             sequence.job.future.set_exception(exc)
             return
         sequence.job.future.set_result(Completion(text, len(sequence.prompt), count, reason))
+
+
+# llama.cpp's llama_token_data (token id, logit, probability), for candidate arrays made with numpy.
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+
+
+def _token_array(candidates: Any) -> Any:
+    """A llama_token_data_array over `candidates` (which must outlive it)."""
+    data = candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+    return llama_cpp.llama_token_data_array(data=data, size=len(candidates), selected=-1, sorted=False)
+
+
+def _allows(grammar: Any, token: int) -> bool:
+    """Whether `grammar`, where it stands, allows `token` next."""
+    single = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
+    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(_token_array(single)))
+    return bool(np.isfinite(single["logit"][0]))
 
 
 def _sampler(request: GenerationRequest) -> Any:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ctypes
+import re
 from typing import Any
 
 import llama_cpp
 
-from lambdallm.local_cloud.engines import PromptTooLong
+from lambdallm.local_cloud.engines import Grammar, PromptTooLong
+
+
+class GrammarRefused(ValueError):
+    """llama.cpp could not parse a grammar."""
 
 
 class Vocabulary:
@@ -50,6 +55,21 @@ class Vocabulary:
         """A special token's text (BOS, EOS), or "" for a model without it."""
         return "" if token < 0 else self.piece(token, special=True).decode("utf-8", "replace")
 
+    def grammar_sampler(self, grammar: Grammar) -> Any:
+        """A llama.cpp sampler that allows only the tokens `grammar` allows next (lazy when it has triggers)."""
+        gbnf = grammar.gbnf.encode()
+        if grammar.triggers:
+            patterns = [_pattern(trigger) for trigger in grammar.triggers]
+            array = (ctypes.c_char_p * len(patterns))(*patterns)
+            sampler = llama_cpp.llama_sampler_init_grammar_lazy_patterns(
+                self._vocab, gbnf, b"root", array, len(patterns), None, 0
+            )
+        else:
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, gbnf, b"root")
+        if not sampler:
+            raise GrammarRefused("llama.cpp could not parse the grammar")
+        return sampler
+
     def metadata(self) -> dict[str, str]:
         """The model file's GGUF metadata, every value as text."""
         metadata: dict[str, str] = {}
@@ -62,3 +82,9 @@ class Vocabulary:
                 fields.append(buffer.value.decode("utf-8", "replace"))
             metadata[fields[0]] = fields[1]
         return metadata
+
+
+def _pattern(trigger: str) -> bytes:
+    """A lazy grammar's trigger as llama.cpp's pattern: the text from the trigger on (its first group) is what the
+    grammar then reads."""
+    return ("[\\s\\S]*?(" + re.escape(trigger) + "[\\s\\S]*)").encode()

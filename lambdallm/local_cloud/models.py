@@ -48,6 +48,7 @@ class ServedModel:
     scheduler: Scheduler
     chat_template: ChatTemplate
     instruct: bool = False
+    grammars: bool = False  # its engine holds text to a grammar: it serves tool use and structured output
 
 
 @dataclass

@@ -157,7 +157,11 @@ async def start_local_cloud(
         for key, model_file in MODEL_FILES.items():
             loaded = engine if engine is not None else await asyncio.to_thread(create_engine, settings, model_file)
             host.models[key] = ServedModel(
-                MODEL_NAMES[key], Scheduler(loaded, settings.queue_size), loaded.chat_template, loaded.instruct
+                MODEL_NAMES[key],
+                Scheduler(loaded, settings.queue_size),
+                loaded.chat_template,
+                loaded.instruct,
+                loaded.grammars,
             )
             logger.info("model loaded", extra={"engine": type(loaded).__name__, "model": MODEL_NAMES[key]})
         host.loaded.set()

@@ -24,33 +24,43 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenerated/llm/v1/llm.proto\x12\x06llm.v1\"\xf1\x01\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x05 \x03(\t\x12%\n\x08messages\x18\x06 \x03(\x0b\x32\x13.llm.v1.ChatMessage\x12\x0e\n\x06system\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontinuation\x18\t \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_p\":\n\x0b\x43hatMessage\x12\x1a\n\x04role\x18\x01 \x01(\x0e\x32\x0c.llm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x87\x01\n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x15\n\routput_tokens\x18\x04 \x01(\x05\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\"C\n\x19GenerateTextStreamRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.llm.v1.LlmQueryRequest\"V\n\x1aGenerateTextStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x07summary\x18\x02 \x01(\x0b\x32\x19.llm.v1.GenerationSummary\"z\n\x11GenerationSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x05\x12\x15\n\routput_tokens\x18\x03 \x01(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"7\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.llm.v1.ModelInfo\";\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x10\n\x08instruct\x18\x03 \x01(\x08*?\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x32\xf3\x01\n\nLlmService\x12\x41\n\x0cGenerateText\x12\x17.llm.v1.LlmQueryRequest\x1a\x18.llm.v1.LlmQueryResponse\x12]\n\x12GenerateTextStream\x12!.llm.v1.GenerateTextStreamRequest\x1a\".llm.v1.GenerateTextStreamResponse0\x01\x12\x43\n\nListModels\x12\x19.llm.v1.ListModelsRequest\x1a\x1a.llm.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1agenerated/llm/v1/llm.proto\x12\x06llm.v1\"\xcc\x02\n\x0fLlmQueryRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x12\n\nmax_tokens\x18\x02 \x01(\x05\x12\x18\n\x0btemperature\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x04 \x01(\x02H\x01\x88\x01\x01\x12\x16\n\x0estop_sequences\x18\x05 \x03(\t\x12%\n\x08messages\x18\x06 \x03(\x0b\x32\x13.llm.v1.ChatMessage\x12\x0e\n\x06system\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x14\n\x0c\x63ontinuation\x18\t \x01(\x08\x12\x1b\n\x05tools\x18\x14 \x03(\x0b\x32\x0c.llm.v1.Tool\x12\'\n\x0btool_choice\x18\x15 \x01(\x0b\x32\x12.llm.v1.ToolChoice\x12\x13\n\x0bjson_schema\x18\x16 \x01(\tB\x0e\n\x0c_temperatureB\x08\n\x06_top_p\"=\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x12\n\nparameters\x18\x03 \x01(\t\"\xa0\x01\n\nToolChoice\x12%\n\x04mode\x18\x01 \x01(\x0e\x32\x17.llm.v1.ToolChoice.Mode\x12\x0c\n\x04name\x18\x02 \x01(\t\"]\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\r\n\tMODE_AUTO\x10\x01\x12\x11\n\rMODE_REQUIRED\x10\x02\x12\x0e\n\nMODE_NAMED\x10\x03\x12\r\n\tMODE_NONE\x10\x04\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"v\n\x0b\x43hatMessage\x12\x1a\n\x04role\x18\x01 \x01(\x0e\x32\x0c.llm.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12$\n\ntool_calls\x18\x03 \x03(\x0b\x32\x10.llm.v1.ToolCall\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"\xad\x01\n\x10LlmQueryResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x15\n\routput_tokens\x18\x04 \x01(\x05\x12\x15\n\rfinish_reason\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12$\n\ntool_calls\x18\x07 \x03(\x0b\x32\x10.llm.v1.ToolCall\"C\n\x19GenerateTextStreamRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.llm.v1.LlmQueryRequest\"\x80\x01\n\x1aGenerateTextStreamResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12*\n\x07summary\x18\x02 \x01(\x0b\x32\x19.llm.v1.GenerationSummary\x12(\n\ttool_call\x18\x03 \x01(\x0b\x32\x15.llm.v1.ToolCallDelta\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"z\n\x11GenerationSummary\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x0cinput_tokens\x18\x02 \x01(\x05\x12\x15\n\routput_tokens\x18\x03 \x01(\x05\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\x13\n\x11ListModelsRequest\"7\n\x12ListModelsResponse\x12!\n\x06models\x18\x01 \x03(\x0b\x32\x11.llm.v1.ModelInfo\";\n\tModelInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x10\n\x08instruct\x18\x03 \x01(\x08*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\r\n\tROLE_TOOL\x10\x03\x32\xf3\x01\n\nLlmService\x12\x41\n\x0cGenerateText\x12\x17.llm.v1.LlmQueryRequest\x1a\x18.llm.v1.LlmQueryResponse\x12]\n\x12GenerateTextStream\x12!.llm.v1.GenerateTextStreamRequest\x1a\".llm.v1.GenerateTextStreamResponse0\x01\x12\x43\n\nListModels\x12\x19.llm.v1.ListModelsRequest\x1a\x1a.llm.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'generated.llm.v1.llm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=900
-  _globals['_ROLE']._serialized_end=963
+  _globals['_ROLE']._serialized_start=1492
+  _globals['_ROLE']._serialized_end=1570
   _globals['_LLMQUERYREQUEST']._serialized_start=39
-  _globals['_LLMQUERYREQUEST']._serialized_end=280
-  _globals['_CHATMESSAGE']._serialized_start=282
-  _globals['_CHATMESSAGE']._serialized_end=340
-  _globals['_LLMQUERYRESPONSE']._serialized_start=343
-  _globals['_LLMQUERYRESPONSE']._serialized_end=478
-  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_start=480
-  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_end=547
-  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_start=549
-  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_end=635
-  _globals['_GENERATIONSUMMARY']._serialized_start=637
-  _globals['_GENERATIONSUMMARY']._serialized_end=759
-  _globals['_LISTMODELSREQUEST']._serialized_start=761
-  _globals['_LISTMODELSREQUEST']._serialized_end=780
-  _globals['_LISTMODELSRESPONSE']._serialized_start=782
-  _globals['_LISTMODELSRESPONSE']._serialized_end=837
-  _globals['_MODELINFO']._serialized_start=839
-  _globals['_MODELINFO']._serialized_end=898
-  _globals['_LLMSERVICE']._serialized_start=966
-  _globals['_LLMSERVICE']._serialized_end=1209
+  _globals['_LLMQUERYREQUEST']._serialized_end=371
+  _globals['_TOOL']._serialized_start=373
+  _globals['_TOOL']._serialized_end=434
+  _globals['_TOOLCHOICE']._serialized_start=437
+  _globals['_TOOLCHOICE']._serialized_end=597
+  _globals['_TOOLCHOICE_MODE']._serialized_start=504
+  _globals['_TOOLCHOICE_MODE']._serialized_end=597
+  _globals['_TOOLCALL']._serialized_start=599
+  _globals['_TOOLCALL']._serialized_end=654
+  _globals['_CHATMESSAGE']._serialized_start=656
+  _globals['_CHATMESSAGE']._serialized_end=774
+  _globals['_LLMQUERYRESPONSE']._serialized_start=777
+  _globals['_LLMQUERYRESPONSE']._serialized_end=950
+  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_start=952
+  _globals['_GENERATETEXTSTREAMREQUEST']._serialized_end=1019
+  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_start=1022
+  _globals['_GENERATETEXTSTREAMRESPONSE']._serialized_end=1150
+  _globals['_TOOLCALLDELTA']._serialized_start=1152
+  _globals['_TOOLCALLDELTA']._serialized_end=1227
+  _globals['_GENERATIONSUMMARY']._serialized_start=1229
+  _globals['_GENERATIONSUMMARY']._serialized_end=1351
+  _globals['_LISTMODELSREQUEST']._serialized_start=1353
+  _globals['_LISTMODELSREQUEST']._serialized_end=1372
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1374
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1429
+  _globals['_MODELINFO']._serialized_start=1431
+  _globals['_MODELINFO']._serialized_end=1490
+  _globals['_LLMSERVICE']._serialized_start=1573
+  _globals['_LLMSERVICE']._serialized_end=1816
 # @@protoc_insertion_point(module_scope)
