@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ class FakeLlmService(llm_pb2_grpc.LlmServiceServicer):  # type: ignore[misc]
         ]
     )
     requests: list[llm_pb2.LlmQueryRequest] = field(default_factory=list)
+    # A stream waits on `gate` after its first piece; `cancelled` is set when its client cancels it.
+    gate: asyncio.Event | None = None
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _check(self, request: llm_pb2.LlmQueryRequest, context: Any) -> str:
         self.requests.append(request)
@@ -74,6 +78,12 @@ class FakeLlmService(llm_pb2_grpc.LlmServiceServicer):  # type: ignore[misc]
             yield llm_pb2.GenerateTextStreamResponse(text=piece)
             if self.failure is not None and number == self.failure.after:
                 await context.abort(self.failure.code, self.failure.details)
+            if self.gate is not None and number == 1:
+                try:
+                    await self.gate.wait()
+                except asyncio.CancelledError:
+                    self.cancelled.set()
+                    raise
         yield llm_pb2.GenerateTextStreamResponse(summary=llm_pb2.GenerationSummary(**self._summary(model)))
 
     async def ListModels(self, request: llm_pb2.ListModelsRequest, context: Any) -> llm_pb2.ListModelsResponse:

@@ -1,6 +1,7 @@
 """/v1 (specs/openai.yaml) over real HTTP against a scripted LlmService: the request each OpenAI call becomes, its
 answers in OpenAI's shapes, and every error as OpenAI's error object (the openai package's exceptions included)."""
 
+import asyncio
 import json
 
 import grpc
@@ -266,3 +267,11 @@ async def test_a_completion_takes_stream_false_and_refuses_a_stream(http):
     body = {"model": BASE_MODEL, "prompt": "Once", "stream": False}
     assert (await http.post("/completions", json=body)).status_code == 200
     assert_openai_error(await http.post("/completions", json=body | {"stream": True}), 400, "stream")
+
+
+async def test_a_client_that_hangs_up_mid_stream_cancels_the_grpc_stream(http, service):
+    service.gate = asyncio.Event()  # never set: the stream stays open after its first piece
+    async with http.stream("POST", "/chat/completions", json=CHAT | {"stream": True}) as response:
+        lines = response.aiter_lines()
+        assert (await asyncio.wait_for(anext(lines), 10)).startswith("data: {")
+    await asyncio.wait_for(service.cancelled.wait(), 5)
