@@ -261,6 +261,7 @@ async def test_v1_requests_are_counted_under_their_path_templates(http, v1):
 
 async def test_a_model_id_over_its_bound_is_a_400_naming_it(http):
     assert_openai_error(await http.get("/models/" + "m" * 3000), 400, "model")
+    assert_openai_error(await http.post("/chat/completions", json=CHAT | {"model": "my model"}), 400, "model")
 
 
 async def test_a_completion_takes_stream_false_and_refuses_a_stream(http):
@@ -275,3 +276,13 @@ async def test_a_client_that_hangs_up_mid_stream_cancels_the_grpc_stream(http, s
         lines = response.aiter_lines()
         assert (await asyncio.wait_for(anext(lines), 10)).startswith("data: {")
     await asyncio.wait_for(service.cancelled.wait(), 5)
+
+
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [(" \n ", "messages[0].content"), ([{"type": "text", "text": ""}], "messages[0].content[0].text")],
+)
+async def test_blank_content_is_a_400_naming_the_message_before_the_model(http, service, content, param):
+    body = CHAT | {"messages": [{"role": "user", "content": content}]}
+    assert_openai_error(await http.post("/chat/completions", json=body), 400, param)
+    assert service.requests == []
