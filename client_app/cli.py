@@ -1,4 +1,5 @@
-"""The `bedrest` command: `bedrest active` (interactive) or `bedrest passive` (five fixed prompts)."""
+"""The `bedrest` command: `bedrest active` (interactive), `bedrest passive` (five fixed prompts) or `bedrest models`
+(the models the deployment serves)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from pathlib import Path
 
 from client_app.config import load_settings
 from client_app.llm import make_client
-from client_app.modes import run_active, run_passive
+from client_app.modes import run_active, run_models, run_passive
 from lambdallm.settings import SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `bedrest`."""
     parser = argparse.ArgumentParser(prog="bedrest", description=__doc__)
-    parser.add_argument("mode", nargs="?", choices=("active", "passive"), default="active")
+    parser.add_argument("mode", nargs="?", choices=("active", "passive", "models"), default="active")
     parser.add_argument("--host", help="REST tier host (default 127.0.0.1, env BEDREST_HOST)")
     parser.add_argument("--port", type=int, help="REST tier port (default 8080, env BEDREST_PORT)")
     parser.add_argument("--max-tokens", type=int, help="per generation (default 100, env BEDREST_MAX_TOKENS)")
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--raw", action="store_const", const=False, dest="chat", help="send prompts as text to continue, not as chat"
     )
+    parser.add_argument("--model", help="the model to ask, one of `bedrest models` (default: the deployment's)")
     parser.add_argument("--api-key", help="the REST tier's API key (env BEDREST_API_KEY, which keeps it out of ps)")
     parser.add_argument(
         "--no-stream",
@@ -51,20 +53,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             chat=args.chat,
             stream=args.stream,
             api_key=args.api_key,
+            model=args.model,
         )
     except SettingsError as exc:
         print(f"bedrest: bad configuration: {exc}", file=sys.stderr)
         return 2
     try:
         with make_client(settings.base_url, settings.timeout_s, settings.api_key) as client:
+            if args.mode == "models":
+                return run_models(client)
             if args.mode == "passive":
-                return run_passive(client, settings.max_tokens, chat=settings.chat, stream=settings.stream)
+                return run_passive(
+                    client, settings.max_tokens, chat=settings.chat, stream=settings.stream, model=settings.model
+                )
             return run_active(
                 client,
                 settings.max_tokens,
                 chat=settings.chat,
                 history_chars=settings.history_chars,
                 stream=settings.stream,
+                model=settings.model,
             )
     except KeyboardInterrupt:
         print(file=sys.stderr)

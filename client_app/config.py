@@ -30,6 +30,8 @@ class ClientSettings:
     history_chars: int = field(default=12000, metadata={"low": 0, "high": 30000})
     # The REST tier's API key, sent as `Authorization: Bearer <key>`; better in BEDREST_API_KEY than in a file.
     api_key: str = ""
+    # The model to ask, one of `bedrest models`' ids; empty: the deployment's default.
+    model: str = ""
 
     @property
     def base_url(self) -> str:

@@ -45,12 +45,14 @@ def ask(
     line: str,
     max_tokens: int,
     on_text: Callable[[str], None] | None = None,
+    model: str = "",
 ) -> GenerateResponse:
     """Send `line` with the turns before it (streamed to `on_text` if given); when the model's context is full,
     drop the oldest and try again."""
     while True:
         try:
-            answer = generate(client, conversation_request(conversation.with_line(line), max_tokens), on_text)
+            request = conversation_request(conversation.with_line(line), max_tokens, model)
+            answer = generate(client, request, on_text)
         except ContextFull:
             if not conversation.drop_oldest():
                 raise

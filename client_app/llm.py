@@ -9,8 +9,17 @@ import httpx
 from httpx_sse import EventSource
 
 from generated.llm_client import AuthenticatedClient, Client, errors
-from generated.llm_client.api.llm import generate_text
-from generated.llm_client.models import GenerateRequest, GenerateResponse, Message, MessageRole, Problem
+from generated.llm_client.api.llm import generate_text, list_models
+from generated.llm_client.models import (
+    GenerateRequest,
+    GenerateResponse,
+    Message,
+    MessageRole,
+    ModelInfo,
+    ModelList,
+    Problem,
+)
+from generated.llm_client.types import UNSET
 
 # The generated client, with the REST tier's API key (AuthenticatedClient) or without.
 RestClient = Client | AuthenticatedClient
@@ -63,15 +72,28 @@ def make_client(base_url: str, timeout_s: float, api_key: str = "") -> RestClien
     return Client(base_url=base_url, timeout=timeout, raise_on_unexpected_status=True)
 
 
-def conversation_request(turns: Sequence[tuple[str, str]], max_tokens: int) -> GenerateRequest:
-    """A conversation, `(role, text)` turns oldest first, ending with the user's; the model answers the last."""
+def conversation_request(turns: Sequence[tuple[str, str]], max_tokens: int, model: str = "") -> GenerateRequest:
+    """A conversation, `(role, text)` turns oldest first, ending with the user's; the model answers the last.
+    `model` names the model to ask (empty: the deployment's default)."""
     messages = [Message(role=MessageRole(role), content=text) for role, text in turns]
-    return GenerateRequest(messages=messages, max_tokens=max_tokens)
+    return GenerateRequest(messages=messages, max_tokens=max_tokens, model=model or UNSET)
 
 
-def prompt_request(prompt: str, max_tokens: int) -> GenerateRequest:
-    """Plain text for the model to continue (no chat template)."""
-    return GenerateRequest(prompt=prompt, max_tokens=max_tokens)
+def prompt_request(prompt: str, max_tokens: int, model: str = "") -> GenerateRequest:
+    """Plain text for the model to continue (no chat template); `model` as in `conversation_request`."""
+    return GenerateRequest(prompt=prompt, max_tokens=max_tokens, continuation=True, model=model or UNSET)
+
+
+def served_models(client: RestClient) -> list[ModelInfo]:
+    """GET /models: the models the deployment serves, the default first; raise ClientError on any failure."""
+    url = str(client.get_httpx_client().base_url).rstrip("/")
+    with map_client_errors(url):
+        response = list_models.sync_detailed(client=client)
+    if isinstance(response.parsed, ModelList):
+        return response.parsed.models
+    if isinstance(response.parsed, Problem):
+        raise problem_error(response.status_code, response.parsed)
+    raise ClientError(f"{url} answered HTTP {response.status_code}")
 
 
 def generate(

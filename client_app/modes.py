@@ -15,7 +15,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from client_app.conversation import Conversation, ask
-from client_app.llm import ClientError, RestClient, conversation_request, generate, prompt_request
+from client_app.llm import ClientError, RestClient, conversation_request, generate, prompt_request, served_models
 from generated.llm_client.models import GenerateResponse
 
 PASSIVE_PROMPTS = ("Hi", "Who are you?", "Tell me a story", "What do you think of cloud computing", "I hate you")
@@ -109,12 +109,17 @@ def run_passive(
     err: TextIO = sys.stderr,
     chat: bool = True,
     stream: bool = True,
+    model: str = "",
 ) -> int:
-    """Send the five fixed prompts in order, each a one-turn conversation (plain text without `chat`), printing
-    each answer under its prompt (as it is made, with `stream`); stop at the first error."""
+    """Send the five fixed prompts in order to `model` (empty: the default), each a one-turn conversation (plain
+    text without `chat`), printing each answer under its prompt (as it is made, with `stream`); stop at the first
+    error."""
     for prompt in PASSIVE_PROMPTS:
         print(f">>> {prompt}", file=out, flush=True)
-        body = conversation_request([("user", prompt)], max_tokens) if chat else prompt_request(prompt, max_tokens)
+        if chat:
+            body = conversation_request([("user", prompt)], max_tokens, model)
+        else:
+            body = prompt_request(prompt, max_tokens, model)
         try:
             answer(out, functools.partial(generate, client, body), stream)
         except ClientError as exc:
@@ -131,8 +136,10 @@ def run_active(
     chat: bool = True,
     history_chars: int = 12000,
     stream: bool = True,
+    model: str = "",
 ) -> int:
-    """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0.
+    """Prompt, generate, print, until `quit` or end of input; 1 if any generation failed, else 0. Every line goes
+    to `model` (empty: the default).
 
     With `chat`, each line goes with the conversation before it (up to `history_chars`; `clear` forgets it);
     without, each line is plain text for the model to continue.
@@ -161,8 +168,8 @@ def run_active(
 
         def send(on_text: Callable[[str], None] | None, line: str = line) -> GenerateResponse:
             if chat:
-                return ask(client, conversation, line, max_tokens, on_text)
-            return generate(client, prompt_request(line, max_tokens), on_text)
+                return ask(client, conversation, line, max_tokens, on_text, model)
+            return generate(client, prompt_request(line, max_tokens, model), on_text)
 
         try:
             answer(out, send, stream)
@@ -170,6 +177,19 @@ def run_active(
             status = report(exc, err)
     print("Bye.", file=out, flush=True)
     return status
+
+
+def run_models(client: RestClient, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Print the models the deployment serves, one a line (id, maker, instruct or base), the default marked."""
+    try:
+        models = served_models(client)
+    except ClientError as exc:
+        return report(exc, err)
+    width = max((len(model.id) for model in models), default=0)
+    for i, model in enumerate(models):
+        kind = "instruct" if model.instruct else "base"
+        print(f"{model.id:<{width}}  {model.owned_by:<10} {kind}{'  (default)' if i == 0 else ''}", file=out)
+    return 0
 
 
 def _history() -> History:

@@ -39,7 +39,7 @@ class CloudSettings:
     engine: str = field(default="llama", metadata=_bounded(choices=("llama", "instant")))
     # The id of the default model (SmolLM2-135M-Instruct), the one the Lambda calls; every Titan id reaches it too.
     model_id: str = "amazon.titan-text-premier-v1:0"
-    # The id of the second model, Gemma 3 270M (a base model: it continues text).
+    # The id of the second model, Gemma 3 270M (a base model: it continues text); the Lambda allows it too.
     gemma_model_id: str = "google.gemma-3-270m"
     threads: int = field(default=2, metadata=_bounded(1, 256))
     # Each of the `slots` requests generating together has `context_tokens` of the model's context to itself.

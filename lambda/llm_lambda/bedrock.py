@@ -1,4 +1,5 @@
-"""The Bedrock boundary: InvokeModel (Titan Text) for prompts, Converse for conversations, one table of failures."""
+"""The Bedrock boundary: InvokeModel (Titan Text) for a Titan prompt, Converse for conversations and every other
+model's prompt (one user turn), one table of failures."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionClosedError, ConnectionError, ReadTimeoutError
 
+from llm_lambda.models import takes_invoke_model
 from llm_wire.errors import BackendError
-from llm_wire.request import QueryRequest
+from llm_wire.request import QueryRequest, Turn
 
 FINISH_REASONS = {
     "FINISH": "stop",
@@ -83,14 +85,16 @@ def takes_system_prompt(model_id: str) -> bool:
 
 
 def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:
-    """The Converse (and ConverseStream) arguments for a conversation; see NO_SYSTEM_PROMPT for `system`."""
-    turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in request.messages]
+    """The Converse (and ConverseStream) arguments for a conversation, or for a prompt as one user turn; see
+    NO_SYSTEM_PROMPT for `system`."""
+    messages = request.messages if request.prompt is None else (Turn("user", request.prompt),)
+    turns = [{"role": turn.role, "content": [{"text": turn.content}]} for turn in messages]
     config = _sampling(request, "maxTokens")
     arguments: dict[str, Any] = {"modelId": model_id, "messages": turns, "inferenceConfig": config}
     if request.system and takes_system_prompt(model_id):
         arguments["system"] = [{"text": request.system}]
     elif request.system:
-        turns[0] = {"role": "user", "content": [{"text": f"{request.system}\n\n{request.messages[0].content}"}]}
+        turns[0] = {"role": "user", "content": [{"text": f"{request.system}\n\n{messages[0].content}"}]}
     return arguments
 
 
@@ -175,17 +179,18 @@ def converse(client: Any, model_id: str, request: QueryRequest) -> Generation:
 
 
 def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
-    """The one call for a request: InvokeModel with the Titan body for a prompt, Converse for a conversation."""
-    if request.prompt is not None:
+    """The one call for a request: InvokeModel with the Titan body for a prompt to a Titan model, Converse for
+    anything else."""
+    if request.prompt is not None and takes_invoke_model(model_id):
         return invoke(client, model_id, request)
     return converse(client, model_id, request)
 
 
 def generate_stream(client: Any, model_id: str, request: QueryRequest) -> StreamPieces:
-    """The one streamed call for a request: InvokeModelWithResponseStream for a prompt, ConverseStream for a
-    conversation. Failures to start raise here; the iterator then yields the text as it comes and ends with the
-    Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
-    if request.prompt is not None:
+    """The one streamed call for a request: InvokeModelWithResponseStream for a prompt to a Titan model,
+    ConverseStream for anything else. Failures to start raise here; the iterator then yields the text as it comes
+    and ends with the Generation (its text empty: it came in pieces). Closing the iterator closes Bedrock's stream."""
+    if request.prompt is not None and takes_invoke_model(model_id):
         return invoke_stream(client, model_id, request)
     return converse_stream(client, model_id, request)
 

@@ -12,6 +12,8 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
+from llm_wire.request import is_model_id
+
 # One attempt: a generation that timed out has been billed and would most likely time out again, and it would
 # run after API Gateway already answered 504. Throttling and "not ready" go back to the caller as 429/503 with
 # a reason, and the client retries, as with Bedrock and the major LLM APIs. The function's timeout covers
@@ -25,6 +27,19 @@ NO_PROFILE = {
     "config_file": (None, None, os.devnull, None),
     "credentials_file": (None, None, os.devnull, None),
 }
+
+
+class ConfigError(ValueError):
+    """A configuration value the function cannot run with; the message names the variable."""
+
+
+def model_ids(key: str, text: str) -> tuple[str, ...]:
+    """The model ids of a comma-separated value, or a ConfigError naming `key` and the bad id."""
+    ids = tuple(part.strip() for part in text.split(","))
+    for model_id in ids:
+        if not is_model_id(model_id):
+            raise ConfigError(f"{key}: {model_id[:80]!r} is not a Bedrock model id (comma-separated ids)")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -43,18 +58,39 @@ class FunctionConfig:
     endpoint_url: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    # The other model ids a request may name (the allowlist is `model_id` first, then these), and which of the
+    # allowed models are base models, which continue text rather than follow instructions (GET /models).
+    other_model_ids: tuple[str, ...] = ()
+    base_model_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> FunctionConfig:
-        """The configuration deploy/template.yaml gives the function through its environment variables."""
+        """The configuration deploy/template.yaml gives the function through its environment variables; a bad
+        model id list raises ConfigError naming its variable."""
+        model_id = environ.get("BEDROCK_MODEL_ID", cls.model_id).strip()
+        if not is_model_id(model_id):
+            raise ConfigError(f"BEDROCK_MODEL_ID: {model_id[:80]!r} is not a Bedrock model id (one id)")
+        others_text = environ.get("BEDROCK_MODEL_IDS", "").strip()
+        others = model_ids("BEDROCK_MODEL_IDS", others_text) if others_text else ()
+        base = environ.get("BEDROCK_BASE_MODEL_IDS", "").strip()
+        base_ids = model_ids("BEDROCK_BASE_MODEL_IDS", base) if base else ()
+        if stray := [model for model in base_ids if model not in (model_id, *others)]:
+            raise ConfigError(f"BEDROCK_BASE_MODEL_IDS: {stray[0][:80]!r} is not one of the allowed models")
         return cls(
-            model_id=environ.get("BEDROCK_MODEL_ID", cls.model_id),
+            model_id=model_id,
+            other_model_ids=others,
+            base_model_ids=base_ids,
             region=environ.get("AWS_REGION", cls.region),
             connect_timeout_s=float(environ.get("BEDROCK_CONNECT_TIMEOUT_S", cls.connect_timeout_s)),
             read_timeout_s=float(environ.get("BEDROCK_READ_TIMEOUT_S", cls.read_timeout_s)),
             max_pool_connections=int(environ.get("BEDROCK_MAX_POOL_CONNECTIONS", cls.max_pool_connections)),
             log_prompts=environ.get("LOG_PROMPTS", "false").strip().lower() in TRUE,
         )
+
+    @property
+    def allowed_model_ids(self) -> tuple[str, ...]:
+        """The ids a request may name, the default (`model_id`) first, each once."""
+        return tuple(dict.fromkeys((self.model_id, *self.other_model_ids)))
 
     def bedrock_client(self) -> Any:
         """A Bedrock Runtime client as configured. With static credentials, a session of its own with those keys

@@ -1,5 +1,6 @@
 """The Lambda entry points for the API Gateway REST API proxy integration: `lambda_handler` answers whole,
 `stream_handler` writes the streaming integration's format (metadata, 8 NUL bytes, then the body as it comes).
+`lambda_handler` also answers `GET /models`, the models the function serves (its allowlist).
 
 `Function` holds both over a configuration; the module-level `lambda_handler` and `stream_handler` (the Handler
 names of deploy/template.yaml) are those of the one `Function` built from the environment, as AWS runs them."""
@@ -15,6 +16,7 @@ from typing import Any
 
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.config import FunctionConfig
+from llm_lambda.models import chosen_model, served_models
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
 from llm_wire.negotiation import allows
@@ -48,17 +50,21 @@ class Function:
     def _answer(self, event: dict[str, Any], request_id: str) -> dict[str, Any]:
         started = time.perf_counter()
         try:
+            if isinstance(event, dict) and (event.get("httpMethod"), event.get("resource")) == ("GET", "/models"):
+                return _ok(self._models(event), request_id)
             request = self._parse(event, JSON)
-            generation = generate(self.bedrock, self.config.model_id, request)
+            model_id = chosen_model(self.config, request.model)
+            generation = generate(self.bedrock, model_id, request)
         except Exception as exc:
             return _failed(exc).to_response(request_id)
         _log_answered(started, generation)
-        return {
-            "statusCode": 200,
-            "headers": {"Content-Type": JSON, "X-Request-ID": request_id},
-            "body": json.dumps(self._summary(generation, request_id), ensure_ascii=False),
-            "isBase64Encoded": False,
-        }
+        return _ok(self._summary(generation, model_id, request_id), request_id)
+
+    def _models(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`GET /models`' answer, once its `Accept` allows JSON."""
+        if not allows(field_value(event, "accept"), JSON):
+            raise BackendError(406, f"accept: must allow {JSON}")
+        return {"models": served_models(self.config)}
 
     def stream_handler(self, event: dict[str, Any], context: Any) -> Iterator[bytes]:
         """Generate text for the proxy event's request as Bedrock streams it: `text` lines of newline-delimited
@@ -74,7 +80,9 @@ class Function:
     def _stream(self, event: dict[str, Any], request_id: str) -> Iterator[bytes]:
         started = time.perf_counter()
         try:
-            pieces = generate_stream(self.bedrock, self.config.model_id, self._parse(event, NDJSON))
+            request = self._parse(event, NDJSON)
+            model_id = chosen_model(self.config, request.model)
+            pieces = generate_stream(self.bedrock, model_id, request)
         except Exception as exc:
             answer = _failed(exc).to_response(request_id)
             yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
@@ -84,7 +92,7 @@ class Function:
             for piece in pieces:
                 if isinstance(piece, Generation):
                     _log_answered(started, piece)
-                    yield _line({"type": "done"} | self._summary(piece, request_id))
+                    yield _line({"type": "done"} | self._summary(piece, model_id, request_id))
                 else:
                     yield _line({"type": "text", "text": piece})
         except Exception as exc:
@@ -103,14 +111,15 @@ class Function:
         text: dict[str, Any] = {}
         if self.config.log_prompts:
             text = {"prompt": request.prompt} if request.prompt is not None else {"messages": request.messages}
-        shape = {"turns": len(request.messages)} if request.messages else {}
+        shape: dict[str, Any] = {"turns": len(request.messages)} if request.messages else {}
+        shape |= {"model": request.model} if request.model else {}
         logger.info("invoking model", extra={"max_tokens": request.max_tokens, "chars": request.chars} | shape | text)
         return request
 
-    def _summary(self, generation: Generation, request_id: str) -> dict[str, Any]:
+    def _summary(self, generation: Generation, model_id: str, request_id: str) -> dict[str, Any]:
         return {
             "text": generation.text,
-            "model": self.config.model_id,
+            "model": model_id,
             "input_tokens": generation.input_tokens,
             "output_tokens": generation.output_tokens,
             "finish_reason": generation.finish_reason,
@@ -155,6 +164,16 @@ def _failed(exc: Exception) -> BackendError:
 def _log_answered(started: float, generation: Generation) -> None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info("answered", extra={"status": 200, "ms": elapsed_ms, "output_tokens": generation.output_tokens})
+
+
+def _ok(body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """A 200 proxy response with `body` as JSON."""
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": JSON, "X-Request-ID": request_id},
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
 
 
 def _metadata(status: int, headers: dict[str, str]) -> bytes:

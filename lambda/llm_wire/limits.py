@@ -10,5 +10,8 @@ MAX_SYSTEM_CHARS = 8000
 MAX_TOKENS = 3072
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100
+MAX_MODEL_ID_CHARS = 2048  # a model id, inference profile id or ARN, as Bedrock bounds modelId
+# A model id's characters (a Bedrock model id, inference profile id or ARN), as both specs' `model` pattern says.
+MODEL_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
 MAX_TOOLS = 32  # tools in a request, and calls in one assistant turn
 MAX_SCHEMA_CHARS = 16000  # a tool's parameters or a json_schema, as JSON text; also a tool's description

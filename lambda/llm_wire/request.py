@@ -5,30 +5,51 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from llm_wire import strict_json
+from llm_wire import strict_json, tools
 from llm_wire.errors import BackendError
 from llm_wire.limits import (
     MAX_MESSAGES,
+    MAX_MODEL_ID_CHARS,
     MAX_PROMPT_CHARS,
     MAX_STOP_CHARS,
     MAX_STOP_SEQUENCES,
     MAX_SYSTEM_CHARS,
     MAX_TOKENS,
+    MODEL_ID_PATTERN,
 )
+from llm_wire.tools import AUTO_CHOICE, Tool, ToolCall, ToolChoice
 
-FIELDS = ("prompt", "messages", "system", "max_tokens", "temperature", "top_p", "stop_sequences")
+FIELDS = (
+    "prompt",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "model",
+    "continuation",
+    "tools",
+    "tool_choice",
+    "json_schema",
+)
 ROLES = ("user", "assistant")
+MODEL_ID = re.compile(MODEL_ID_PATTERN)
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One turn of a conversation: `user` or `assistant`, and what was said."""
+    """One turn of a conversation: `user`, `assistant` or `tool`, and what was said; an assistant's calls, or the
+    id of the call a tool turn answers."""
 
     role: str
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +63,11 @@ class QueryRequest:
     stop_sequences: tuple[str, ...] = ()
     messages: tuple[Turn, ...] = ()
     system: str | None = None
+    model: str | None = None  # None: the backend's default model
+    continuation: bool = False  # the prompt is text to continue, not an instruction (specs/backend.yaml)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = AUTO_CHOICE
+    json_schema: dict[str, Any] | None = None  # structured output: the schema the answer's text follows
 
     @property
     def chars(self) -> int:
@@ -122,6 +148,17 @@ def parse_body(data: Any) -> QueryRequest:
         raise BackendError(400, f"stop_sequences: a list of at most {MAX_STOP_SEQUENCES} strings")
     if not all(isinstance(s, str) and 1 <= len(s) <= MAX_STOP_CHARS for s in stops):
         raise BackendError(400, f"stop_sequences: each a string of 1 to {MAX_STOP_CHARS} characters")
+    model, continuation = _model(data), data.get("continuation", False)
+    if not isinstance(continuation, bool):
+        raise BackendError(400, "continuation: a boolean")
+    if continuation and "messages" in data:
+        raise BackendError(400, "continuation: only with prompt (a conversation is answered)")
+    functions, choice = tools.parse_tools(data)
+    if functions and "messages" not in data:
+        raise BackendError(400, "tools: only with messages (a prompt is continued, not answered)")
+    if any(turn.role == "tool" for turn in messages) and not functions:
+        raise BackendError(400, "tools: required when the conversation holds tool calls")
+    json_schema = tools.parse_json_schema(data)
     return QueryRequest(
         prompt=prompt,
         max_tokens=int(max_tokens),
@@ -130,32 +167,75 @@ def parse_body(data: Any) -> QueryRequest:
         stop_sequences=tuple(stops),
         messages=messages,
         system=system,
+        model=model,
+        continuation=continuation,
+        tools=functions,
+        tool_choice=choice,
+        json_schema=json_schema,
     )
 
 
+def _model(data: dict[str, Any]) -> str | None:
+    """The request's `model`, if it names one: a non-empty id of at most MAX_MODEL_ID_CHARS characters."""
+    if "model" not in data:
+        return None
+    model = data["model"]
+    if not isinstance(model, str) or not is_model_id(model):
+        raise BackendError(400, f"model: a model id of 1 to {MAX_MODEL_ID_CHARS} letters, digits and ._:/-")
+    return model
+
+
 def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | None]:
-    """Validate `messages` and `system`: user first and last, roles alternating, text within the bounds."""
+    """Validate `messages` and `system`: user first; user and assistant alternating, an assistant's calls each
+    answered by a tool turn right after it; the user's or a tool's turn last; text within the bounds."""
     messages = data["messages"]
     if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
         raise BackendError(400, f"messages: a list of 1 to {MAX_MESSAGES} turns")
-    turns = []
+    turns: list[Turn] = []
+    answers = tools.Answers()
     for i, item in enumerate(messages):
-        if not isinstance(item, dict) or set(item) != {"role", "content"}:
-            raise BackendError(400, f"messages[{i}]: an object with exactly `role` and `content`")
-        role, content = item["role"], item["content"]
-        if role != ROLES[i % 2]:
-            raise BackendError(400, f"messages[{i}].role: must be {ROLES[i % 2]} (turns alternate, user first)")
-        if not isinstance(content, str) or not 1 <= len(content) <= MAX_PROMPT_CHARS:
-            raise BackendError(400, f"messages[{i}].content: a string of 1 to {MAX_PROMPT_CHARS} characters")
-        turns.append(Turn(role, content))
-    if turns[-1].role != "user":
+        turn = _turn(item, i, turns[-1].role if turns else None, answers)
+        turns.append(turn)
+    if turns[-1].role == "assistant":
         raise BackendError(400, "messages: the last turn must be the user's")
+    answers.check_done(len(turns) - 1)
     system = data.get("system")
     if system is not None and (not isinstance(system, str) or not 1 <= len(system) <= MAX_SYSTEM_CHARS):
         raise BackendError(400, f"system: a string of 1 to {MAX_SYSTEM_CHARS} characters")
     if sum(len(t.content) for t in turns) + len(system or "") > MAX_PROMPT_CHARS:
         raise BackendError(400, f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters")
     return tuple(turns), system
+
+
+def _turn(item: Any, i: int, previous: str | None, answers: tools.Answers) -> Turn:
+    """One turn, checked against the turn before it (`previous` role) and the calls still unanswered."""
+    role = item.get("role") if isinstance(item, dict) else None
+    extra = {"assistant": {"tool_calls"}, "tool": {"tool_call_id"}}.get(role if isinstance(role, str) else "", set())
+    if not isinstance(item, dict) or not {"role"} <= set(item) <= {"role", "content"} | extra:
+        raise BackendError(400, f"messages[{i}]: an object with exactly `role` and `content`")
+    if "content" not in item and "tool_calls" not in item:
+        raise BackendError(400, f"messages[{i}]: an object with exactly `role` and `content`")
+    expected = "assistant" if previous == "user" else "user"
+    if role == "tool" and previous not in ("assistant", "tool"):
+        raise BackendError(400, f"messages[{i}].role: tool only right after an assistant turn that calls tools")
+    if role != "tool" and (role != expected and not (previous == "tool" and role in ROLES)):
+        raise BackendError(400, f"messages[{i}].role: must be {expected} (turns alternate, user first)")
+    if role == "tool":
+        answers.answer(item.get("tool_call_id"), i)
+    else:
+        answers.check_done(i)
+    content = item.get("content", "")
+    if not isinstance(content, str) or not (1 if "tool_calls" not in item else 0) <= len(content) <= MAX_PROMPT_CHARS:
+        raise BackendError(400, f"messages[{i}].content: a string of 1 to {MAX_PROMPT_CHARS} characters")
+    calls = tools.parse_tool_calls(item, i) if "tool_calls" in item else ()
+    answers.called(calls) if calls else None
+    return Turn(str(role), content, calls, item.get("tool_call_id"))
+
+
+def is_model_id(text: str) -> bool:
+    """Whether `text` is a model id as the specs' `model` allows: 1 to MAX_MODEL_ID_CHARS characters of the
+    pattern (and no trailing newline, which Python's `$` would let through)."""
+    return len(text) <= MAX_MODEL_ID_CHARS and MODEL_ID.fullmatch(text) is not None
 
 
 def _is_int(value: Any) -> bool:

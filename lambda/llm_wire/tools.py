@@ -47,6 +47,9 @@ class ToolChoice:
     name: str | None = None
 
 
+AUTO_CHOICE = ToolChoice()
+
+
 def bad(field: str, rule: str) -> BackendError:
     """The 400 for a field that breaks a rule, in the words every tier uses: `field: rule`."""
     return BackendError(400, f"{field}: {rule}")

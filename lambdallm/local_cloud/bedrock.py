@@ -145,7 +145,7 @@ def _titan_request(body: bytes, model_id: str, model: ServedModel) -> tuple[Gene
 
 
 def _converse_request(body: bytes, model_id: str, model: ServedModel) -> tuple[GenerationRequest, Any]:
-    request = converse.parse_request(body, model_id, model.chat_template, model.grammars)
+    request = converse.parse_request(body, model_id, model.chat_template, model.grammars, model.continues)
     return request.generation, request
 
 

@@ -44,9 +44,12 @@ class ConverseRequest:
     tools: tool_use.Tools | None = None
 
 
-def parse_request(body: bytes, model_id: str, template: ChatTemplate, grammars: bool = True) -> ConverseRequest:
+def parse_request(
+    body: bytes, model_id: str, template: ChatTemplate, grammars: bool = True, continues: bool = False
+) -> ConverseRequest:
     """Validate a Converse body as Bedrock does for `model_id` and render it with the model's chat template.
-    `grammars` says whether the engine can hold its text to a grammar (tool use and structured output)."""
+    `grammars` says whether the engine can hold its text to a grammar (tool use and structured output); for a
+    base model (`continues`), one user turn without system text is that text, which the model continues."""
     try:
         data = strict_json.loads(body)
     except strict_json.JsonRejected as exc:
@@ -80,8 +83,9 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate, grammars: 
     stops = config.get("stopSequences", [])
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
         raise validation("stopSequences must be a list of non-empty strings.")
+    plain = continues and conversation.system is None and len(conversation.turns) == 1
     try:
-        prompt = template.render(conversation)
+        prompt = conversation.turns[0].content if plain else template.render(conversation)
     except TemplateError as exc:
         raise validation(str(exc)) from exc
     generation = GenerationRequest(
@@ -90,7 +94,7 @@ def parse_request(body: bytes, model_id: str, template: ChatTemplate, grammars: 
         temperature=_unit(config, "temperature", 0.7),
         top_p=_unit(config, "topP", 0.9),
         stop_sequences=tuple(stops),
-        parse_special=True,
+        parse_special=not plain,
         grammar=grammar,
     )
     return ConverseRequest(generation, tools)

@@ -37,17 +37,22 @@ def gemma_file() -> Path:
 # What each served model loads: the instruct model is the default, Gemma 3 270M (a base model) the other.
 MODEL_FILES: dict[str, Callable[[], Path]] = {DEFAULT: smollm2_file, GEMMA: gemma_file}
 MODEL_NAMES = {DEFAULT: "SmolLM2-135M-Instruct (Q4_1)", GEMMA: "Gemma 3 270M (Q4_K_M)"}
+# Which follow instructions: the default does; Gemma 3 270M is a base model, which continues text.
+MODEL_INSTRUCT = {DEFAULT: True, GEMMA: False}
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One loaded model: the scheduler in front of its engine, its chat template, and whether a Titan inputText
-    is rendered with that template as one user turn (Engine.instruct)."""
+    """One loaded model: the scheduler in front of its engine, its chat template, whether a Titan inputText is
+    rendered with that template as one user turn (an instruct model on an engine that reads its markup), and
+    whether a Converse request of one user turn without system text reaches it as that text (a base model on
+    such an engine: it continues the text, having no chat to answer in)."""
 
     name: str
     scheduler: Scheduler
     chat_template: ChatTemplate
     instruct: bool = False
+    continues: bool = False
     grammars: bool = False  # its engine holds text to a grammar: it serves tool use and structured output
 
 

@@ -21,7 +21,7 @@ from lambdallm.local_cloud.apigateway import CONCURRENCY, ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
 from lambdallm.local_cloud.metrics import CloudMetrics, apigateway_route
-from lambdallm.local_cloud.models import MODEL_FILES, MODEL_NAMES, ModelHost, ServedModel
+from lambdallm.local_cloud.models import MODEL_FILES, MODEL_INSTRUCT, MODEL_NAMES, ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Scheduler
 from lambdallm.local_cloud.sigv4 import SigV4Verifier
 from lambdallm.metrics import Measured
@@ -66,10 +66,13 @@ class _Server(uvicorn.Server):
 
 
 def function_config(settings: CloudSettings, bedrock_url: str) -> FunctionConfig:
-    """What the Lambda would be configured with: the SDK pointed at the local Bedrock, with dummy credentials of
-    its own (the host's AWS_PROFILE, AWS_ENDPOINT_URL and credential files take no part)."""
+    """What the Lambda would be configured with: both served models allowed (the default first, Gemma a base
+    model), the SDK pointed at the local Bedrock, with dummy credentials of its own (the host's AWS_PROFILE,
+    AWS_ENDPOINT_URL and credential files take no part)."""
     return FunctionConfig(
         model_id=settings.model_id,
+        other_model_ids=(settings.gemma_model_id,),
+        base_model_ids=(settings.gemma_model_id,),
         region=REGION,
         # The function's time budget as the SAM template splits it: connect, read, 1 s to spare.
         connect_timeout_s=BEDROCK_CONNECT_TIMEOUT_S,
@@ -160,8 +163,9 @@ async def start_local_cloud(
                 MODEL_NAMES[key],
                 Scheduler(loaded, settings.queue_size),
                 loaded.chat_template,
-                loaded.instruct,
-                loaded.grammars,
+                instruct=loaded.instruct and MODEL_INSTRUCT[key],
+                continues=loaded.instruct and not MODEL_INSTRUCT[key],
+                grammars=loaded.grammars,
             )
             logger.info("model loaded", extra={"engine": type(loaded).__name__, "model": MODEL_NAMES[key]})
         host.loaded.set()

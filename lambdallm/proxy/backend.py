@@ -1,5 +1,6 @@
 """The proxy's one long-lived HTTP client for the LLM backend's `POST /query/stream`: streams are passed on as they
-come, and whole answers are the same stream collected, so that a caller who goes away stops either within a token."""
+come, and whole answers are the same stream collected, so that a caller who goes away stops either within a token.
+`GET /models` (the models the backend serves) goes through the same client, signed the same way."""
 
 from __future__ import annotations
 
@@ -17,12 +18,59 @@ from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
 
-FINISH_REASONS = frozenset({"stop", "length", "content_filter"})
+FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 # Lambda's response payload limit (6 MB): no answer of a working backend is larger.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # The backend's answer to the readiness probe's empty query: its validation refusal, and nothing else.
 PROBE_ANSWER = 400
+# The model list is small (ids and two attributes each): a larger answer is no working backend's.
+MAX_MODELS_BYTES = 256 * 1024
 _INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model the backend serves (specs/backend.yaml ModelInfo)."""
+
+    id: str
+    owned_by: str
+    instruct: bool
+
+
+def parse_models(body: bytes) -> list[Model]:
+    """The backend's `GET /models` answer (a ModelList); anything else is an INTERNAL ProxyError."""
+    data = _json_object(body)
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise bad_backend_answer("models is missing or empty")
+    listed = []
+    for item in models:
+        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("id", "owned_by")):
+            raise bad_backend_answer("a model has no id or owned_by")
+        if not isinstance(item.get("instruct"), bool):
+            raise bad_backend_answer("a model's instruct is not a boolean")
+        listed.append(Model(item["id"], item["owned_by"], item["instruct"]))
+    return listed
+
+
+@dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of a streamed tool call (a `tool_call` event): the first of an index has its id and name, the
+    next ones fragments of its arguments."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A whole tool call: the pieces of one index put together."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True)
@@ -35,15 +83,25 @@ class Completion:
     output_tokens: int
     finish_reason: str
     request_id: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
-def parse_stream_event(line: bytes) -> str | Completion:
-    """One line of a backend stream: the text of a `text` event, or the Completion of the `done` event (its text
-    empty); an `error` event raises the ProxyError its status maps to, anything else an INTERNAL one."""
+def parse_stream_event(line: bytes) -> str | ToolCallPiece | Completion:
+    """One line of a backend stream: the text of a `text` event, a `tool_call` piece, or the Completion of the
+    `done` event (its text empty); an `error` event raises the ProxyError its status maps to, anything else an
+    INTERNAL one."""
     data = _json_object(line)
     kind = data.get("type")
     if kind == "text" and isinstance(data.get("text"), str):
         return str(data["text"])
+    if kind == "tool_call":
+        index = data.get("index")
+        fields = {key: data.get(key, "") for key in ("id", "name", "arguments")}
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 1024:
+            raise bad_backend_answer("a tool_call event has no index")
+        if not all(isinstance(value, str) for value in fields.values()):
+            raise bad_backend_answer("a tool_call event's id, name or arguments is not a string")
+        return ToolCallPiece(index, **fields)
     if kind == "done":
         return _completion(data | {"text": ""})
     if kind == "error" and isinstance(data.get("status"), int):
@@ -103,20 +161,22 @@ class Backend:
         # The one route generations take; the readiness probe asks it too, so a backend is ready only when the
         # route every call needs answers.
         self._url = settings.backend_url.rstrip("/") + "/query/stream"
+        self._models_url = settings.backend_url.rstrip("/") + "/models"
         self._session: aiohttp.ClientSession | None = None
         self._probe_session: aiohttp.ClientSession | None = None
         self._signer = BackendSigner.from_settings(settings)
 
     async def _request(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str]
+        self, url: str, payload: dict[str, Any] | None, headers: dict[str, str]
     ) -> tuple[bytes, dict[str, str]]:
-        """The JSON body and the headers of one backend request, signed when backend_auth is "iam"."""
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", **headers}
+        """The JSON body (a POST's; None: a GET's, empty) and the headers of one backend request, signed when
+        backend_auth is "iam"."""
+        body = b"" if payload is None else json.dumps(payload).encode()
+        headers = headers if payload is None else {"Content-Type": "application/json", **headers}
         if self._signer is None:
             return body, headers
         with map_backend_errors():  # credentials that cannot be had are this proxy's failure, said once
-            return body, await self._signer.sign("POST", url, body, headers)
+            return body, await self._signer.sign("GET" if payload is None else "POST", url, body, headers)
 
     async def __aenter__(self) -> Self:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
@@ -151,6 +211,7 @@ class Backend:
         goes away cancels the stream, which stops the generation. Raise ProxyError on any failure, before or after
         the first piece, with the status a stream's failure has."""
         text: list[str] = []
+        calls: dict[int, list[str]] = {}  # index -> id, name, arguments so far
         size = 0
         completion: Completion | None = None
         stream = self.generate_stream(payload, request_id, budget_s, self._settings.backend_timeout_s)
@@ -159,17 +220,24 @@ class Backend:
                 if isinstance(piece, Completion):
                     completion = piece
                     continue
-                size += len(piece.encode())
+                chunk = piece if isinstance(piece, str) else piece.arguments
+                size += len(chunk.encode())
                 if size > MAX_BODY_BYTES:
                     raise bad_backend_answer(f"text exceeds {MAX_BODY_BYTES} bytes")
-                text.append(piece)
+                if isinstance(piece, str):
+                    text.append(piece)
+                elif piece.index in calls:
+                    calls[piece.index][2] += piece.arguments
+                else:
+                    calls[piece.index] = [piece.id, piece.name, piece.arguments]
         if completion is None:
             raise bad_backend_answer("the stream ended without a done event")
-        return dataclasses.replace(completion, text="".join(text))
+        tool_calls = tuple(ToolCall(*calls[index]) for index in sorted(calls))
+        return dataclasses.replace(completion, text="".join(text), tool_calls=tool_calls)
 
     async def generate_stream(
         self, payload: dict[str, Any], request_id: str, budget_s: float | None, limit_s: float | None = None
-    ) -> AsyncGenerator[str | Completion]:
+    ) -> AsyncGenerator[str | ToolCallPiece | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream (and `limit_s`,
         by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
         empty). Raise ProxyError on any failure."""
@@ -192,6 +260,20 @@ class Backend:
                 except ValueError as exc:  # aiohttp's "Chunk too big": a line over 128 KiB, which no event is
                     raise bad_backend_answer("a stream line is too long") from exc
         raise bad_backend_answer("the stream ended without a done event")
+
+    async def list_models(self, request_id: str, budget_s: float | None) -> list[Model]:
+        """The backend's `GET /models` within `budget_s` and `backend_timeout_s`, its body capped; a non-200
+        answer raises the ProxyError its status maps to (the same table as a generation's)."""
+        _, headers = await self._request(
+            self._models_url, None, {"X-Request-ID": request_id, "Accept": "application/json"}
+        )
+        timeout = self._timeout(budget_s, self._settings.backend_timeout_s)
+        with map_backend_errors():
+            async with self.session.get(self._models_url, headers=headers, timeout=timeout) as response:
+                answer = await read_capped(response, MAX_MODELS_BYTES)
+                if response.status != 200:
+                    raise from_backend_status(response.status, answer, response.headers.get("Retry-After"))
+        return parse_models(answer)
 
     async def reachable(self) -> bool:
         """A cheap probe on its own connection: an empty query, which a backend that can generate refuses with

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError
 # tier answers as 502; only a 503 means "down, retry later".
 _STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,  # a model the backend does not serve (its detail names the ones it does)
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     502: grpc.StatusCode.INTERNAL,
     503: grpc.StatusCode.UNAVAILABLE,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ from grpc_health.v1.health import aio as health_aio
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
 from lambdallm.metrics import TokenCounter
-from lambdallm.proxy.backend import Backend, Completion
+from lambdallm.proxy.backend import Backend, Completion, ToolCallPiece
 from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body
@@ -25,7 +27,12 @@ SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")
 
 
-ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant"}
+ROLES = {llm_pb2.ROLE_USER: "user", llm_pb2.ROLE_ASSISTANT: "assistant", llm_pb2.ROLE_TOOL: "tool"}
+CHOICES = {
+    llm_pb2.ToolChoice.MODE_AUTO: "auto",
+    llm_pb2.ToolChoice.MODE_REQUIRED: "required",
+    llm_pb2.ToolChoice.MODE_NONE: "none",
+}
 
 
 def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
@@ -36,9 +43,7 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
     if request.prompt:  # proto3: an empty string is an absent field
         payload["prompt"] = request.prompt
     if request.messages:
-        payload["messages"] = [
-            {"role": ROLES.get(message.role, "unspecified"), "content": message.content} for message in request.messages
-        ]
+        payload["messages"] = [_turn(message) for message in request.messages]
     if request.system:
         payload["system"] = request.system
     payload["max_tokens"] = request.max_tokens  # 0 (absent) is refused as required
@@ -47,11 +52,53 @@ def to_backend_payload(request: llm_pb2.LlmQueryRequest) -> dict[str, Any]:
             payload[name] = round(getattr(request, name), 6)  # float32 on the wire: 0.7 arrives as 0.699999988
     if request.stop_sequences:
         payload["stop_sequences"] = list(request.stop_sequences)
+    if request.model:
+        payload["model"] = request.model
+    if request.continuation:
+        payload["continuation"] = True
+    _tools(request, payload)
     try:
         parse_body(payload)
     except BackendError as exc:
         raise ProxyError(grpc.StatusCode.INVALID_ARGUMENT, exc.detail) from None
     return payload
+
+
+def _turn(message: llm_pb2.ChatMessage) -> dict[str, Any]:
+    turn: dict[str, Any] = {"role": ROLES.get(message.role, "unspecified")}
+    if message.content or not message.tool_calls:
+        turn["content"] = message.content
+    if message.tool_calls:
+        turn["tool_calls"] = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls]
+    if message.tool_call_id:
+        turn["tool_call_id"] = message.tool_call_id
+    return turn
+
+
+def _tools(request: llm_pb2.LlmQueryRequest, payload: dict[str, Any]) -> None:
+    """The request's tools, tool choice and json_schema in the backend's JSON (their schemas, JSON text on the
+    wire, parsed: one that is not JSON is INVALID_ARGUMENT naming it)."""
+    if request.tools:
+        payload["tools"] = [
+            {"name": tool.name, "description": tool.description, "parameters": _json(tool.parameters, f"tools[{i}]")}
+            for i, tool in enumerate(request.tools)
+        ]
+    if request.HasField("tool_choice"):
+        mode = request.tool_choice.mode
+        payload["tool_choice"] = (
+            {"name": request.tool_choice.name}
+            if mode == llm_pb2.ToolChoice.MODE_NAMED
+            else (CHOICES.get(mode, "unspecified"))
+        )
+    if request.json_schema:
+        payload["json_schema"] = _json(request.json_schema, "json_schema")
+
+
+def _json(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ProxyError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: a JSON Schema as JSON text") from None
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
@@ -86,6 +133,7 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             output_tokens=completion.output_tokens,
             finish_reason=completion.finish_reason,
             request_id=request_id,
+            tool_calls=[llm_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments) for c in completion.tool_calls],
         )
 
     async def GenerateTextStream(
@@ -102,10 +150,28 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
                 if isinstance(piece, Completion):
                     self._done(started, piece)
                     yield llm_pb2.GenerateTextStreamResponse(summary=_summary(piece, request_id))
+                elif isinstance(piece, ToolCallPiece):
+                    delta = llm_pb2.ToolCallDelta(**dataclasses.asdict(piece))
+                    yield llm_pb2.GenerateTextStreamResponse(tool_call=delta)
                 else:
                     yield llm_pb2.GenerateTextStreamResponse(text=piece)
         except ProxyError as exc:
             await _abort(context, exc, started)
+
+    async def ListModels(
+        self, request: llm_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> llm_pb2.ListModelsResponse:
+        """The models the backend serves (its `GET /models`), the default first."""
+        request_id = request_id_of(context)
+        logs.request_id.set(request_id)
+        started = time.perf_counter()
+        try:
+            models = await self._backend.list_models(request_id, context.time_remaining())
+        except ProxyError as exc:
+            await _abort(context, exc, started)
+        return llm_pb2.ListModelsResponse(
+            models=[llm_pb2.ModelInfo(id=m.id, owned_by=m.owned_by, instruct=m.instruct) for m in models]
+        )
 
     def _done(self, started: float, completion: Completion) -> None:
         self._tokens.count(completion.input_tokens, completion.output_tokens)

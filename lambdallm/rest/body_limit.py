@@ -35,6 +35,8 @@ def largest_requests(spec: Path) -> list[dict[str, Any]]:
         "temperature": LONGEST_FRACTION,
         "top_p": LONGEST_FRACTION,
         "stop_sequences": [WIDEST_CHARACTER * stops["items"]["maxLength"]] * stops["maxItems"],
+        "model": "m" * fields["model"]["maxLength"],  # ASCII only (its pattern)
+        "continuation": False,  # only with a prompt; `false` is the longer of the two
     }
     turns = fields["messages"]["maxItems"] // 2 * 2 + 1  # odd: user first and last, roles alternating
     system = min(fields["system"]["maxLength"], total - turns)

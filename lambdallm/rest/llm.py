@@ -40,6 +40,8 @@ def to_query_request(body: dict[str, Any]) -> llm_pb2.LlmQueryRequest:
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
         stop_sequences=body.get("stop_sequences", []),
+        model=body.get("model", ""),
+        continuation=body.get("continuation", False),
     )
 
 

@@ -37,7 +37,8 @@ async def test_passive_prints_five_answers_in_order(bedrest, rest_url, fake):
 async def test_raw_sends_the_prompts_as_they_are(bedrest, rest_url, fake):
     done = await bedrest("passive", "--port", str(urlsplit(rest_url).port), "--raw")
     assert done.returncode == 0, done.stderr
-    assert [body for _, body in fake.requests] == [{"prompt": p, "max_tokens": 100} for p in PASSIVE_PROMPTS]
+    raw = {"max_tokens": 100, "continuation": True}  # text to continue, as the request says
+    assert [body for _, body in fake.requests] == [{"prompt": p} | raw for p in PASSIVE_PROMPTS]
 
 
 async def test_port_from_environment(bedrest, rest_url):
@@ -138,8 +139,8 @@ async def test_raw_active_sends_each_line_alone_as_text(rest_url, fake):
     with make_client(rest_url, 10, API_KEY) as client:
         await asyncio.to_thread(run_active, client, 5, lambda _prompt: next(lines), io.StringIO(), io.StringIO(), False)
     assert [body for _, body in fake.requests] == [
-        {"prompt": "one", "max_tokens": 5},
-        {"prompt": "two", "max_tokens": 5},
+        {"prompt": "one", "max_tokens": 5, "continuation": True},
+        {"prompt": "two", "max_tokens": 5, "continuation": True},
     ]
 
 
@@ -225,3 +226,47 @@ async def test_an_error_after_the_first_text_keeps_the_text_and_is_one_line(bedr
     assert done.returncode == 1
     assert done.stdout.endswith(">>> Hi\nOnce upon\n")
     assert done.stderr == "bedrest: HTTP 504 Gateway Timeout: too slow\n"
+
+
+async def test_models_lists_the_served_models_the_default_first(bedrest, rest_url):
+    done = await bedrest("models", "--port", str(urlsplit(rest_url).port))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "fake-model  fake       instruct  (default)",
+        "fake-base   fake       base",
+    ]
+
+
+async def test_models_without_a_key_is_one_line_and_nonzero(bedrest, rest_url):
+    done = await bedrest("models", "--port", str(urlsplit(rest_url).port), BEDREST_API_KEY=None)
+    assert done.returncode == 1
+    assert done.stderr.startswith("bedrest: HTTP 401 Unauthorized")
+
+
+@pytest.mark.parametrize("where", ["flag", "config"])
+async def test_the_model_from_the_flag_or_the_config_file_goes_with_every_request(
+    bedrest, rest_url, fake, tmp_path, where
+):
+    port = str(urlsplit(rest_url).port)
+    if where == "flag":
+        done = await bedrest("passive", "--port", port, "--model", "fake-base", "--raw")
+    else:
+        config = tmp_path / "chosen.toml"
+        config.write_text('model = "fake-base"\nchat = false\n')
+        done = await bedrest("passive", "--port", port, BEDREST_CONFIG=str(config))
+    assert done.returncode == 0, done.stderr
+    assert {body["model"] for _, body in fake.requests} == {"fake-base"}
+    assert len(fake.requests) == len(PASSIVE_PROMPTS)
+
+
+async def test_a_chat_goes_to_the_chosen_model_and_an_unknown_one_is_one_line(rest_url, fake):
+    lines = iter(["Hi", "quit"])
+    err = io.StringIO()
+    fake.replies.append(problem(404, "model: 'nope' is not served here (served: fake-model, fake-base)"))
+    with make_client(rest_url, 10, API_KEY) as client:
+        status = await asyncio.to_thread(
+            run_active, client, 5, lambda _prompt: next(lines), io.StringIO(), err, True, 12000, True, "nope"
+        )
+    assert status == 1
+    assert fake.requests[-1][1] == {"messages": [user("Hi")], "max_tokens": 5, "model": "nope"}
+    assert "HTTP 404 Not Found: model: 'nope' is not served here (served: fake-model, fake-base)" in err.getvalue()

@@ -31,8 +31,10 @@ def test_each_limit_of_a_request_is_the_one_its_spec_states(spec: str) -> None:
         "MAX_TOKENS": request["max_tokens"]["maximum"],
         "MAX_STOP_SEQUENCES": request["stop_sequences"]["maxItems"],
         "MAX_STOP_CHARS": request["stop_sequences"]["items"]["maxLength"],
+        "MAX_MODEL_ID_CHARS": request["model"]["maxLength"],
     }
     assert {name: getattr(limits, name) for name in stated} == stated
+    assert request["model"]["pattern"] == limits.MODEL_ID_PATTERN
     # A turn may hold the whole text budget, and the description states that budget in words.
     assert schemas["Message"]["properties"]["content"]["maxLength"] == limits.MAX_PROMPT_CHARS
     assert f"{limits.MAX_PROMPT_CHARS} characters" in schemas[REQUESTS[spec]]["description"]
@@ -47,7 +49,19 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_TOKENS",
         "MAX_STOP_SEQUENCES",
         "MAX_STOP_CHARS",
+        "MAX_MODEL_ID_CHARS",
+        "MAX_TOOLS",
+        "MAX_SCHEMA_CHARS",
     }
+
+
+def test_the_tool_limits_are_the_ones_the_backend_spec_states() -> None:
+    schemas = _schemas("backend.yaml")
+    request = schemas["BackendRequest"]
+    assert request["properties"]["tools"]["maxItems"] == limits.MAX_TOOLS
+    assert schemas["Message"]["properties"]["tool_calls"]["maxItems"] == limits.MAX_TOOLS
+    assert schemas["Tool"]["properties"]["description"]["maxLength"] == limits.MAX_SCHEMA_CHARS
+    assert f"{limits.MAX_SCHEMA_CHARS} characters" in request["properties"]["json_schema"]["description"]
 
 
 def test_the_openai_api_states_the_same_limits() -> None:
@@ -69,6 +83,8 @@ def test_the_openai_api_states_the_same_limits() -> None:
     assert f"{limits.MAX_PROMPT_CHARS} characters" in description
     assert f"{limits.MAX_SYSTEM_CHARS} characters" in description
     assert f"{limits.MAX_TOKENS} (the most" in chat["max_tokens"]["description"]
+    model = schemas["ModelId"]
+    assert (model["maxLength"], model["pattern"]) == (limits.MAX_MODEL_ID_CHARS, limits.MODEL_ID_PATTERN)
 
 
 def test_the_openai_api_is_served_where_its_spec_says() -> None:

@@ -1,7 +1,7 @@
 """Schemathesis hooks for the rules of a conversation that OpenAPI 3.0 cannot state (the specs say them in words):
-exactly one of `prompt` and `messages`, `system` only beside `messages`, turns alternating from `user` to `user`
-(in /v1, the user and assistant messages among the system and developer ones), the text within its bounds, and
-a `model` the chain serves.
+exactly one of `prompt` and `messages`, `system` only beside `messages`, `continuation` only beside `prompt`, turns
+alternating from `user` to `user` (in /v1, the user and assistant messages among the system and developer ones),
+the text within its bounds, and a `model` the chain serves.
 
 Generated bodies that break them are dropped or put in order, so that `positive_data_acceptance` judges the
 rules the schema does state; the cross-field rules have tests of their own (tests/rest, tests/e2e/test_chain.py).
@@ -52,12 +52,15 @@ def map_path_parameters(ctx: Any, path_parameters: Any) -> Any:
 
 @schemathesis.hook
 def filter_body(ctx: Any, body: Any) -> bool:
-    """Keep a body unless it breaks exactly-one-of (prompt, messages), sends `system` without `messages`, or
-    (in /v1) has no user message, more text than a conversation holds, or a text that Python's `\\S` (the spec's
-    pattern, as Connexion reads it) finds blank and Schemathesis's regex does not (`\\x1d`)."""
+    """Keep a body unless it breaks exactly-one-of (prompt, messages), sends `system` without `messages`, asks for
+    `continuation` of a conversation, or (in /v1) has no user message, more text than a conversation holds, or a
+    text that Python's `\\S` (the spec's pattern, as Connexion reads it) finds blank and Schemathesis's regex does
+    not (`\\x1d`)."""
     if not isinstance(body, dict):
         return True
     if ("prompt" in body) == ("messages" in body) or ("system" in body and "messages" not in body):
+        return False
+    if body.get("continuation") is True and "messages" in body:
         return False
     turns = body.get("messages")
     if isinstance(turns, list) and all(isinstance(t, dict) and t.get("role") in ROLES + SYSTEM_ROLES for t in turns):

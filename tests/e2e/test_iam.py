@@ -45,6 +45,18 @@ def test_a_signed_stream_crosses_the_chain(signed_chain: Stack) -> None:
     assert json.loads(done)["text"] == "alpha beta"
 
 
+def test_the_model_list_is_signed_like_a_query(signed_chain: Stack) -> None:
+    answer = httpx.get(f"{signed_chain.rest_url}/models", headers=signed_chain.auth_headers, timeout=30)
+    unsigned = httpx.get(f"http://127.0.0.1:{signed_chain.ports.apigw}/models", timeout=30)
+
+    assert answer.status_code == 200, answer.text
+    assert [model["id"] for model in answer.json()["models"]] == [
+        "amazon.titan-text-premier-v1:0",
+        "google.gemma-3-270m",
+    ]
+    assert unsigned.status_code == 403
+
+
 def test_the_gateway_refuses_an_unsigned_request_in_the_same_chain(signed_chain: Stack) -> None:
     answer = httpx.post(f"http://127.0.0.1:{signed_chain.ports.apigw}/query", json=BODY, timeout=30)
 

@@ -44,7 +44,7 @@ def test_the_collection_declares_the_url_and_the_key_and_a_request_per_example(p
     names = _request_names(collection["item"])
     assert {"Continue a prompt", "Answer a conversation, with a system text"} <= set(names)
     assert any("text/event-stream" in name for name in names)
-    assert len(names) == 5  # three examples of POST /query, /health, /ready
+    assert len(names) == 6  # three examples of POST /query, GET /models, /health, /ready
 
 
 def test_every_request_of_the_collection_succeeds_with_only_the_url_and_key(

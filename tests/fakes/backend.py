@@ -63,6 +63,14 @@ def completion(prompt: str, request_id: str = "fake", **overrides: Any) -> dict[
     return body | overrides
 
 
+FAKE_MODELS = {
+    "models": [
+        {"id": "fake-model", "owned_by": "fake", "instruct": True},
+        {"id": "fake-base", "owned_by": "fake", "instruct": False},
+    ]
+}
+
+
 def problem(status: int, detail: str) -> Reply:
     """A problem+json answer."""
     return Reply(status=status, body={"title": "error", "status": status, "detail": detail})
@@ -74,6 +82,7 @@ class FakeBackend:
 
     replies: deque[Reply] = field(default_factory=deque)
     probe: Reply | None = None  # the answer to the readiness probe's empty query; None: a 400 problem
+    models: Reply | None = None  # the answer to GET /models; None: FAKE_MODELS
     requests: list[tuple[dict[str, str], Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # of each request, in order
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -88,6 +97,7 @@ class FakeBackend:
         app = web.Application()
         app.router.add_post("/query", self._query)
         app.router.add_post("/query/stream", self._query)
+        app.router.add_get("/models", self._models)
         # handler_cancellation: a client that hangs up cancels the handler, which the tests observe.
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
         await self._runner.setup()
@@ -107,6 +117,14 @@ class FakeBackend:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((dict(request.headers), await request.read()))
+        self.paths.append(request.path)
+        reply = self.models or Reply(body=FAKE_MODELS)
+        if reply.raw is not None:
+            return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
 
     async def _query(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()

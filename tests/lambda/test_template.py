@@ -54,24 +54,45 @@ def bedrock_actions_called() -> set[str]:
 
 
 # What each function's handler calls: the whole answer (InvokeModel, and Converse, which IAM authorises as
-# InvokeModel) and the streamed one (InvokeModelWithResponseStream, and ConverseStream likewise).
+# InvokeModel) and the streamed one (InvokeModelWithResponseStream, and ConverseStream likewise); the ForEach
+# loop that grants it on each allowlisted model.
 GRANTS = {
-    "QueryFunction": {"bedrock:InvokeModel"},
-    "QueryStreamFunction": {"bedrock:InvokeModelWithResponseStream"},
+    "QueryFunction": ("Fn::ForEach::ModelGrants", {"bedrock:InvokeModel"}),
+    "QueryStreamFunction": ("Fn::ForEach::StreamModelGrants", {"bedrock:InvokeModelWithResponseStream"}),
 }
+MODEL_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}::foundation-model/${Model}"
+PROFILE_ARN = "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}:inference-profile/${Model}"
 
 
-def test_each_function_may_do_exactly_what_its_code_does_and_only_on_its_model(template: dict[str, Any]) -> None:
+def test_each_function_may_do_exactly_what_its_code_does_and_only_on_the_allowlist(template: dict[str, Any]) -> None:
     called = {action.replace("ConverseStream", "InvokeModelWithResponseStream") for action in bedrock_actions_called()}
     assert {action.replace("bedrock:Converse", "bedrock:InvokeModel") for action in called} == set().union(
-        *GRANTS.values()
+        *(actions for _, actions in GRANTS.values())
     )
-    for name, actions in GRANTS.items():
-        (statement,) = template["Resources"][name]["Properties"]["Policies"][0]["Statement"]
-        assert set(statement["Action"]) == actions
-        assert statement["Resource"]["Fn::Sub"].endswith(":foundation-model/${ModelId}")
+    for name, (loop, actions) in GRANTS.items():
+        assert "Policies" not in template["Resources"][name]["Properties"]  # no grant but the loop's
+        variable, over, body = template["Resources"][loop]
+        assert (variable, over) == ("Model", {"Ref": "ModelIds"})
+        ((_, policy),) = body.items()
+        assert policy["Properties"]["Roles"] == [{"Ref": f"{name}Role"}]
+        direct, behind = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert set(direct["Action"]) == set(behind["Action"]) == actions
+        # The model of that id and the inference profile of that id, in the function's region and account ...
+        assert [resource["Fn::Sub"] for resource in direct["Resource"]] == [MODEL_ARN, PROFILE_ARN]
+        # ... and whatever model that profile routes to, only when called through it.
+        assert behind["Resource"]["Fn::Sub"] == "arn:${AWS::Partition}:bedrock:*::foundation-model/*"
+        assert behind["Condition"] == {"StringEquals": {"bedrock:InferenceProfileArn": {"Fn::Sub": PROFILE_ARN}}}
         permission = template["Resources"][f"{name}ApiPermission"]["Properties"]
         assert permission["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_the_function_reads_the_allowlist_the_template_grants(template: dict[str, Any]) -> None:
+    for name in GRANTS:
+        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+        assert variables["BEDROCK_MODEL_ID"] == {"Fn::Select": [0, {"Ref": "ModelIds"}]}
+        assert variables["BEDROCK_MODEL_IDS"] == {"Fn::Join": [",", {"Ref": "ModelIds"}]}
+        assert variables["BEDROCK_BASE_MODEL_IDS"] == {"Ref": "BaseModelIds"}
+    assert template["Parameters"]["ModelIds"]["Default"] == "amazon.titan-text-premier-v1:0"
 
 
 def test_the_streaming_function_is_the_one_the_stream_route_integrates(template: dict[str, Any]) -> None:
@@ -116,7 +137,8 @@ def test_every_backend_method_requires_iam_and_the_invoke_policy_covers_exactly_
 
 def test_the_documented_ceiling_on_bedrock_calls_is_the_templates(template: dict[str, Any]) -> None:
     default = template["Parameters"]["MaxConcurrency"]["Default"]
-    functions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    resources = [r for r in template["Resources"].values() if isinstance(r, dict)]  # not the Fn::ForEach loops
+    functions = [r["Properties"] for r in resources if r["Type"] == "AWS::Serverless::Function"]
     reserved = [f["ReservedConcurrentExecutions"] for f in functions]
     total = sum(default if value == {"Ref": "MaxConcurrency"} else value for value in reserved)
     documented = " ".join((TEMPLATE.parent / "README.md").read_text().split())

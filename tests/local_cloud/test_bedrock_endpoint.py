@@ -201,16 +201,37 @@ def test_beyond_the_queue_requests_are_throttled(gated: tuple[LocalCloud, GatedE
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("model_id", [MODEL_ID, GEMMA_ID])
-def test_both_models_answer_an_instruction_given_as_input_text(model_cloud: LocalCloud, model_id: str) -> None:
+def test_the_instruct_model_answers_an_instruction_given_as_input_text(model_cloud: LocalCloud) -> None:
     """Titan Text follows an instruction given as inputText; an instruct model fed it raw ended at once ("")."""
     prompt = "What is the capital of France?"
-    answer = invoke(bedrock_client(model_cloud), prompt, model_id, maxTokenCount=3, temperature=0)
+    answer = invoke(bedrock_client(model_cloud), prompt, MODEL_ID, maxTokenCount=3, temperature=0)
     result = answer["results"][0]
     assert answer["inputTextTokenCount"] > len(prompt.split())  # the user turn's markup is read too
     assert result["tokenCount"] == 3
     assert result["completionReason"] == "LENGTH"
     assert result["outputText"].strip()
+
+
+@pytest.mark.model
+def test_the_base_model_continues_text_as_it_is_through_either_api(model_cloud: LocalCloud) -> None:
+    """Gemma 3 270M is a base model: an inputText, or a Converse request of one user turn, is text it continues
+    (no chat template around it); a conversation with system text is still rendered through the template."""
+    client, text = bedrock_client(model_cloud), "The capital of France is"
+    invoked = invoke(client, text, GEMMA_ID, maxTokenCount=3, temperature=0)
+    config = {"maxTokens": 3, "temperature": 0}
+    conversed = client.converse(
+        modelId=GEMMA_ID, messages=[{"role": "user", "content": [{"text": text}]}], inferenceConfig=config
+    )
+    system = [{"text": "Be brief."}]
+    chat = client.converse(
+        modelId=GEMMA_ID,
+        messages=[{"role": "user", "content": [{"text": text}]}],
+        system=system,
+        inferenceConfig=config,
+    )
+    assert invoked["inputTextTokenCount"] == conversed["usage"]["inputTokens"] <= len(text.split()) + 1  # BOS
+    assert invoked["results"][0]["outputText"] == conversed["output"]["message"]["content"][0]["text"]
+    assert chat["usage"]["inputTokens"] > conversed["usage"]["inputTokens"] + 4  # the turn markup and the system
 
 
 @pytest.mark.model

@@ -140,7 +140,8 @@ def test_a_malformed_stream_request_fails_before_the_stream(instant_cloud: Local
 @pytest.mark.parametrize("model_id", [MODEL_ID, GEMMA_ID])
 def test_a_real_model_answers_a_conversation(model_cloud: LocalCloud, model_id: str) -> None:
     config = {"maxTokens": 8, "temperature": 0}
-    answer = bedrock_client(model_cloud).converse(modelId=model_id, messages=[user("Hi")], inferenceConfig=config)
+    chat = [user("Hi"), assistant("Hello!"), user("Hi")]  # more than one turn: Gemma, a base model, gets the markup
+    answer = bedrock_client(model_cloud).converse(modelId=model_id, messages=chat, inferenceConfig=config)
     assert answer["output"]["message"]["content"][0]["text"].strip()
     assert answer["stopReason"] in ("end_turn", "max_tokens")
     usage = answer["usage"]

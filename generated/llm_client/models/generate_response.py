@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from attrs import define as _attrs_define
 
 from ..models.finish_reason import FinishReason
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.tool_call import ToolCall
+
 
 T = TypeVar("T", bound="GenerateResponse")
 
@@ -20,8 +25,10 @@ class GenerateResponse:
         output_tokens (int):
         finish_reason (FinishReason): `stop`: the model ended the text or hit a stop sequence; `length`: `max_tokens`
             was reached;
-            `content_filter`: the provider withheld the text.
+            `content_filter`: the provider withheld the text; `tool_calls`: the model called tools.
         request_id (str):
+        tool_calls (list[ToolCall] | Unset): The tools the model called, in order (`finish_reason` is then
+            `tool_calls`).
     """
 
     text: str
@@ -30,6 +37,7 @@ class GenerateResponse:
     output_tokens: int
     finish_reason: FinishReason
     request_id: str
+    tool_calls: list[ToolCall] | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         text = self.text
@@ -44,6 +52,13 @@ class GenerateResponse:
 
         request_id = self.request_id
 
+        tool_calls: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.tool_calls, Unset):
+            tool_calls = []
+            for tool_calls_item_data in self.tool_calls:
+                tool_calls_item = tool_calls_item_data.to_dict()
+                tool_calls.append(tool_calls_item)
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -56,11 +71,15 @@ class GenerateResponse:
                 "request_id": request_id,
             }
         )
+        if tool_calls is not UNSET:
+            field_dict["tool_calls"] = tool_calls
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.tool_call import ToolCall
+
         d = dict(src_dict)
         text = d.pop("text")
 
@@ -74,6 +93,15 @@ class GenerateResponse:
 
         request_id = d.pop("request_id")
 
+        _tool_calls = d.pop("tool_calls", UNSET)
+        tool_calls: list[ToolCall] | Unset = UNSET
+        if _tool_calls is not UNSET:
+            tool_calls = []
+            for tool_calls_item_data in _tool_calls:
+                tool_calls_item = ToolCall.from_dict(tool_calls_item_data)
+
+                tool_calls.append(tool_calls_item)
+
         generate_response = cls(
             text=text,
             model=model,
@@ -81,6 +109,7 @@ class GenerateResponse:
             output_tokens=output_tokens,
             finish_reason=finish_reason,
             request_id=request_id,
+            tool_calls=tool_calls,
         )
 
         return generate_response
