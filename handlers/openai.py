@@ -7,7 +7,7 @@ from typing import Any
 from connexion import request
 
 from lambdallm import logs
-from lambdallm.rest import llm, openai
+from lambdallm.rest import models, openai
 from lambdallm.rest.event_stream import EventStreamResponse
 
 JSON = {"Content-Type": "application/json"}
@@ -38,7 +38,7 @@ async def create_completion(body: dict[str, Any]) -> Answer:
 async def list_models() -> Answer:
     """listModels: the models the backend serves, the default first."""
     state = request.state
-    served = await llm.list_models(state.llm, logs.request_id.get(), state.settings.deadline_s)
+    served = await models.list_models(state.llm, logs.request_id.get(), state.settings.deadline_s)
     return {"object": "list", "data": [openai.model_object(info) for info in served]}, 200, JSON
 
 

@@ -148,16 +148,6 @@ async def aclose(iterator: AsyncIterator[Any]) -> None:
         await close()
 
 
-async def list_models(proxy: ProxyClient, request_id: str, deadline_s: float) -> list[llm_pb2.ModelInfo]:
-    """The models the backend serves, the default first (ListModels); a ProblemException if the call fails."""
-    call = opened(
-        proxy.stub.ListModels(llm_pb2.ListModelsRequest(), timeout=deadline_s, metadata=proxy.call_metadata(request_id))
-    )
-    with map_grpc_errors():
-        reply: llm_pb2.ListModelsResponse = await call
-    return list(reply.models)
-
-
 def server_sent_event(event: str, data: dict[str, Any]) -> bytes:
     """One server-sent event: its type and its JSON data."""
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()

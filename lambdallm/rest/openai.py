@@ -15,7 +15,8 @@ from connexion.exceptions import ProblemException
 
 from generated.llm.v1 import llm_pb2
 from lambdallm.metrics import TokenCounter
-from lambdallm.rest import llm
+from lambdallm.rest import llm, models
+from lambdallm.rest.models import ServedModel
 from lambdallm.rest.openai_errors import openai_error
 from llm_wire.limits import MAX_TOKENS
 
@@ -129,7 +130,7 @@ def completion(reply: llm_pb2.LlmQueryResponse, request_id: str) -> dict[str, An
     return _envelope("cmpl", "text_completion", reply.model, request_id) | {"choices": [choice], "usage": usage(reply)}
 
 
-def model_object(info: llm_pb2.ModelInfo) -> dict[str, Any]:
+def model_object(info: ServedModel) -> dict[str, Any]:
     """OpenAI's model object for one model the backend serves (`created` is unknown: 0)."""
     return {"id": info.id, "object": "model", "created": 0, "owned_by": info.owned_by}
 
@@ -196,7 +197,7 @@ async def create_completion(
 
 async def retrieve_model(proxy: llm.ProxyClient, model: str, request_id: str, deadline_s: float) -> dict[str, Any]:
     """The model object of `model`, or a 404 naming the ids the backend serves."""
-    served = await llm.list_models(proxy, request_id, deadline_s)
+    served = await models.list_models(proxy, request_id, deadline_s)
     for info in served:
         if info.id == model:
             return model_object(info)
