@@ -128,7 +128,7 @@ class RestSettings:
     # Generation requests at once (operations that need the API key, once authenticated and their body is in;
     # streams count until they end); one more is a 429 at once. Nothing else takes a slot.
     max_in_flight: int = field(default=100, metadata=_bounded(1, 100_000))
-    # "api_keys": POST /query needs `Authorization: Bearer <key>` with one of the keys below; "none" opens it.
+    # "api_keys": POST /query and /v1 need `Authorization: Bearer <key>` with one of the keys below; "none" opens it.
     auth: str = field(default="api_keys", metadata=_bounded(choices=("api_keys", "none")))
     # Keys separated by commas (LAMBDALLM_REST_API_KEYS=k1,k2), and/or a file of keys, one a line.
     api_keys: str = ""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdallm.bench.generation import GenerationFigures
+from lambdallm.bench.openai_api import OpenAIFigures
 from lambdallm.bench.plumbing import PlumbingFigures
 from lambdallm.bench.stats import Spread
 from lambdallm.bench.streaming import StreamBatch
@@ -18,9 +19,10 @@ def build(
     rss_mb: dict[str, float],
     rss_mb_instant: dict[str, float],
     meta: dict[str, Any],
+    openai: OpenAIFigures | None = None,
 ) -> dict[str, Any]:
     """The keys of latest.json; every repeated figure as {median, min, max, n}."""
-    return {
+    return ({"openai_vs_query": openai.as_dict()} if openai else {}) | {
         "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
         "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
         "e2e_vs_direct": generation.e2e_vs_direct().as_dict(),
@@ -154,6 +156,19 @@ def markdown(results: dict[str, Any]) -> str:
             pair(hop["shipped_minus_without_edge"], " ms"),
         ),
     ]
+    if "openai_vs_query" in results:
+        v1 = results["openai_vs_query"]
+        rows += [
+            (
+                f"{route}, instant model, one client: p50 / p99; many connections: requests/s",
+                f"{cell(v1[key]['p50_ms'])} / {cell(v1[key]['p99_ms'])} ms; {cell(v1[key]['rps_many'])}",
+            )
+            for key, route in (("query", "/query (a conversation)"), ("v1", "/v1/chat/completions (the same)"))
+        ]
+        ratio = v1["v1_over_query"]
+        rows.append(
+            ("/v1 / /query: p50; p99; requests/s", "; ".join(cell(ratio[k]) for k in ("p50", "p99", "rps_many")))
+        )
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [

@@ -64,6 +64,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     from lambdallm.bench.generation import measure_generation
     from lambdallm.bench.memory import rss_mb
     from lambdallm.bench.model import MODEL
+    from lambdallm.bench.openai_api import measure_openai
     from lambdallm.bench.plumbing import measure_plumbing
     from lambdallm.bench.report import build
 
@@ -72,6 +73,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     step("starting the chain (instant model)")
     with Stack(Ports.any(), engine="instant", log=log, extra_env=env) as stack:
         plumbing = measure_plumbing(stack, plan, step)
+        openai = measure_openai(stack, plan, step)
         rss_instant = _rss(stack, rss_mb)
     step(f"starting the chain ({MODEL['name']})")
     with Stack(Ports.any(), engine="llama", log=log, extra_env=env) as stack:
@@ -94,7 +96,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         },
         "load_generators": {"http": "wrk (Debian) + lambdallm/bench/post.lua", "grpc": "locust (gevent gRPC user)"},
     }
-    return build(plumbing, generation, rss, rss_instant, meta)
+    return build(plumbing, generation, rss, rss_instant, meta, openai)
 
 
 def _rss(stack: Stack, rss_mb: Callable[[int], float]) -> dict[str, float]:

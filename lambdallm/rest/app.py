@@ -32,11 +32,14 @@ from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
 from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
+from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
+from lambdallm.rest.openai_errors import OpenAIErrors
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
 from lambdallm.shipped import shipped
 
 SPEC = shipped("specs") / "openapi.yaml"
+OPENAI_SPEC = shipped("specs") / "openai.yaml"  # served under /v1, its errors in OpenAI's shape
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
 # seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
@@ -128,19 +131,25 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
-    app.add_api(
-        SPEC,
-        resolver=SnakeCaseResolver(),
-        security_map=security_map,
-        strict_validation=True,
-        validate_responses=True,
-        validator_map=VALIDATOR_MAP,
-    )
+    # Connexion routes the most specific base path first only when it is given here (the spec's is not looked at).
+    for spec, base_path in ((OPENAI_SPEC, OPENAI_PREFIX), (SPEC, None)):
+        app.add_api(
+            spec,
+            base_path=base_path,
+            resolver=SnakeCaseResolver(),
+            security_map=security_map,
+            strict_validation=True,
+            validate_responses=True,
+            validator_map=VALIDATOR_MAP,
+        )
     max_body_bytes = body_limit(settings, SPEC)
+    app.add_middleware(OpenAIErrors, position=MiddlewarePosition.BEFORE_EXCEPTION)  # outermost: sees every answer
     app.add_middleware(RequestContext, position=MiddlewarePosition.BEFORE_EXCEPTION, max_body_bytes=max_body_bytes)
     # Each added inside the one before: a refusal carries the request id, is in the access log and is counted.
     before_exception = MiddlewarePosition.BEFORE_EXCEPTION
-    app.add_middleware(Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC))
+    app.add_middleware(
+        Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC, OPENAI_SPEC)
+    )
     app.add_middleware(Edge, position=before_exception, metrics=metrics)
     # After routing and security: only authenticated generation work, with its body in, takes a slot.
     if admission:
@@ -150,7 +159,7 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
             metrics=metrics,
             max_in_flight=settings.max_in_flight,
             max_body_bytes=max_body_bytes,
-            limited=keyed_operations(SPEC),
+            limited=keyed_operations(SPEC) | keyed_operations(OPENAI_SPEC),
         )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)

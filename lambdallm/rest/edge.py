@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -44,14 +45,17 @@ class RouteLabels:
     """The route label of a request: the path template of the operation Connexion routed it to, else one of a
     few fixed values, never the raw path."""
 
-    def __init__(self, spec: Path) -> None:
-        paths = yaml.safe_load(spec.read_text())["paths"]
-        self.templates: dict[str, str] = {
-            routed_id(operation): path
-            for path, item in paths.items()
-            for operation in item.values()
-            if isinstance(operation, dict) and "operationId" in operation
-        }
+    def __init__(self, *specs: Path) -> None:
+        self.templates: dict[str, str] = {}
+        for spec in specs:
+            document = yaml.safe_load(spec.read_text())
+            base = urlsplit(document.get("servers", [{}])[0].get("url", "")).path.rstrip("/")
+            self.templates |= {
+                routed_id(operation): base + path
+                for path, item in document["paths"].items()
+                for operation in item.values()
+                if isinstance(operation, dict) and "operationId" in operation
+            }
         self.fixed = {p for p in self.templates.values() if "{" not in p} | {METRICS_PATH, "/openapi.json"}
 
     def __call__(self, scope: Scope) -> str:

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import TokenCounter
 from lambdallm.rest.calls import cancel_call, opened
-from lambdallm.rest.problems import map_grpc_errors, problem_body, problem_for_status
+from lambdallm.rest.problems import map_grpc_errors, problem_body
 
 log = logging.getLogger("lambdallm.rest")
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
@@ -88,14 +88,20 @@ async def generate_text(
     proxy: ProxyClient, body: dict[str, Any], request_id: str, deadline_s: float, tokens: TokenCounter
 ) -> dict[str, Any]:
     """Call GenerateText with the validated body; return the public GenerateResponse as a dict."""
-    call = opened(
-        proxy.stub.GenerateText(to_query_request(body), timeout=deadline_s, metadata=proxy.call_metadata(request_id))
-    )
-    with map_grpc_errors():
-        reply = await call
-    tokens.count(reply.input_tokens, reply.output_tokens)
+    reply = await query(proxy, to_query_request(body), request_id, deadline_s, tokens)
     calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]
     return _response(reply.text, reply, request_id, calls)
+
+
+async def query(
+    proxy: ProxyClient, request: llm_pb2.LlmQueryRequest, request_id: str, deadline_s: float, tokens: TokenCounter
+) -> llm_pb2.LlmQueryResponse:
+    """Call GenerateText with `request` (every API's generation goes through here); a ProblemException if it fails."""
+    call = opened(proxy.stub.GenerateText(request, timeout=deadline_s, metadata=proxy.call_metadata(request_id)))
+    with map_grpc_errors():
+        reply: llm_pb2.LlmQueryResponse = await call
+    tokens.count(reply.input_tokens, reply.output_tokens)
+    return reply
 
 
 async def generate_text_stream(
@@ -106,40 +112,69 @@ async def generate_text_stream(
     A failure before the first message raises a ProblemException (an ordinary problem+json answer); a failure
     after it becomes the stream's `error` event. The deadline bounds the whole stream.
     """
-    request = llm_pb2.GenerateTextStreamRequest(query=to_query_request(body))
-    call = opened(proxy.stub.GenerateTextStream(request, timeout=deadline_s, metadata=proxy.call_metadata(request_id)))
+    messages = await query_stream(proxy, to_query_request(body), request_id, deadline_s, tokens)
+    return _events(messages, request_id)
+
+
+async def query_stream(
+    proxy: ProxyClient, request: llm_pb2.LlmQueryRequest, request_id: str, deadline_s: float, tokens: TokenCounter
+) -> AsyncIterator[llm_pb2.GenerateTextStreamResponse]:
+    """Call GenerateTextStream with `request` (every API's streamed generation goes through here); once its first
+    message is in, return the stream's messages, the last one carrying the summary.
+
+    A failure before the first message raises a ProblemException; after it, the iterator raises a ProblemException
+    (a stream that ends without a summary is a 502). The deadline bounds the whole stream."""
+    stream_request = llm_pb2.GenerateTextStreamRequest(query=request)
+    metadata = proxy.call_metadata(request_id)
+    call = opened(proxy.stub.GenerateTextStream(stream_request, timeout=deadline_s, metadata=metadata))
     try:
         with map_grpc_errors():
             first = await call.read()
     except BaseException:
         cancel_call(call)
         raise
-    return _events(call, first, request_id, tokens)
+    return _messages(call, first, tokens)
 
 
-async def _events(call: Any, message: Any, request_id: str, tokens: TokenCounter) -> AsyncIterator[bytes]:
+async def _messages(call: Any, message: Any, tokens: TokenCounter) -> AsyncIterator[llm_pb2.GenerateTextStreamResponse]:
+    try:
+        with map_grpc_errors():
+            while message is not grpc.aio.EOF:
+                yield message
+                if message.HasField("summary"):
+                    tokens.count(message.summary.input_tokens, message.summary.output_tokens)
+                    return
+                message = await call.read()
+        detail = "the gRPC proxy ended the stream without a summary"
+        raise ProblemException(status=502, title="Bad Gateway", detail=detail)
+    finally:
+        cancel_call(call)  # a no-op once the stream has ended; stops the generation if our client went away
+
+
+async def _events(messages: AsyncIterator[llm_pb2.GenerateTextStreamResponse], request_id: str) -> AsyncIterator[bytes]:
     text: list[str] = []
     calls: dict[int, dict[str, str]] = {}  # the tool calls so far, by index, for the `done` event
     try:
-        while message is not grpc.aio.EOF:
+        async for message in messages:
             if message.text:
                 text.append(message.text)
                 yield server_sent_event("text", {"text": message.text})
             if message.HasField("tool_call"):
                 yield server_sent_event("tool_call", _tool_call_piece(message.tool_call, calls))
             if message.HasField("summary"):
-                tokens.count(message.summary.input_tokens, message.summary.output_tokens)
                 whole = [calls[index] for index in sorted(calls)]
                 yield server_sent_event("done", _response("".join(text), message.summary, request_id, whole))
-                return
-            message = await call.read()
-        problem = problem_body(502, "Bad Gateway", "the gRPC proxy ended the stream without a summary")
-        yield server_sent_event("error", problem)
-    except grpc.aio.AioRpcError as exc:
-        failure = problem_for_status(exc)
+    except ProblemException as failure:
         yield server_sent_event("error", problem_body(failure.status_code, failure.title, failure.detail))
     finally:
-        cancel_call(call)  # a no-op once the stream has ended; stops the generation if our client went away
+        await aclose(messages)
+
+
+async def aclose(iterator: AsyncIterator[Any]) -> None:
+    """Close an async generator (and so end its gRPC call) however its reader stopped."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def server_sent_event(event: str, data: dict[str, Any]) -> bytes:

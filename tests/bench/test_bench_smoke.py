@@ -37,6 +37,7 @@ KEYS = (
     "stream_vs_direct",
     "latency_ms_c8",
     "errors_c8",
+    "openai_vs_query",
 )
 
 
@@ -63,6 +64,10 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert all(set(hop[key]) == {"p50", "p99"} for key in pairs)
     spreads += [*(s for key in pairs for s in hop[key].values()), hop["shipped_over_without_edge_p50"]]
     assert results["rest_under_attack_ms"]["errors"]["max"] == 0  # every key holder's request was answered
+    v1 = results["openai_vs_query"]
+    assert set(v1) == {"query", "v1", "v1_over_query"}
+    assert all(v1[route]["errors_many"]["max"] == 0 for route in ("query", "v1"))  # /v1 answered like /query
+    spreads += [v1[route][key] for route in ("query", "v1") for key in ("p50_ms", "p99_ms", "rps_many")]
     assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()

@@ -62,3 +62,33 @@ def test_the_tool_limits_are_the_ones_the_backend_spec_states() -> None:
     assert schemas["Message"]["properties"]["tool_calls"]["maxItems"] == limits.MAX_TOOLS
     assert schemas["Tool"]["properties"]["description"]["maxLength"] == limits.MAX_SCHEMA_CHARS
     assert f"{limits.MAX_SCHEMA_CHARS} characters" in request["properties"]["json_schema"]["description"]
+
+
+def test_the_openai_api_states_the_same_limits() -> None:
+    schemas = _schemas("openai.yaml")
+    chat, completion = schemas["ChatCompletionRequest"]["properties"], schemas["CompletionRequest"]["properties"]
+    stop_list = schemas["Stop"]["oneOf"][1]
+    stated = {
+        "MAX_PROMPT_CHARS": completion["prompt"]["maxLength"],
+        "MAX_TOKENS": chat["max_tokens"]["maximum"],
+        "MAX_STOP_SEQUENCES": stop_list["maxItems"],
+        "MAX_STOP_CHARS": stop_list["items"]["maxLength"],
+    }
+    assert {name: getattr(limits, name) for name in stated} == stated
+    same = (chat["max_completion_tokens"]["maximum"], completion["max_tokens"]["maximum"])
+    assert same == (limits.MAX_TOKENS, limits.MAX_TOKENS)
+    assert schemas["ChatMessage"]["properties"]["content"]["oneOf"][0]["maxLength"] == limits.MAX_PROMPT_CHARS
+    assert schemas["Stop"]["oneOf"][0]["maxLength"] == limits.MAX_STOP_CHARS
+    description = schemas["ChatCompletionRequest"]["description"]
+    assert f"{limits.MAX_PROMPT_CHARS} characters" in description
+    assert f"{limits.MAX_SYSTEM_CHARS} characters" in description
+    assert f"{limits.MAX_TOKENS} (the most" in chat["max_tokens"]["description"]
+    model = schemas["ModelId"]
+    assert (model["maxLength"], model["pattern"]) == (limits.MAX_MODEL_ID_CHARS, limits.MODEL_ID_PATTERN)
+
+
+def test_the_openai_api_is_served_where_its_spec_says() -> None:
+    from lambdallm.rest.openai_errors import PREFIX
+
+    server = yaml.safe_load((SPECS / "openai.yaml").read_text())["servers"][0]["url"]
+    assert server.endswith(PREFIX)

@@ -109,3 +109,21 @@ def test_every_stream_example_is_framed_as_the_rest_tier_frames_itsparse_events(
             assert not errors, f"{where}: {event}: {errors}"
         if last == "done":
             assert events[-1][1]["text"] == "".join(data["text"] for _, data in texts), where
+
+
+def _openai_examples() -> list[tuple[str, Any, dict[str, Any]]]:
+    document: dict[str, Any] = yaml.safe_load(SPEC.with_name("openai.yaml").read_text())
+    return list(examples(resolved(document["paths"], document), "paths"))
+
+
+def test_the_openai_spec_has_an_example_of_each_generation() -> None:
+    found = {where for where, _, _ in _openai_examples()}
+    assert "paths//chat/completions/post/requestBody/content/application/json/examples/chat" in found
+    assert "paths//completions/post/requestBody/content/application/json/examples/prompt" in found
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "schema"), _openai_examples(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_openai_example_is_valid_against_its_schema(where: str, value: Any, schema: dict[str, Any]) -> None:
+    test_every_example_is_valid_against_its_schema(where, value, schema)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
 
 
-@pytest.mark.parametrize("name", ["openapi.yaml", "backend.yaml"])
+@pytest.mark.parametrize("name", ["openapi.yaml", "backend.yaml", "openai.yaml"])
 def test_openapi_documents_are_valid_3_0(name: str) -> None:
     spec, _ = read_from_filename(str(SPECS / name))
     assert str(spec["openapi"]).startswith("3.0.")

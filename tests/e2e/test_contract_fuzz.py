@@ -67,6 +67,14 @@ def test_the_rest_contract_holds_over_the_whole_chain(instant_chain: Stack, tmp_
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
+def test_the_openai_contract_holds_over_the_whole_chain(instant_chain: Stack, tmp_path: Path) -> None:
+    # /v1 (specs/openai.yaml, whose servers URL carries the /v1) with the same checks and keys as /query.
+    key = f"Authorization: Bearer {instant_chain.api_key}"
+    url = f"{instant_chain.rest_url}/v1"
+    result = _schemathesis(SPECS / "openai.yaml", url, tmp_path, "--header", key, checks=f"{CHECKS},ignored_auth")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
 def test_the_backend_contract_holds_at_the_local_api_gateway(instant_chain: Stack, tmp_path: Path) -> None:
     # This chain's gateway checks no signatures (IAM is tested in test_iam.py and tests/local_cloud/test_sigv4.py):
     # an Authorization header stands in for the signature the spec requires, so the fuzz is of the contract.

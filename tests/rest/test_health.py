@@ -1,13 +1,12 @@
 """GET /health and GET /ready, including readiness when a tier behind is down."""
 
 import asyncio
-from contextlib import asynccontextmanager
 
-import grpc
 import httpx
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lambdallm.rest.llm import SERVICE_NAME
+from tests.fakes.llm_service import grpc_server
 from tests.fakes.stack import running_rest
 
 
@@ -38,17 +37,9 @@ async def test_not_ready_when_proxy_down(fake):
         assert health.status_code == 200
 
 
-@asynccontextmanager
-async def health_server(servicer):
+def health_server(servicer):
     """A gRPC server on a free loopback port that has only the health service `servicer`; yields its target."""
-    server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await server.stop(None)
+    return grpc_server(lambda server: health_pb2_grpc.add_HealthServicer_to_server(servicer, server))
 
 
 async def test_ready_asks_for_the_llm_service_not_the_server_as_a_whole():

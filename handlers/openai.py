@@ -1,0 +1,48 @@
+"""The OpenAI-compatible API under /v1 (specs/openai.yaml): thin handlers over lambdallm/rest/openai.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connexion import request
+
+from lambdallm import logs
+from lambdallm.rest import models, openai
+from lambdallm.rest.event_stream import EventStreamResponse
+
+JSON = {"Content-Type": "application/json"}
+Answer = tuple[dict[str, Any], int, dict[str, str]]
+
+
+async def create_chat_completion(body: dict[str, Any]) -> Answer | EventStreamResponse:
+    """createChatCompletion: a chat.completion, or its chunks as server-sent events when `stream` is true."""
+    state = request.state
+    deadline_s = state.settings.stream_deadline_s if body.get("stream") else state.settings.deadline_s
+    answer = await openai.create_chat_completion(
+        state.llm, body, logs.request_id.get(), deadline_s, state.metrics.tokens
+    )
+    if isinstance(answer, dict):
+        return answer, 200, JSON
+    return EventStreamResponse(answer)
+
+
+async def create_completion(body: dict[str, Any]) -> Answer:
+    """createCompletion: the prompt continued as it is."""
+    state = request.state
+    answer = await openai.create_completion(
+        state.llm, body, logs.request_id.get(), state.settings.deadline_s, state.metrics.tokens
+    )
+    return answer, 200, JSON
+
+
+async def list_models() -> Answer:
+    """listModels: the models the backend serves, the default first."""
+    state = request.state
+    served = await models.list_models(state.llm, logs.request_id.get(), state.settings.deadline_s)
+    return {"object": "list", "data": [openai.model_object(info) for info in served]}, 200, JSON
+
+
+async def retrieve_model(model: str) -> Answer:
+    """retrieveModel: one model the backend serves, else a 404."""
+    state = request.state
+    return await openai.retrieve_model(state.llm, model, logs.request_id.get(), state.settings.deadline_s), 200, JSON
