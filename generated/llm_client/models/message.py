@@ -17,10 +17,9 @@ T = TypeVar("T", bound="Message")
 
 @_attrs_define
 class Message:
-    """A turn: its `content` is required, except in an assistant turn that calls tools, whose text is optional
-    (a 400 names the turn otherwise; the backend spec states it as anyOf, which the client generator cannot
-    take). A `tool` turn answers one call of the assistant turn before it (`tool_call_id`), with the tool's
-    result as `content`.
+    """A turn: its `content` is required, except in an assistant turn that calls tools, whose text is optional.
+    A `tool` turn answers one call of the assistant turn before it (`tool_call_id`), with the tool's result as
+    `content`.
 
         Attributes:
             role (MessageRole): Who said it.
