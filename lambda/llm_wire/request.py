@@ -227,6 +227,8 @@ def _turn(item: Any, i: int, previous: str | None, answers: tools.Answers) -> Tu
     content = item.get("content", "")
     if not isinstance(content, str) or not (1 if "tool_calls" not in item else 0) <= len(content) <= MAX_PROMPT_CHARS:
         raise BackendError(400, f"messages[{i}].content: a string of 1 to {MAX_PROMPT_CHARS} characters")
+    if content and not content.strip():
+        raise BackendError(400, f"messages[{i}].content: must not be blank (Bedrock refuses a blank turn)")
     calls = tools.parse_tool_calls(item, i) if "tool_calls" in item else ()
     answers.called(calls) if calls else None
     return Turn(str(role), content, calls, item.get("tool_call_id"))

@@ -2,8 +2,8 @@
 exactly one of `prompt` and `messages`, `system` only beside `messages`, `continuation` only beside `prompt`, turns
 alternating from `user` to `user` (in /v1, the user and assistant messages among the system and developer ones),
 the text within its bounds, a `model` the chain serves, and the tool rules (a call answered by the tool turn
-after it, a tool_choice naming one of the tools). Tools and structured output are left out: the fuzzed chain runs
-the echo engine, which follows no grammar and refuses them, as a model without the feature does
+after it, a tool_choice naming one of the tools). Bodies with tools or structured output are skipped: the fuzzed
+chain runs the echo engine, which follows no grammar and refuses them, as a model without the feature does
 (tests/e2e/test_tools.py has them on the real model).
 
 Generated bodies that break them are dropped or put in order, so that `positive_data_acceptance` judges the
@@ -29,21 +29,10 @@ DEFAULT_MODEL = "amazon.titan-text-premier-v1:0"  # the chain's default model, w
 
 @schemathesis.hook
 def map_body(ctx: Any, body: Any) -> Any:
-    """Put well-formed turns in conversation order: user, assistant, ..., user, without tool calls or results;
-    name a model the chain serves; leave out tools and structured output."""
+    """Put well-formed turns in conversation order: user, assistant, ..., user; name a model the chain serves."""
     if isinstance(body, dict) and _bounded_id(body.get("model")):
         body["model"] = DEFAULT_MODEL
-    for key in ("tools", "tool_choice", "json_schema"):
-        if isinstance(body, dict):
-            body.pop(key, None)
     turns = body.get("messages") if isinstance(body, dict) else None
-    for turn in turns if isinstance(turns, list) else []:
-        if isinstance(turn, dict) and turn.get("role") == "tool":
-            turn["role"] = "user"
-        if isinstance(turn, dict):
-            turn.pop("tool_call_id", None)
-            if turn.pop("tool_calls", None) is not None and "content" not in turn:
-                turn["content"] = "Hi"
     if not isinstance(turns, list) or not all(
         isinstance(t, dict) and t.get("role") in ROLES + SYSTEM_ROLES for t in turns
     ):
@@ -72,6 +61,8 @@ def filter_body(ctx: Any, body: Any) -> bool:
     not (`\\x1d`)."""
     if not isinstance(body, dict):
         return True
+    if _tools(body):
+        return False
     if ("prompt" in body) == ("messages" in body) or ("system" in body and "messages" not in body):
         return False
     if body.get("continuation") is True and "messages" in body:
@@ -92,7 +83,7 @@ def filter_body(ctx: Any, body: Any) -> bool:
 
 def _bounded_id(model: Any) -> bool:
     """A model id within the spec's bounds (any other stays as drawn: a negative case)."""
-    return isinstance(model, str) and 1 <= len(model) <= MAX_MODEL_CHARS and MODEL_ID.match(model) is not None
+    return isinstance(model, str) and 1 <= len(model) <= MAX_MODEL_CHARS and MODEL_ID.fullmatch(model) is not None
 
 
 def _text(turn: dict[str, Any]) -> str:
@@ -107,4 +98,17 @@ def _blank(turn: dict[str, Any]) -> bool:
     parts = content if isinstance(content, list) else [{"text": content}]
     return any(
         isinstance(part, dict) and isinstance(part.get("text"), str) and not part["text"].strip() for part in parts
+    )
+
+
+def _tools(body: dict[str, Any]) -> bool:
+    """Whether a body asks for tools or structured output, or holds tool turns, blank turns or turns without text
+    (skipped, valid or not: a hook that dropped them would make a schema-violating case a valid one)."""
+    if {"tools", "tool_choice", "json_schema"} & set(body):
+        return True
+    turns = body.get("messages")
+    tool_keys = {"tool_calls", "tool_call_id"}
+    return isinstance(turns, list) and any(
+        isinstance(t, dict) and (t.get("role") == "tool" or bool(tool_keys & set(t)) or _blank(t) or "content" not in t)
+        for t in turns
     )

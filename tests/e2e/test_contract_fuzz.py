@@ -28,7 +28,7 @@ CONVERSATION_RULES = re.compile(
     r"turns alternate|the last turn must be the user's|all turns and system together|tool only right after"
     r"|have no tool turn|must be the id of a call|must be unique|is not one of the tools|a JSON Schema of an object"
     r"|required when the conversation holds tool calls|doesn't support (tool use|structured output)"
-    r"|a JSON object as text"
+    r"|a JSON object as text|must not be blank"
 )
 CHECKS = ",".join(
     [
