@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from llm_lambda import bedrock as bedrock_module
 from llm_lambda import handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
 from llm_wire.jsonlog import JsonFormatter
+from llm_wire.request import QueryRequest
 
 
 class FakeStream:
@@ -153,6 +155,54 @@ def test_a_titan_stream_with_its_reason_and_counts_is_done(bedrock: dict[str, An
     assert [line.get("text") for line in lines[:-1]] == [" Paris", "."]
     assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", 6, 2)
     assert lines[-1]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "counts"),
+    [
+        (
+            [
+                {"outputText": " Paris", "inputTextTokenCount": 6, "totalOutputTextTokenCount": 1},
+                {"outputText": "."},
+                {"outputText": "", "totalOutputTextTokenCount": 2, "completionReason": "FINISH"},
+            ],
+            (6, 2),
+        ),
+        (
+            [
+                {"outputText": " Paris"},
+                {
+                    "outputText": ".",
+                    "completionReason": "FINISH",
+                    "amazon-bedrock-invocationMetrics": {"inputTokenCount": 6, "outputTokenCount": 2},
+                },
+            ],
+            (6, 2),
+        ),
+        ([{"outputText": " Paris."}, {"outputText": "", "completionReason": "FINISH"}], (0, 0)),
+    ],
+    ids=["running counts", "invocation metrics", "no counts"],
+)
+def test_a_titan_stream_counts_its_tokens_from_whichever_counts_it_carries(
+    bedrock: dict[str, Any], event: Any, context: Any, chunks: list[dict[str, Any]], counts: tuple[int, int]
+) -> None:
+    """Titan's chunks carry running counts (the input's once, the output's so far), its last one Bedrock's
+    invocation metrics, or neither: the done line has the last of each, and 0 for a count never given."""
+    bedrock["stream"] = FakeStream([titan_chunk(chunk) for chunk in chunks])
+
+    _, lines = stream(bedrock, event("query.json"), context)
+
+    assert "".join(line.get("text", "") for line in lines) == " Paris."
+    assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", *counts)
+
+
+def test_a_titan_stream_read_to_its_end_closes_bedrocks_connection() -> None:
+    """Without the caller closing it: the generator closes the stream however it ends."""
+    events = FakeStream([titan_chunk({"outputText": "Hi", "completionReason": "FINISH"})])
+    pieces = bedrock_module.invoke_stream(FakeBedrock({"stream": events}), "m", QueryRequest("Hi", 4))
+    assert next(pieces) == "Hi"
+    assert list(pieces) == [bedrock_module.Generation("", 0, 0, "stop")]
+    assert events.closed
 
 
 @pytest.mark.parametrize("log_prompts", [False, True])
