@@ -132,3 +132,10 @@ async def test_metrics_answers_only_get(limited):
     response = await limited.post("/metrics")
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_metrics_answers_head_as_get_without_the_body(limited):
+    got, head = await limited.get("/metrics"), await limited.head("/metrics")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert int(head.headers["content-length"]) > 0
