@@ -132,6 +132,9 @@ async def test_metrics_answers_only_get(limited):
     response = await limited.post("/metrics")
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "GET, HEAD"
+    problem = response.json()
+    assert (problem["title"], problem["detail"]) == ("Method Not Allowed", "/metrics answers GET")
 
 
 async def test_metrics_answers_head_as_get_without_the_body(limited):
