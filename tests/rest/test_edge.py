@@ -4,7 +4,10 @@ import asyncio
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from lambdallm.rest.edge import RestMetrics
 from tests.fakes.backend import Reply
 from tests.fakes.stack import AUTHORIZATION, running_rest
 from tests.scrape import moved, scrape_async, value
@@ -142,3 +145,12 @@ async def test_metrics_answers_head_as_get_without_the_body(limited):
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-type"] == got.headers["content-type"]
     assert int(head.headers["content-length"]) > 0
+
+
+def test_the_admission_metrics_say_what_they_count():
+    """Their HELP lines, which the operator reads in the scrape (docs/metrics.md has the whole list)."""
+    exposition = generate_latest(RestMetrics(LIMIT).registry).decode()
+    helps = {family.name: family.documentation for family in text_string_to_metric_families(exposition)}
+    assert helps["lambdallm_rest_requests_in_flight"] == "Requests counted against max_in_flight now"
+    assert helps["lambdallm_rest_max_in_flight"] == "The max_in_flight setting"
+    assert helps["lambdallm_rest_refused"] == "Requests refused with 429 because max_in_flight were in flight"
