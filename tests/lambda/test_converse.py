@@ -193,3 +193,97 @@ def test_closing_a_stream_before_its_first_piece_closes_bedrocks_connection(prom
     request = QueryRequest(prompt, 4, messages=messages)
     bedrock.generate_stream(Client(), "amazon.titan-text-premier-v1:0", request).close()
     assert events.closed
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        (converse_answer(reason="tool_use"), "text str, stopReason 'tool_use'"),
+        (
+            {**converse_answer(), "usage": {"inputTokens": 3, "outputTokens": -1, "totalTokens": 2}},
+            "token counts are not non-negative integers",
+        ),
+    ],
+)
+def test_a_malformed_converse_answer_says_why_in_the_log(answer: dict[str, Any], why: str) -> None:
+    """The caller reads only "malformed answer"; the operator's log line (its traceback, exc_info) says why."""
+    with pytest.raises(BackendError) as caught:
+        bedrock.parse_converse(answer)
+    assert str(caught.value.__cause__) == why
+
+
+def test_a_converse_text_that_is_not_a_string_says_its_type_in_the_log() -> None:
+    with pytest.raises(BackendError) as caught:
+        bedrock.converse_generation(5, "end_turn", {"inputTokens": 1, "outputTokens": 1})
+    assert str(caught.value.__cause__) == "text int, stopReason 'end_turn'"
+
+
+def test_an_empty_converse_answer_with_a_real_reason_is_an_answer() -> None:
+    answer = {**converse_answer(text=""), "usage": {"inputTokens": 0, "outputTokens": 0, "totalTokens": 0}}
+    assert bedrock.parse_converse(answer) == bedrock.Generation("", 0, 0, "stop")
+
+
+def test_the_text_blocks_of_a_converse_answer_are_joined_as_they_are() -> None:
+    content = [{"text": "Your name "}, {"reasoningContent": {"reasoningText": {"text": "hm"}}}, {"text": "is Ada."}]
+    answer = {**converse_answer(), "output": {"message": {"role": "assistant", "content": content}}}
+    assert bedrock.parse_converse(answer).text == "Your name is Ada."
+
+
+class ConverseEvents:
+    """A ConverseStream event stream made by the test; records that it was closed."""
+
+    def __init__(self, *events: dict[str, Any]) -> None:
+        self.events, self.closed = events, False
+
+    def __iter__(self) -> Any:
+        return iter(self.events)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StreamingClient:
+    """A Bedrock client whose ConverseStream answers with `events`."""
+
+    def __init__(self, events: ConverseEvents) -> None:
+        self.events = events
+
+    def converse_stream(self, **arguments: Any) -> dict[str, Any]:
+        return {"stream": self.events}
+
+
+END = (
+    {"messageStop": {"stopReason": "end_turn"}},
+    {"metadata": {"usage": {"inputTokens": 9, "outputTokens": 2, "totalTokens": 11}, "metrics": {}}},
+)
+CONVERSATION = QueryRequest(None, 4, messages=(Turn("user", "Hi"),))
+
+
+def test_a_converse_stream_read_to_its_end_closes_bedrocks_connection() -> None:
+    """Without the caller closing it: the generator closes the stream however it ends."""
+    events = ConverseEvents({"contentBlockDelta": {"delta": {"text": "Hi"}, "contentBlockIndex": 0}}, *END)
+    pieces = bedrock.converse_stream(StreamingClient(events), "m", CONVERSATION)
+    assert next(pieces) == "Hi"
+    assert list(pieces) == [bedrock.Generation("", 9, 2, "stop")]
+    assert events.closed
+
+
+def test_a_converse_stream_skips_deltas_without_text() -> None:
+    events = ConverseEvents(
+        {"contentBlockDelta": {"contentBlockIndex": 0}},
+        {"contentBlockDelta": {"delta": {"reasoningContent": {"text": "hm"}}, "contentBlockIndex": 0}},
+        {"contentBlockDelta": {"delta": {"text": "Hi"}, "contentBlockIndex": 1}},
+        *END,
+    )
+    pieces = list(bedrock.converse_stream(StreamingClient(events), "m", CONVERSATION))
+    assert pieces == ["Hi", bedrock.Generation("", 9, 2, "stop")]
+
+
+def test_a_converse_stream_without_message_stop_is_a_bad_gateway_that_says_why() -> None:
+    events = ConverseEvents({"contentBlockDelta": {"delta": {"text": "Hi"}, "contentBlockIndex": 0}}, END[1])
+    pieces = bedrock.converse_stream(StreamingClient(events), "m", CONVERSATION)
+    assert next(pieces) == "Hi"
+    with pytest.raises(BackendError) as caught:
+        next(pieces)
+    assert (caught.value.status, caught.value.detail) == (502, "the model returned a malformed answer")
+    assert str(caught.value.__cause__) == "text str, stopReason None"

@@ -12,9 +12,10 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from llm_lambda import handler
+from llm_lambda import bedrock, handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
+from llm_wire.errors import BackendError
 
 
 def titan(text: str = " Paris.", reason: str = "FINISH", tokens: int = 3) -> dict[str, Any]:
@@ -136,6 +137,21 @@ def test_a_malformed_bedrock_answer_is_a_bad_gateway(call: Any, event: Any, stub
     assert status == 502
     assert headers["Content-Type"] == "application/problem+json"
     assert body["detail"] == "the model returned a malformed answer"
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        ({"outputText": 5, "tokenCount": 1}, "outputText int, completionReason 'FINISH'"),
+        ({"outputText": "", "tokenCount": -1}, "token counts are not non-negative integers"),
+    ],
+)
+def test_a_malformed_bedrock_answer_says_why_in_the_log(result: dict[str, Any], why: str) -> None:
+    """The caller reads only "malformed answer"; the operator's log line (its traceback, exc_info) says why."""
+    payload = {"inputTextTokenCount": 1, "results": [{"completionReason": "FINISH", **result}]}
+    with pytest.raises(BackendError) as caught:
+        bedrock.parse_titan(json.dumps(payload).encode())
+    assert str(caught.value.__cause__) == why
 
 
 @pytest.mark.parametrize(

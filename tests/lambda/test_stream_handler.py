@@ -10,10 +10,13 @@ from typing import Any
 
 import pytest
 
+from llm_lambda import bedrock as bedrock_module
 from llm_lambda import handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
+from llm_wire.errors import BackendError
 from llm_wire.jsonlog import JsonFormatter
+from llm_wire.request import QueryRequest
 
 
 class FakeStream:
@@ -104,15 +107,19 @@ def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any],
     assert bedrock["stream"].closed
 
 
+NO_REASON = "the model's stream ended without a completion reason"
+MALFORMED = "the model streamed a malformed chunk"
+
+
 @pytest.mark.parametrize(
     ("events", "detail"),
     [
-        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": "is"})], "without a completion reason"),
-        ([titan_chunk({"outputText": "Paris", "completionReason": "MYSTERY"})], "without a completion reason"),
-        ([titan_chunk({"outputText": "Par"}), {"chunk": {"bytes": b"not json"}}], "malformed chunk"),
-        ([titan_chunk({"outputText": "Par"}), titan_chunk(["a", "list"])], "malformed chunk"),
-        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": 7})], "malformed chunk"),
-        ([titan_chunk({"outputText": "Par"}), {"somethingElse": {}}], "malformed chunk"),
+        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": "is"})], NO_REASON),
+        ([titan_chunk({"outputText": "Paris", "completionReason": "MYSTERY"})], NO_REASON),
+        ([titan_chunk({"outputText": "Par"}), {"chunk": {"bytes": b"not json"}}], MALFORMED),
+        ([titan_chunk({"outputText": "Par"}), titan_chunk(["a", "list"])], MALFORMED),
+        ([titan_chunk({"outputText": "Par"}), titan_chunk({"outputText": 7})], MALFORMED),
+        ([titan_chunk({"outputText": "Par"}), {"somethingElse": {}}], MALFORMED),
     ],
     ids=["no reason", "unknown reason", "not JSON", "not an object", "text not a string", "no chunk"],
 )
@@ -127,7 +134,7 @@ def test_a_titan_stream_that_breaks_its_contract_ends_with_a_502_error_line(
     assert lines[0]["type"] == "text"
     assert lines[-1]["type"] == "error"
     assert lines[-1]["status"] == 502
-    assert detail in lines[-1]["detail"]
+    assert lines[-1]["detail"] == detail
     assert [line["type"] for line in lines].count("done") == 0
     assert bedrock["stream"].closed
 
@@ -153,6 +160,78 @@ def test_a_titan_stream_with_its_reason_and_counts_is_done(bedrock: dict[str, An
     assert [line.get("text") for line in lines[:-1]] == [" Paris", "."]
     assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", 6, 2)
     assert lines[-1]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "counts"),
+    [
+        (
+            [
+                {"outputText": " Paris", "inputTextTokenCount": 6, "totalOutputTextTokenCount": 1},
+                {"outputText": "."},
+                {"outputText": "", "totalOutputTextTokenCount": 2, "completionReason": "FINISH"},
+            ],
+            (6, 2),
+        ),
+        (
+            [
+                {"outputText": " Paris"},
+                {
+                    "outputText": ".",
+                    "completionReason": "FINISH",
+                    "amazon-bedrock-invocationMetrics": {"inputTokenCount": 6, "outputTokenCount": 2},
+                },
+            ],
+            (6, 2),
+        ),
+        ([{"outputText": " Paris."}, {"outputText": "", "completionReason": "FINISH"}], (0, 0)),
+    ],
+    ids=["running counts", "invocation metrics", "no counts"],
+)
+def test_a_titan_stream_counts_its_tokens_from_whichever_counts_it_carries(
+    bedrock: dict[str, Any], event: Any, context: Any, chunks: list[dict[str, Any]], counts: tuple[int, int]
+) -> None:
+    """Titan's chunks carry running counts (the input's once, the output's so far), its last one Bedrock's
+    invocation metrics, or neither: the done line has the last of each, and 0 for a count never given."""
+    bedrock["stream"] = FakeStream([titan_chunk(chunk) for chunk in chunks])
+
+    _, lines = stream(bedrock, event("query.json"), context)
+
+    assert "".join(line.get("text", "") for line in lines) == " Paris."
+    assert (lines[-1]["type"], lines[-1]["input_tokens"], lines[-1]["output_tokens"]) == ("done", *counts)
+
+
+def test_a_titan_stream_asks_bedrock_for_json_with_the_titan_body(
+    bedrock: dict[str, Any], event: Any, context: Any
+) -> None:
+    bedrock["stream"] = FakeStream([titan_chunk({"outputText": "x", "completionReason": "FINISH"})])
+    stream(bedrock, event("query.json"), context)
+    assert bedrock["invoke"] == {
+        "modelId": FunctionConfig.model_id,
+        "body": json.dumps(
+            {"inputText": "The capital of France is", "textGenerationConfig": {"maxTokenCount": 4, "temperature": 0.0}}
+        ),
+        "contentType": "application/json",
+        "accept": "application/json",
+    }
+
+
+def test_a_malformed_titan_chunk_says_why_in_the_log() -> None:
+    """The caller reads only "malformed chunk"; the operator's log line (its traceback, exc_info) says why."""
+    events = FakeStream([titan_chunk(["a", "list"])])
+    pieces = bedrock_module.invoke_stream(FakeBedrock({"stream": events}), "m", QueryRequest("Hi", 4))
+    with pytest.raises(BackendError) as caught:
+        next(pieces)
+    assert str(caught.value.__cause__) == "not a Titan chunk"
+
+
+def test_a_titan_stream_read_to_its_end_closes_bedrocks_connection() -> None:
+    """Without the caller closing it: the generator closes the stream however it ends."""
+    events = FakeStream([titan_chunk({"outputText": "Hi", "completionReason": "FINISH"})])
+    pieces = bedrock_module.invoke_stream(FakeBedrock({"stream": events}), "m", QueryRequest("Hi", 4))
+    assert next(pieces) == "Hi"
+    assert list(pieces) == [bedrock_module.Generation("", 0, 0, "stop")]
+    assert events.closed
 
 
 @pytest.mark.parametrize("log_prompts", [False, True])

@@ -112,7 +112,8 @@ async def test_a_chunked_body_over_the_limit_with_a_key_is_a_413(limited):
     )
 
     assert answer.status == 413
-    assert str(BODY_LIMIT) in json.loads(answer.body)["detail"]
+    problem = json.loads(answer.body)
+    assert (problem["title"], problem["detail"]) == ("Content Too Large", f"request body exceeds {BODY_LIMIT} bytes")
 
 
 async def test_a_chunked_query_with_a_key_is_answered(limited):

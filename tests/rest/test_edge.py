@@ -4,7 +4,10 @@ import asyncio
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from lambdallm.rest.edge import RestMetrics
 from tests.fakes.backend import Reply
 from tests.fakes.stack import AUTHORIZATION, running_rest
 from tests.scrape import moved, scrape_async, value
@@ -55,7 +58,8 @@ async def test_one_request_past_the_limit_is_a_429_at_once_and_served_again_once
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["x-request-id"] == "over-1"
     assert refused.json()["request_id"] == "over-1"
-    assert f"{LIMIT} requests are in flight" in refused.json()["detail"]
+    assert refused.json()["title"] == "Too Many Requests"
+    assert refused.json()["detail"] == f"{LIMIT} requests are in flight, the most this server takes; retry later"
     assert len(fake.requests) == LIMIT  # refused before it reached the proxy
     gate.set()
     assert [r.status_code for r in await asyncio.gather(*calls)] == [200] * LIMIT
@@ -132,3 +136,22 @@ async def test_metrics_answers_only_get(limited):
     response = await limited.post("/metrics")
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["allow"] == "GET, HEAD"
+    problem = response.json()
+    assert (problem["title"], problem["detail"]) == ("Method Not Allowed", "/metrics answers GET")
+
+
+async def test_metrics_answers_head_as_get_without_the_body(limited):
+    got, head = await limited.get("/metrics"), await limited.head("/metrics")
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert int(head.headers["content-length"]) > 0
+
+
+def test_the_admission_metrics_say_what_they_count():
+    """Their HELP lines, which the operator reads in the scrape (docs/metrics.md has the whole list)."""
+    exposition = generate_latest(RestMetrics(LIMIT).registry).decode()
+    helps = {family.name: family.documentation for family in text_string_to_metric_families(exposition)}
+    assert helps["lambdallm_rest_requests_in_flight"] == "Requests counted against max_in_flight now"
+    assert helps["lambdallm_rest_max_in_flight"] == "The max_in_flight setting"
+    assert helps["lambdallm_rest_refused"] == "Requests refused with 429 because max_in_flight were in flight"
