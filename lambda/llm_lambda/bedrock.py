@@ -128,7 +128,8 @@ def parse_converse(response: dict[str, Any]) -> Generation:
         raise BackendError(502, "the model returned a malformed answer") from exc
     generation = converse_generation(text, response.get("stopReason"), response.get("usage"))
     if (generation.finish_reason == "tool_calls") != bool(calls):
-        raise BackendError(502, "the model returned a malformed answer")  # a tool_use stop without a call, or so
+        why = ValueError(f"stopReason {response.get('stopReason')!r} with {len(calls)} toolUse blocks")
+        raise BackendError(502, "the model returned a malformed answer") from why
     return dataclasses.replace(generation, tool_calls=calls)
 
 

@@ -4,8 +4,8 @@ tool calls.
 
 A run of `tool` turns (and the user turn after them, if any) is one Converse user turn of toolResult blocks (then
 text), as Converse wants a call's results in the user turn right after it. `tool_choice` none has no Converse
-form: the tools are left out unless the conversation already holds calls (Converse then needs their
-definitions), in which case the model may call again, as with auto.
+form: the tools are left out, and the conversation's calls and results are written into its turns as text, so
+that the model answers from them and cannot call again.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class ToolCallPiece:
 def converse_turns(request: QueryRequest) -> list[dict[str, Any]]:
     """The conversation as Converse messages, tool calls and results as their blocks."""
     messages = request.messages if request.prompt is None else (Turn("user", request.prompt),)
+    if request.tool_choice.mode == NONE:
+        messages = tuple(_as_text(turn) for turn in messages)
     turns: list[dict[str, Any]] = []
     for turn in messages:
         if turn.role == "assistant":
@@ -52,13 +54,20 @@ def converse_turns(request: QueryRequest) -> list[dict[str, Any]]:
     return turns
 
 
+def _as_text(turn: Turn) -> Turn:
+    """A turn with its calls or its result written as text (tool_choice none): a tool turn becomes a user one."""
+    calls = "\n".join(f"(called {call.name} with {call.arguments})" for call in turn.tool_calls)
+    if turn.role == "tool":
+        return Turn("user", f"(the result of call {turn.tool_call_id}: {turn.content})")
+    return Turn(turn.role, "\n".join(text for text in (turn.content, calls) if text)) if calls else turn
+
+
 def tool_arguments(request: QueryRequest) -> dict[str, Any]:
     """Converse's toolConfig or outputConfig for the request, if it has tools or a json_schema."""
     if request.json_schema is not None:
         schema = {"schema": json.dumps(request.json_schema), "name": "answer"}
         return {"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": schema}}}}
-    has_calls = any(turn.tool_calls or turn.role == "tool" for turn in request.messages)
-    if not request.tools or (request.tool_choice.mode == NONE and not has_calls):
+    if not request.tools or request.tool_choice.mode == NONE:
         return {}
     specs = [
         {"toolSpec": {"name": t.name, "description": t.description or t.name, "inputSchema": {"json": t.parameters}}}

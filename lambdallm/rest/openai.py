@@ -20,7 +20,13 @@ from lambdallm.rest.models import ServedModel
 from lambdallm.rest.openai_errors import openai_error
 from llm_wire.limits import MAX_TOKENS
 
-ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT}
+ROLES = {"user": llm_pb2.ROLE_USER, "assistant": llm_pb2.ROLE_ASSISTANT, "tool": llm_pb2.ROLE_TOOL}
+CHOICES = {
+    "none": llm_pb2.ToolChoice.MODE_NONE,
+    "auto": llm_pb2.ToolChoice.MODE_AUTO,
+    "required": llm_pb2.ToolChoice.MODE_REQUIRED,
+}
+NO_ARGUMENTS = {"type": "object", "properties": {}}  # a function's parameters when OpenAI's request has none
 SYSTEM_ROLES = ("system", "developer")
 COMPLETION_MAX_TOKENS = 16  # OpenAI's default for /v1/completions
 DONE = b"data: [DONE]\n\n"
@@ -52,9 +58,52 @@ class Translated:
         return self.names.get(match.group(1), match.group(1))
 
 
-def text_of(content: str | list[dict[str, str]]) -> str:
-    """A message's text: the string, or its text parts joined by newlines."""
+def text_of(content: str | list[dict[str, str]] | None) -> str:
+    """A message's text: the string, or its text parts joined by newlines (none: empty)."""
+    if content is None:
+        return ""
     return content if isinstance(content, str) else "\n".join(part["text"] for part in content)
+
+
+def turn_of(message: dict[str, Any]) -> llm_pb2.ChatMessage:
+    """A user, assistant or tool message as a turn: an assistant's calls and a tool result's call id with it."""
+    calls = [
+        llm_pb2.ToolCall(id=call["id"], name=call["function"]["name"], arguments=call["function"]["arguments"])
+        for call in message.get("tool_calls") or []
+    ]
+    return llm_pb2.ChatMessage(
+        role=ROLES[message["role"]],
+        content=text_of(message.get("content")),
+        tool_calls=calls,
+        tool_call_id=message.get("tool_call_id", ""),
+    )
+
+
+def tools_of(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's tools, tool_choice and response_format as the gRPC request's fields."""
+    fields: dict[str, Any] = {}
+    if body.get("tools"):
+        fields["tools"] = [
+            llm_pb2.Tool(
+                name=tool["function"]["name"],
+                description=tool["function"].get("description", ""),
+                parameters=json.dumps(tool["function"].get("parameters") or NO_ARGUMENTS),
+            )
+            for tool in body["tools"]
+        ]
+    choice = body.get("tool_choice")
+    if isinstance(choice, str):
+        fields["tool_choice"] = llm_pb2.ToolChoice(mode=CHOICES[choice])
+    elif isinstance(choice, dict):
+        mode = llm_pb2.ToolChoice.MODE_NAMED
+        fields["tool_choice"] = llm_pb2.ToolChoice(mode=mode, name=choice["function"]["name"])
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_object":
+        fields["json_schema"] = json.dumps({"type": "object"})
+    elif response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}
+        fields["json_schema"] = json.dumps(schema)
+    return fields
 
 
 def stop_of(stop: str | list[str] | None) -> list[str]:
@@ -70,7 +119,7 @@ def chat_request(body: dict[str, Any]) -> Translated:
         if message["role"] in SYSTEM_ROLES:
             system.append(text_of(message["content"]))
         else:
-            turns.append(llm_pb2.ChatMessage(role=ROLES[message["role"]], content=text_of(message["content"])))
+            turns.append(turn_of(message))
             positions.append(index)
     if not turns:
         detail = "messages: at least one user message is required"
@@ -84,8 +133,10 @@ def chat_request(body: dict[str, Any]) -> Translated:
         top_p=body.get("top_p"),
         stop_sequences=stop_of(body.get("stop")),
         model=body["model"],
+        **tools_of(body),
     )
     names = {"system": "messages: the system and developer messages joined", "stop_sequences": "stop"}
+    names["json_schema"] = "response_format"
     names["max_tokens"] = tokens_field
     return Translated(query, tuple(positions), names)
 
@@ -112,12 +163,17 @@ def usage(reply: Any) -> dict[str, int]:
 
 def chat_completion(reply: llm_pb2.LlmQueryResponse, request_id: str) -> dict[str, Any]:
     """A `chat.completion` object for the gRPC reply."""
-    choice = {
-        "index": 0,
-        "message": {"role": "assistant", "content": reply.text},
-        "finish_reason": reply.finish_reason,
-        "logprobs": None,
-    }
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.tool_calls:
+        message = {
+            "role": "assistant",
+            "content": reply.text or None,
+            "tool_calls": [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call in reply.tool_calls
+            ],
+        }
+    choice = {"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}
     return _envelope("chatcmpl", "chat.completion", reply.model, request_id) | {
         "choices": [choice],
         "usage": usage(reply),
@@ -144,7 +200,7 @@ async def chat_completion_chunks(
     envelope = _envelope("chatcmpl", "chat.completion.chunk", model, request_id)
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
         return _data(envelope | {"choices": [choice]} | extra)
 
@@ -153,6 +209,8 @@ async def chat_completion_chunks(
         async for message in messages:
             if message.text:
                 yield chunk({"content": message.text})
+            if message.HasField("tool_call"):
+                yield chunk({"tool_calls": [tool_call_delta(message.tool_call)]})
             if message.HasField("summary"):
                 envelope["model"] = message.summary.model or model
                 yield chunk({}, message.summary.finish_reason)
@@ -163,6 +221,15 @@ async def chat_completion_chunks(
         yield _data(openai_error(failure.status_code, str(failure.detail or failure.title)))
     finally:
         await llm.aclose(messages)
+
+
+def tool_call_delta(piece: llm_pb2.ToolCallDelta) -> dict[str, Any]:
+    """A piece of a call as OpenAI streams it: the first with its id, type and name (and arguments so far, none),
+    the next ones with only their index and a fragment of the arguments."""
+    if piece.id:
+        function = {"name": piece.name, "arguments": piece.arguments}
+        return {"index": piece.index, "id": piece.id, "type": "function", "function": function}
+    return {"index": piece.index, "function": {"arguments": piece.arguments}}
 
 
 def _envelope(prefix: str, kind: str, model: str, request_id: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def test_closing_a_stream_before_its_first_piece_closes_bedrocks_connection(prom
 @pytest.mark.parametrize(
     ("answer", "why"),
     [
-        (converse_answer(reason="tool_use"), "text str, stopReason 'tool_use'"),
+        (converse_answer(reason="tool_use"), "stopReason 'tool_use' with 0 toolUse blocks"),
         (
             {**converse_answer(), "usage": {"inputTokens": 3, "outputTokens": -1, "totalTokens": 2}},
             "token counts are not non-negative integers",

@@ -61,12 +61,17 @@ def test_tool_choice_maps_to_converse(choice: Any, converse: dict[str, Any]) -> 
     assert arguments["toolConfig"]["toolChoice"] == converse
 
 
-def test_tool_choice_none_leaves_the_tools_out_unless_the_conversation_holds_calls() -> None:
+def test_tool_choice_none_leaves_the_tools_out_and_writes_calls_and_results_as_text() -> None:
     assert "toolConfig" not in bedrock.converse_request("amazon.nova-lite-v1:0", parse_body(body(tool_choice="none")))
     with_calls = bedrock.converse_request(
         "amazon.nova-lite-v1:0", parse_body(body(messages=ROUND_TRIP, tool_choice="none"))
     )
-    assert with_calls["toolConfig"]["toolChoice"] == {"auto": {}}
+    assert "toolConfig" not in with_calls
+    assert with_calls["messages"][1] == {
+        "role": "assistant",
+        "content": [{"text": '(called weather with {"city": "Oslo"})\n(called weather with {"city": "Rome"})'}],
+    }
+    assert with_calls["messages"][2]["content"][0] == {"text": "(the result of call call_1: 4 C, clear)"}
 
 
 def test_a_json_schema_is_converse_output_config_even_for_a_prompt_to_titan(function: Function) -> None:

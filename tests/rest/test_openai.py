@@ -175,7 +175,7 @@ async def test_a_wrong_key_is_openais_authentication_error(v1, http):
         ({"max_tokens": 5000}, "max_tokens"),
         ({"temperature": 1.5}, "temperature"),
         ({"frequency_penalty": 0.5}, "frequency_penalty"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "function", "content": "x"}]}, "messages[0].role"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ],
 )
