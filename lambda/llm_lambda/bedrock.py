@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_lambda.bedrock_errors import map_bedrock_exceptions
-from llm_lambda.converse_tools import StreamCalls, ToolCallPiece, answer_calls, converse_turns, tool_arguments
+from llm_lambda.converse_tools import StreamCalls, answer_calls, converse_turns, tool_arguments
 from llm_lambda.models import takes_invoke_model
 from llm_wire.errors import BackendError
 from llm_wire.request import QueryRequest
-from llm_wire.tools import ToolCall
+from llm_wire.tools import ToolCall, ToolCallPiece
 
 FINISH_REASONS = {
     "FINISH": "stop",

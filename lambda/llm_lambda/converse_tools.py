@@ -11,22 +11,10 @@ that the model answers from them and cannot call again.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from llm_wire.request import QueryRequest, Turn
-from llm_wire.tools import NAMED, NONE, REQUIRED, ToolCall
-
-
-@dataclass(frozen=True)
-class ToolCallPiece:
-    """A piece of a streamed call: the first of an index carries its id and name, the next ones `arguments`
-    fragments (the `tool_call` events of specs/backend.yaml)."""
-
-    index: int
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
+from llm_wire.tools import NAMED, NONE, REQUIRED, ToolCall, ToolCallPiece
 
 
 def converse_turns(request: QueryRequest) -> list[dict[str, Any]]:

@@ -17,13 +17,13 @@ from typing import Any
 
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.config import FunctionConfig
-from llm_lambda.converse_tools import ToolCallPiece
 from llm_lambda.models import chosen_model, served_models
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
 from llm_wire.negotiation import allows
 from llm_wire.request import QueryRequest, field_value, header, parse_event
 from llm_wire.request_id import kept
+from llm_wire.tools import ToolCallPiece
 
 JSON, NDJSON = "application/json", "application/x-ndjson"  # what each handler answers
 STREAM_SEPARATOR = b"\0" * 8  # between the streaming integration's metadata and the body

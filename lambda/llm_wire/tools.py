@@ -40,6 +40,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolCallPiece:
+    """A piece of a streamed call (a `tool_call` event of specs/backend.yaml): the first of an index carries its id
+    and name, the next ones fragments of its `arguments`; the Lambda writes them and the proxy reads them."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
 class ToolChoice:
     """Whether the model must call a tool: `auto`, `required`, `none`, or `named` (the tool `name`)."""
 

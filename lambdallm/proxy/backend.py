@@ -17,6 +17,7 @@ import aiohttp
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
+from llm_wire.tools import ToolCall, ToolCallPiece
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 # Lambda's response payload limit (6 MB): no answer of a working backend is larger.
@@ -51,26 +52,6 @@ def parse_models(body: bytes) -> list[Model]:
             raise bad_backend_answer("a model's instruct is not a boolean")
         listed.append(Model(item["id"], item["owned_by"], item["instruct"]))
     return listed
-
-
-@dataclass(frozen=True)
-class ToolCallPiece:
-    """A piece of a streamed tool call (a `tool_call` event): the first of an index has its id and name, the
-    next ones fragments of its arguments."""
-
-    index: int
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A whole tool call: the pieces of one index put together."""
-
-    id: str
-    name: str
-    arguments: str
 
 
 @dataclass(frozen=True)

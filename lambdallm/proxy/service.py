@@ -17,11 +17,12 @@ from grpc_health.v1.health import aio as health_aio
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs
 from lambdallm.metrics import TokenCounter
-from lambdallm.proxy.backend import Backend, Completion, ToolCallPiece
+from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body
 from llm_wire.request_id import request_id
+from llm_wire.tools import ToolCallPiece
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
 log = logging.getLogger("lambdallm.proxy")

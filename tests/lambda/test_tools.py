@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from llm_lambda import bedrock
-from llm_lambda.converse_tools import ToolCallPiece
 from llm_lambda.handler import Function
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body
+from llm_wire.tools import ToolCallPiece
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOLS = [{"name": "weather", "description": "The weather in a city.", "parameters": WEATHER}]
