@@ -12,7 +12,7 @@ import jsonschema
 import yaml
 
 from lambdallm.local_cloud.gateway_errors import ProblemError
-from lambdallm.schema_errors import first_error
+from lambdallm.schema_check import SchemaCheck
 from llm_wire import strict_json
 
 DEFAULT_INTEGRATION_TIMEOUT_MS = 29000
@@ -24,7 +24,7 @@ class Route:
     """One method of one resource: its body's schema, the function its integration invokes, how, and how long
     API Gateway waits for it."""
 
-    validator: jsonschema.Draft4Validator | None
+    validator: SchemaCheck | None
     function: str
     streaming: bool
     timeout_s: float
@@ -47,7 +47,7 @@ def route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
     if "schema" in schema:
         # API Gateway models are JSON Schema draft 4; resolve refs against the whole document.
         resolved = {**schema["schema"], "components": document.get("components", {})}
-        validator = jsonschema.Draft4Validator(resolved)
+        validator = SchemaCheck(jsonschema.Draft4Validator(resolved))
     integration = operation.get("x-amazon-apigateway-integration", {})
     uri = integration.get("uri", {})
     found = _FUNCTION.search(uri.get("Fn::Sub", "") if isinstance(uri, dict) else str(uri))
@@ -62,11 +62,11 @@ def route(operation: dict[str, Any], document: dict[str, Any]) -> Route:
     return Route(validator, found.group(1) if found else "QueryFunction", streaming, timeout_s, iam)
 
 
-def validate(validator: jsonschema.Draft4Validator, body: bytes) -> None:
+def validate(validator: SchemaCheck, body: bytes) -> None:
     """Refuse (400, naming the field) a body that is not strict JSON or does not match the route's model."""
     try:
         data = strict_json.loads(body)
     except strict_json.JsonRejected as exc:
         raise ProblemError(400, exc.detail) from exc
-    if (detail := first_error(validator.iter_errors(data))) is not None:
+    if (detail := validator.first_error(data)) is not None:
         raise ProblemError(400, detail)

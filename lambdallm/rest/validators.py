@@ -1,5 +1,6 @@
 """Connexion's validators, with errors that name the field and the rule, never the rejected value, and each
-schema's jsonschema validator built once (Connexion builds one per request: a third of its validation cost)."""
+schema's check built once (Connexion builds a jsonschema validator per request: a third of its validation cost):
+compiled code first, jsonschema only for what it refuses (lambdallm/schema_check.py)."""
 
 from __future__ import annotations
 
@@ -16,22 +17,24 @@ from jsonschema import Draft4Validator
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope
 
-from lambdallm.schema_errors import first_error
+from lambdallm.schema_check import SchemaCheck
 from llm_wire import strict_json
 
 _MAX_COMPILED = 256  # the spec's schemas are a few dozen; a bound all the same
-_compiled: dict[tuple[int, type], tuple[Any, Draft4Validator]] = {}
+_compiled: dict[tuple[int, type], tuple[Any, SchemaCheck]] = {}
 
 
-def compiled(schema: Any, kind: type = Draft4Validator) -> Draft4Validator:
-    """The `kind` validator (with format checks) of `schema`, built on first use. Connexion hands each operation
-    the same schema objects of its spec on every request, so they are the key (held, so that ids stay theirs)."""
+def compiled(schema: Any, kind: type = Draft4Validator) -> SchemaCheck:
+    """The check of `schema` by the `kind` validator (with format checks), built on first use. Connexion hands each
+    operation the same schema objects of its spec on every request, so they are the key (held, so that ids stay
+    theirs)."""
     key = (id(schema), kind)
     hit = _compiled.get(key)
     if hit is None or hit[0] is not schema:
         if len(_compiled) >= _MAX_COMPILED:
             _compiled.clear()
-        hit = _compiled[key] = (schema, kind(schema, format_checker=Draft4Validator.FORMAT_CHECKER))
+        judge = kind(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
+        hit = _compiled[key] = (schema, SchemaCheck(judge))
     return hit[1]
 
 
@@ -41,7 +44,7 @@ class JsonBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
 
     @property
     def _validator(self) -> Draft4Validator:
-        return compiled(self._schema, Draft4RequestValidator)
+        return compiled(self._schema, Draft4RequestValidator).judge
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         # Connexion validates a body without Content-Type as JSON, then hands the handler its bytes: a 415 instead,
@@ -62,7 +65,7 @@ class JsonBodyValidator(JSONRequestBodyValidator):  # type: ignore[misc]
     def _validate(self, body: Any) -> None:
         if not self._nullable and body is None:
             raise BadRequestProblem("body: required")
-        if (detail := first_error(self._validator.iter_errors(body))) is not None:
+        if (detail := compiled(self._schema, Draft4RequestValidator).first_error(body)) is not None:
             raise BadRequestProblem(detail=detail)
 
 
@@ -73,16 +76,20 @@ class NamingParameterValidator(ParameterValidator):  # type: ignore[misc]
     def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: Any = None) -> Any:
         if value is None or (is_nullable(param) and is_null(value)):
             return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)
-        errors = compiled(param.get("schema", param)).iter_errors(value)
-        return first_error(errors, param.get("name") or param_name)
+        return compiled(param.get("schema", param)).first_error(value, param.get("name") or param_name)
 
 
 class JsonResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]
-    """Connexion's JSON response validator, with the schema's validator built once."""
+    """Connexion's JSON response validator, with the schema's check built once: an answer the compiled code accepts
+    is not interpreted again."""
 
     @property
     def validator(self) -> Draft4Validator:
-        return compiled(self._schema, Draft4ResponseValidator)
+        return compiled(self._schema, Draft4ResponseValidator).judge
+
+    def _validate(self, body: Any) -> None:
+        if not compiled(self._schema, Draft4ResponseValidator).accepts(body):
+            super()._validate(body)  # Connexion's own report of the violation
 
 
 VALIDATOR_MAP: dict[str, Any] = {
