@@ -42,6 +42,7 @@ def build(
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
         },
         "rest_hop_ms": _rest_hop(plumbing),
+        "plumbing": plumbing_figures(plumbing, generation),
         "rest_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "rest_errors_c64": Spread.of([r.errors for r in plumbing.loaded]).as_dict(),
         "cpu_ms_per_request": {tier: spread.as_dict(3) for tier, spread in plumbing.cpu_ms().items()},
@@ -88,6 +89,34 @@ def _rest_hop(plumbing: PlumbingFigures) -> dict[str, Any]:
         "without_edge": {k: s.as_dict() for k, s in hop["without_edge"].items()},
         "shipped_over_without_edge_p50": hop["shipped_over_without_edge_p50"].as_dict(),
         "shipped_minus_without_edge": {k: s.as_dict() for k, s in hop["shipped_minus_without_edge"].items()},
+    }
+
+
+# One client's p50 per hop: entering at a tier minus entering at the next one (the Bedrock entry is the last hop).
+HOPS = {"rest": ("rest", "grpc"), "proxy": ("grpc", "apigw"), "backend": ("apigw", "bedrock"), "bedrock": ("bedrock",)}
+
+
+def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -> dict[str, Any]:
+    """Issue 28's figures, each within its repetition: the whole chain's one-client p50 and 64-connection
+    requests/s, each hop's one-client p50, and the CPU of the REST tier plus the proxy per request and per
+    streamed token."""
+    runs = plumbing.runs
+
+    def hop(*entries: str) -> Spread:
+        if len(entries) == 1:
+            return Spread.of([r.p50_ms for r in runs[entries[0]]])
+        return Spread.of([a.p50_ms - b.p50_ms for a, b in zip(runs[entries[0]], runs[entries[1]], strict=True)])
+
+    per_request = [run["rest"] + run["proxy"] for run in plumbing.cpu_ms_per_request]
+    per_token = [run["rest"] + run["proxy"] for run in generation.stream_cpu_ms_per_token]
+    return {
+        "chain_p50_ms_c1": Spread.of([r.p50_ms for r in runs["rest"]]).as_dict(),
+        "chain_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
+        "hop_p50_ms_c1": {name: hop(*entries).as_dict() for name, entries in HOPS.items()},
+        "rest_plus_proxy_cpu_ms": {
+            "per_request": Spread.of(per_request).as_dict(),
+            "per_streamed_token": Spread.of(per_token).as_dict(),
+        },
     }
 
 
@@ -169,6 +198,20 @@ def markdown(results: dict[str, Any]) -> str:
         rows.append(
             ("/v1 / /query: p50; p99; requests/s", "; ".join(cell(ratio[k]) for k in ("p50", "p99", "rps_many")))
         )
+    if "plumbing" in results:
+        figures = results["plumbing"]
+        hops = figures["hop_p50_ms_c1"]
+        cpu = figures["rest_plus_proxy_cpu_ms"]
+        rows += [
+            (
+                "one client p50 per hop, instant model: REST / proxy / API Gateway + Lambda / Bedrock",
+                " / ".join(cell(hops[name]) for name in HOPS) + " ms",
+            ),
+            (
+                "REST + proxy CPU ms: per request (64 connections) / per streamed token (one client)",
+                f"{cell(cpu['per_request'])} / {cell(cpu['per_streamed_token'])}",
+            ),
+        ]
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [

@@ -38,6 +38,7 @@ KEYS = (
     "latency_ms_c8",
     "errors_c8",
     "openai_vs_query",
+    "plumbing",
 )
 
 

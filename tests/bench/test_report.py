@@ -7,8 +7,10 @@ import time
 import pytest
 from httpx_sse import ServerSentEvent
 
+from lambdallm.bench.generation import GenerationFigures
 from lambdallm.bench.loadgen import LoadError, LoadResult, parse
 from lambdallm.bench.plumbing import PlumbingFigures
+from lambdallm.bench.report import plumbing_figures
 from lambdallm.bench.stats import Spread, percentile
 from lambdallm.bench.streaming import Stream, StreamBatch, StreamError, read_chain_events, read_llama_server
 
@@ -102,3 +104,28 @@ def test_rest_hop_is_rest_minus_grpc_within_each_repetition() -> None:
     # The edge's own cost comes from the paired samples, not from the two runs.
     assert hop["shipped_minus_without_edge"]["p50"] == Spread(median=0.0, min=-1.0, max=1.0, n=2)
     assert hop["shipped_minus_without_edge"]["p99"] == Spread(median=2.0, min=-1.0, max=5.0, n=2)
+
+
+def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
+    def run(p50: float, ok: int = 1) -> LoadResult:
+        return LoadResult(requests=ok, ok=ok, errors=0, tokens=0, duration_s=1.0, p50_ms=p50, p99_ms=p50, mean_ms=p50)
+
+    plumbing = PlumbingFigures()
+    for entry, p50s in {"rest": (5.0, 6.0), "grpc": (3.0, 3.5), "apigw": (2.0, 2.0), "bedrock": (0.5, 1.0)}.items():
+        plumbing.runs[entry] = [run(p50) for p50 in p50s]
+    plumbing.loaded = [run(100.0, ok=400), run(100.0, ok=300)]
+    plumbing.cpu_ms_per_request = [{"rest": 1.0, "proxy": 0.5, "cloud": 2.0}, {"rest": 2.0, "proxy": 1.0, "cloud": 2.0}]
+    generation = GenerationFigures()
+    generation.stream_cpu_ms_per_token = [{"rest": 0.25, "proxy": 0.25}, {"rest": 0.5, "proxy": 0.25}]
+
+    figures = plumbing_figures(plumbing, generation)
+    assert figures["chain_p50_ms_c1"] == Spread.of([5.0, 6.0]).as_dict()
+    assert figures["chain_rps_c64"]["median"] == 350.0
+    hops = figures["hop_p50_ms_c1"]
+    assert (hops["rest"]["min"], hops["rest"]["max"]) == (2.0, 2.5)  # 5 - 3 and 6 - 3.5, not 6 - 3
+    assert hops["proxy"] == Spread.of([1.0, 1.5]).as_dict()
+    assert hops["backend"] == Spread.of([1.5, 1.0]).as_dict()
+    assert hops["bedrock"] == Spread.of([0.5, 1.0]).as_dict()
+    cpu = figures["rest_plus_proxy_cpu_ms"]
+    assert cpu["per_request"] == Spread.of([1.5, 3.0]).as_dict()
+    assert cpu["per_streamed_token"] == Spread.of([0.5, 0.75]).as_dict()
