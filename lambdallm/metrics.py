@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -27,6 +27,22 @@ RETRY_AFTER_S = 1
 UNMATCHED = "unmatched"
 CLIENT_CLOSED_REQUEST = 499
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class Children:
+    """A labelled metric's children by their label values, each looked up once: prometheus_client's `labels()`
+    takes a lock and checks the values on every call (about 3 us), a dict lookup a tenth of that. The label values
+    must be bounded (route templates, methods, status codes), as any metric's must; children are never removed."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
 
 
 class TokenCounter:
@@ -56,12 +72,13 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self._requests, self._latency = Children(self.requests), Children(self.latency)
 
     def record(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answer and its duration."""
         method = method if method in _METHODS else "other"
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        self._requests(route, method, str(status)).inc()
+        self._latency(route, method).observe(seconds)
 
 
 class Measured:

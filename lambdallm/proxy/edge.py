@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from lambdallm import tier
 from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
-from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, TokenCounter, send_exposition
+from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, Children, TokenCounter, send_exposition
 from lambdallm.proxy.decoding import responses
 from lambdallm.proxy.errors import ORIGIN_TRAILER
 from llm_wire.problems import PROBLEM_JSON, problem_bytes
@@ -48,6 +48,7 @@ class ProxyMetrics:
         limit.set(max_in_flight)
         why = "Generation calls refused with RESOURCE_EXHAUSTED because max_in_flight were in flight"
         self.refused = Counter("lambdallm_proxy_refused", why, registry=self.registry)
+        self.call_count, self.call_latency = Children(self.calls), Children(self.latency)
         why = "Calls refused with UNAUTHENTICATED: LlmService without a valid token, health with a wrong one"
         self.unauthenticated = Counter("lambdallm_proxy_unauthenticated", why, registry=self.registry)
         self.tokens = TokenCounter("lambdallm_proxy", self.registry)
@@ -137,8 +138,8 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self._record(method, code, started)
 
     def _record(self, method: str, code: str, started: float) -> None:
-        self.metrics.calls.labels(method, code).inc()
-        self.metrics.latency.labels(method).observe(time.perf_counter() - started)
+        self.metrics.call_count(method, code).inc()
+        self.metrics.call_latency(method).observe(time.perf_counter() - started)
 
 
 def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
