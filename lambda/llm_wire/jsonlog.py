@@ -15,6 +15,7 @@ request_ids: contextvars.ContextVar[dict[str, str] | None] = contextvars.Context
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 Ids = Callable[[logging.LogRecord], dict[str, str]]
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)  # json.dumps with arguments builds one per call
 
 
 def invocation_ids(_record: logging.LogRecord) -> dict[str, str]:
@@ -29,11 +30,15 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, tier: str = "lambda", ids: Ids = invocation_ids) -> None:
         super().__init__()
         self.tier, self.ids = tier, ids
+        self._second, self._stamp = -1, ""  # the last second formatted, and its text
 
     def format(self, record: logging.LogRecord) -> str:
         ids = self.ids(record)
+        second = int(record.created)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         event = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._stamp}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "tier": self.tier,
             "logger": record.name,
@@ -43,7 +48,7 @@ class JsonFormatter(logging.Formatter):
         event.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in ids})
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event, default=str, ensure_ascii=False)
+        return _ENCODER.encode(event)
 
 
 def function_logger(name: str) -> logging.Logger:
