@@ -6,6 +6,7 @@ const KEY = "lambdallm.playground.api-key";
 const $ = (id) => document.getElementById(id);
 const history = []; // the conversation as OpenAI messages (the system prompt is added to each request)
 let running = null; // the AbortController of the answer being streamed
+const STOPPED = { className: "stopped", textContent: "stopped" };
 
 const apiKey = () => sessionStorage.getItem(KEY) || "";
 
@@ -73,6 +74,7 @@ function showKeyState() {
 function showMode() {
   $("schema-field").hidden = $("mode").value !== "json_schema";
   $("tools-field").hidden = $("mode").value !== "tools";
+  $("tool-choice-field").hidden = $("mode").value !== "tools";
 }
 
 function parsedJson(id, what) {
@@ -112,6 +114,7 @@ function request(message) {
     body.response_format = { type: "json_schema", json_schema: { name: "answer", schema, strict: true } };
   } else if ($("mode").value === "tools") {
     body.tools = parsedJson("tools", "tools list");
+    body.tool_choice = $("tool-choice").value;
   }
   return body;
 }
@@ -152,7 +155,7 @@ function showCalls(item, calls) {
 }
 
 // Server-Timing: `name;dur=12.3;desc="..."` entries, comma-separated (commas inside quotes are not separators).
-function serverTiming(header) {
+export function serverTiming(header) {
   if (!header) return [];
   return (header.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) || []).map((entry) => {
     const [name, ...params] = entry.split(";").map((part) => part.trim());
@@ -176,7 +179,9 @@ function showStats(item, stats) {
     const detail = document.createElement("dd");
     detail.textContent = value;
     detail.dataset.stat = name;
-    list.append(term, detail);
+    const group = document.createElement("div");
+    group.append(term, detail);
+    list.append(group);
   }
   item.append(list);
 }
@@ -273,8 +278,9 @@ async function stream(body, item) {
     if (!done) throw new Error("The answer ended before it was complete (the connection closed).");
   } catch (error) {
     if (error.name !== "AbortError") showError(error.message);
-    else if (content || calls.length) item.append(Object.assign(document.createElement("p"), { className: "stopped", textContent: "stopped" }));
+    else if (content || calls.length) item.append(Object.assign(document.createElement("p"), STOPPED));
   } finally {
+    controller.abort(); // a failed answer's connection is closed too, so the server stops generating it
     running = null;
     setBusy(false);
   }
@@ -283,7 +289,10 @@ async function stream(body, item) {
   if (usage) stats.push(["tokens", `${usage.prompt_tokens} prompt, ${usage.completion_tokens} completion`]);
   if (first !== null) stats.push(["first token", `${Math.round(first - started)} ms`]);
   const after = usage ? usage.completion_tokens - 1 : 0;
-  if (first !== null && after > 0 && ended > first) stats.push(["speed", `${(after / ((ended - first) / 1000)).toFixed(1)} tokens/s`]);
+  // Decoding speed: the tokens after the first, over the time from the first to the end.
+  if (first !== null && after > 0 && ended > first) {
+    stats.push(["speed", `${(after / ((ended - first) / 1000)).toFixed(1)} tokens/s`]);
+  }
   if (timing.length) stats.push(["server", timing.join(", ")]);
   if (stats.length) showStats(item, stats);
   if (!content && !calls.length) {
