@@ -192,6 +192,12 @@ def test_tool_calls_show_as_they_arrive_and_json_mode_answers_json(model_chain: 
     assert call.startswith("get_weather(") and isinstance(json.loads(call[len("get_weather(") : -1]), dict)
     assert element(browser, "#message-label").text == "Result of the tool call get_weather"
     screenshot(browser, "tool-call")
+    choose(browser, "#tool-choice", "none")
+    ask(browser, "Sunny, 21 degrees", max_tokens=20)  # the call's result, sent as a tool message
+    answered(browser)
+    roles = [role.text for role in browser.find_elements("css selector", "#conversation .role")]
+    assert roles == ["USER", "ASSISTANT", "TOOL", "ASSISTANT"]
+    assert last_answer(browser)
     element(browser, "#clear").click()
 
     choose(browser, "#mode", "json_schema")
