@@ -170,7 +170,13 @@ def test_stop_ends_a_long_answer_mid_stream_and_frees_the_models_slot(model_chai
     assert console_errors(browser) == []
 
 
-def test_a_bad_key_is_a_clear_error(model_chain: Stack, browser: Any):
+def test_a_missing_or_bad_key_is_a_clear_error(model_chain: Stack, browser: Any):
+    browser.get(f"{model_chain.rest_url}/playground")
+    ask(browser, "Hi", max_tokens=4)
+    error = wait(browser, lambda d: element(d, "#error").is_displayed() and element(d, "#error"))
+    assert error.text == "This server needs an API key (401 Unauthorized): enter it above."
+    assert element(browser, "#message").get_attribute("value") == "Hi"  # put back, to send again
+
     open_with_key(browser, model_chain, key="not-the-key")
 
     error = wait(browser, lambda d: element(d, "#error").is_displayed() and element(d, "#error"))

@@ -11,7 +11,8 @@ const STOPPED = { className: "stopped", textContent: "stopped" };
 const apiKey = () => sessionStorage.getItem(KEY) || "";
 
 function api(path, init = {}) {
-  const headers = { ...init.headers, Authorization: `Bearer ${apiKey()}` };
+  // No key, no header: a deployment with auth = "none" needs none.
+  const headers = apiKey() ? { ...init.headers, Authorization: `Bearer ${apiKey()}` } : { ...init.headers };
   // Relative to the page (/playground), so the API is found under any prefix the server sits behind.
   return fetch(`v1/${path}`, { ...init, headers, cache: "no-store", credentials: "omit" });
 }
@@ -24,6 +25,7 @@ async function failure(response) {
   } catch {
     // not OpenAI's error object: the status says enough
   }
+  if (response.status === 401 && !apiKey()) return "This server needs an API key (401 Unauthorized): enter it above.";
   if (response.status === 401) return `The API key was refused (401 Unauthorized): ${message}. Enter a valid key.`;
   return `The server answered ${response.status}: ${message}`;
 }
@@ -196,11 +198,6 @@ async function send(event) {
   event.preventDefault();
   const text = $("message").value;
   if (running || !text.trim()) return;
-  if (!apiKey()) {
-    showError("Enter the API key first.");
-    $("api-key").focus();
-    return;
-  }
   const call = pendingCall();
   const message = call ? { role: "tool", tool_call_id: call.id, content: text } : { role: "user", content: text };
   let body;
