@@ -144,6 +144,10 @@ def test_an_answer_streams_in_over_several_frames_with_its_figures(model_chain: 
     assert element(browser, "#conversation").get_attribute("aria-busy") == "false"
     assert console_errors(browser) == []
     screenshot(browser, "answered")
+    urls = browser.execute_script("return [location.href, ...performance.getEntries().map(entry => entry.name)]")
+    assert any("/v1/chat/completions" in url for url in urls) and not any(model_chain.api_key in u for u in urls)
+    browser.refresh()
+    wait(browser, lambda d: element(d, "#model").is_enabled())  # the tab keeps the key: the models load again
 
 
 def test_stop_ends_a_long_answer_mid_stream_and_frees_the_models_slot(model_chain: Stack, browser: Any):
