@@ -274,7 +274,7 @@ def test_the_page_reads_each_entry_of_a_server_timing_header(model_chain: Stack,
 
     entries = browser.execute_async_script(
         "const [header, done] = arguments;"
-        "import('/playground/playground.js').then(m => done([m.serverTiming(header), m.serverTiming(null)]))"
+        "import('/playground/render.js').then(m => done([m.serverTiming(header), m.serverTiming(null)]))"
         ".catch(error => done(String(error)));",
         header,
     )

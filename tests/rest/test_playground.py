@@ -9,7 +9,14 @@ import pytest
 from lambdallm.rest.playground import STATIC
 from tests.scrape import scrape_async
 
-PAGE_FILES = ["/playground", "/playground/playground.js", "/playground/sse.js", "/playground/playground.css"]
+PAGE_FILES = [
+    "/playground",
+    "/playground/playground.js",
+    "/playground/render.js",
+    "/playground/sse.js",
+    "/playground/playground.css",
+    "/playground/favicon.svg",
+]
 
 
 @pytest.fixture
