@@ -81,8 +81,10 @@ class Playground:
         if not (path == PATH or path.startswith(PATH + "/")):
             await self.app(scope, receive, send)
             return
-        if path == PATH + "/":  # the page's relative links work from /playground only; no Host in the Location
-            await send_problem(send, 308, "Permanent Redirect", f"the playground is at {PATH}", {"Location": PATH})
+        if path == PATH + "/":  # the page's relative links work from /playground only
+            # A relative Location: not built from the Host header, and right under any path prefix of a proxy.
+            location = "../" + PATH.lstrip("/")
+            await send_problem(send, 308, "Permanent Redirect", f"the playground is at {PATH}", {"Location": location})
             return
         found = self.files.get(path)
         if found is None:

@@ -115,10 +115,10 @@ def total(scraped: Samples, name: str) -> float:
 
 def test_the_page_loads_without_a_key_under_its_csp_with_every_control_labelled(model_chain: Stack, browser: Any):
     page = httpx.get(f"{model_chain.rest_url}/playground", timeout=10)
-    browser.get(f"{model_chain.rest_url}/playground")
+    browser.get(f"{model_chain.rest_url}/playground/")  # sent on to /playground, where its relative links work
 
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
-    assert browser.title == "λλM playground"
+    assert browser.title == "λλM playground" and browser.current_url == f"{model_chain.rest_url}/playground"
     unlabelled = browser.execute_script(
         "return [...document.querySelectorAll('input, select, textarea')]"
         ".filter(c => !c.labels || !c.labels.length).map(c => c.id)"
