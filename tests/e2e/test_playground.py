@@ -225,7 +225,9 @@ def test_the_page_fits_a_phone_and_is_usable_by_keyboard(model_chain: Stack, bro
     from selenium.webdriver.common.keys import Keys
 
     browser.set_window_size(375, 812)
-    open_with_key(browser, model_chain)
+    browser.get(f"{model_chain.rest_url}/playground")
+    element(browser, "#api-key").send_keys(model_chain.api_key, Keys.ENTER)
+    wait(browser, lambda d: element(d, "#model").is_enabled())
     wide = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
 
     element(browser, "#max-tokens").send_keys(Keys.CONTROL, "a", Keys.NULL, "16")

@@ -143,6 +143,7 @@ async function send(event) {
   }
   showError("");
   $("message").value = "";
+  $("message").focus(); // Escape stops the answer from here, Ctrl+Enter sends the next message
   history.push(message);
   const asked = turn(message.role, text);
   const answer = await stream(body, turn("assistant", ""));
