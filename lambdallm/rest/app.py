@@ -34,6 +34,7 @@ from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
 from lambdallm.rest.openai_errors import OpenAIErrors
+from lambdallm.rest.playground import Playground
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
 from lambdallm.shipped import shipped
@@ -151,6 +152,7 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
         Measured, position=before_exception, metrics=metrics.http, route_of=RouteLabels(SPEC, OPENAI_SPEC)
     )
     app.add_middleware(Edge, position=before_exception, metrics=metrics)
+    app.add_middleware(Playground, position=before_exception)  # the page's static files, open to all (no key)
     # After routing and security: only authenticated generation work, with its body in, takes a slot.
     if admission:
         app.add_middleware(

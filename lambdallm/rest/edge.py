@@ -65,7 +65,10 @@ class RouteLabels:
         path: str = scope["path"]
         if path in self.fixed:
             return path
-        return "/ui" if path == "/ui" or path.startswith("/ui/") else UNMATCHED
+        for fixed in ("/ui", "/playground"):  # Swagger UI's files and the playground's, one label each
+            if path == fixed or path.startswith(fixed + "/"):
+                return fixed
+        return UNMATCHED
 
 
 def keyed_operations(spec: Path) -> frozenset[str]:

@@ -95,3 +95,6 @@ def test_the_wheel_starts_the_rest_tier_and_answers_health(rest_from_wheel: str)
         assert answer.status == 200
     with urllib.request.urlopen(f"{rest_from_wheel}/openapi.json", timeout=10) as answer:
         assert "/query" in json.load(answer)["paths"]
+    for page in ("/playground", "/playground/playground.js"):  # the page's files ship in the wheel
+        with urllib.request.urlopen(f"{rest_from_wheel}{page}", timeout=10) as answer:
+            assert answer.status == 200 and answer.read()

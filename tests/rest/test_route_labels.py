@@ -116,4 +116,9 @@ def test_a_route_label_is_the_routed_template_a_fixed_path_or_unmatched(tmp_path
         "unmatched",
         "unmatched",
     ]
+    assert [routed(path) for path in ("/playground", "/playground/sse.js", "/playgroundx")] == [
+        "/playground",
+        "/playground",
+        "unmatched",
+    ]
     assert label({"path": "/metrics"}) == "/metrics"  # a scope without extensions (Edge adds them later)
