@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdallm import disconnect, logs
 from lambdallm.http_protocol import answered_by_server
+from lambdallm.rest import timing
 from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
 from llm_wire.request_id import request_id
@@ -39,6 +40,7 @@ class RequestContext:
         headers = Headers(scope=scope)
         sent = headers.get(REQUEST_ID_HEADER, "")
         token = logs.request_id.set(request_id(sent))
+        timing_token = timing.start()
         started, status = time.perf_counter(), 0
 
         async def send_with_id(message: Message) -> None:
@@ -46,6 +48,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = logs.request_id.get()
+                timing.add_header(message)
             await send(message)
 
         try:
@@ -73,6 +76,7 @@ class RequestContext:
                 },
             )
             logs.request_id.reset(token)
+            timing.stop(timing_token)
 
 
 def with_lower_media_type(scope: Scope) -> Scope:
