@@ -18,6 +18,7 @@ from typing import Any
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.config import FunctionConfig
 from llm_lambda.models import chosen_model, served_models
+from llm_lambda.tracing import invocation_span
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
 from llm_wire.negotiation import allows
@@ -47,7 +48,8 @@ class Function:
         request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
-            return self._answer(event, request_id)
+            with invocation_span(event, context, request_id):
+                return self._answer(event, request_id)
         finally:
             request_ids.reset(token)
 
@@ -79,7 +81,8 @@ class Function:
         request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
-            yield from self._stream(event, request_id)
+            with invocation_span(event, context, request_id):
+                yield from self._stream(event, request_id)
         finally:
             request_ids.reset(token)
 

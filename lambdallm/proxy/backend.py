@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from lambdallm import tracing
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
@@ -175,7 +176,8 @@ class Backend:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
         # request never goes out on a connection the backend is closing.
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        traces = tracing.aiohttp_trace_configs()
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False, trace_configs=traces)
         self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
         return self
 

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
-from lambdallm import logs
+from lambdallm import logs, tracing
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
@@ -106,7 +106,9 @@ def _json(text: str, field: str) -> Any:
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
     """The caller's `x-request-id` metadata if the tiers' policy keeps it (llm_wire/request_id.py), or a new id."""
     sent = next((value for key, value in context.invocation_metadata() or () if key == "x-request-id"), None)
-    return request_id(sent)
+    kept = request_id(sent)
+    tracing.tag_request(kept)
+    return kept
 
 
 class LlmService(llm_pb2_grpc.LlmServiceServicer):

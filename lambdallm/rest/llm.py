@@ -13,6 +13,7 @@ from connexion.exceptions import ProblemException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm import tracing
 from lambdallm.metrics import TokenCounter
 from lambdallm.rest import timing
 from lambdallm.rest.calls import cancel_call, opened
@@ -82,7 +83,7 @@ class ProxyClient:
 
     def call_metadata(self, request_id: str) -> tuple[tuple[str, str], ...]:
         """The metadata of one call: the token, and the request id."""
-        return (*self.metadata, ("x-request-id", request_id))
+        return (*self.metadata, ("x-request-id", request_id), *tracing.context_metadata())
 
 
 async def generate_text(

@@ -8,7 +8,7 @@ import time
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lambdallm import disconnect, logs
+from lambdallm import disconnect, logs, tracing
 from lambdallm.http_protocol import answered_by_server
 from lambdallm.rest import timing
 from lambdallm.rest.calls import OpenCalls
@@ -40,6 +40,7 @@ class RequestContext:
         headers = Headers(scope=scope)
         sent = headers.get(REQUEST_ID_HEADER, "")
         token = logs.request_id.set(request_id(sent))
+        tracing.tag_request(logs.request_id.get())
         timing_token = timing.start()
         started, status = time.perf_counter(), 0
 
