@@ -163,11 +163,11 @@ def context_metadata() -> tuple[tuple[str, str], ...]:
     its own, which a client's hang-up would cancel mid-read (lambdallm/rest/calls.py)."""
     if not _on:
         return ()
-    from opentelemetry import propagate
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return tuple((key.lower(), value) for key, value in carrier.items())  # gRPC refuses upper case keys
+    TraceContextTextMapPropagator().inject(carrier)  # W3C's alone: X-Ray's header is for AWS's hops
+    return tuple(carrier.items())
 
 
 def inject_headers(headers: dict[str, str]) -> None:
