@@ -28,7 +28,9 @@ def span_line(span: ReadableSpan) -> str:
         "end_time": span.end_time,
         "status": {"status_code": span.status.status_code.name},
         "attributes": dict(span.attributes or {}),
-        "events": [{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes)} for e in span.events],
+        "events": [
+            {"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events
+        ],
         "resource": {"attributes": {"service.name": span.resource.attributes.get("service.name")}},
     }
     return json.dumps(line, separators=(",", ":"), default=str)

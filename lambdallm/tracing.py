@@ -134,7 +134,7 @@ def grpc_server_interceptors() -> list[Any]:
         return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 
-    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]  # probes: noise
+    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]  # type: ignore[no-untyped-call]  # probes: noise
 
 
 def aiohttp_trace_configs() -> list[Any]:
@@ -153,7 +153,8 @@ def instrument_botocore() -> None:
         from opentelemetry import propagate
         from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
-        BotocoreInstrumentor().instrument(propagator=propagate.get_global_textmap())
+        instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
+        instrumentor.instrument(propagator=propagate.get_global_textmap())
 
 
 def context_metadata() -> tuple[tuple[str, str], ...]:

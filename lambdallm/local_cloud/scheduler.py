@@ -91,7 +91,7 @@ class Scheduler:
             # Still queued: wrap_future cancelled the future, the engine skips it and its place is free now.
             # Generating: the engine ends it at its next step and frees its slot.
             cancelled.set()
-            if timeline in self._waiting:
+            if timeline is not None and timeline in self._waiting:
                 self._waiting.remove(timeline)
             raise
         finally:
