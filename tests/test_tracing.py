@@ -83,3 +83,56 @@ def test_the_file_exporter_appends_one_json_line_per_span(tmp_path: Path) -> Non
         provider.get_tracer("test").start_span(name).end()
     provider.shutdown()
     assert [json.loads(line)["name"] for line in path.read_text().splitlines()] == ["one", "two"]
+
+
+OTLP_TIER = """
+import sys
+from opentelemetry import trace
+from lambdallm import tracing
+from lambdallm.settings import ProxySettings
+
+settings = ProxySettings(trace_exporter="otlp", trace_endpoint=sys.argv[1], trace_headers="authorization=Bearer t0k")
+assert tracing.configure(settings, "lambdallm-proxy")
+tracing.tracer("lambdallm-proxy").start_span("the-span", attributes={tracing.REQUEST_ID: "r-1"}).end()
+trace.get_tracer_provider().shutdown()  # flushes the batch
+"""
+
+
+def test_the_otlp_exporter_sends_the_tier_s_spans_with_its_headers() -> None:
+    """A test-side OTLP/HTTP receiver: what a collector would get from a tier configured for it."""
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[tuple[str, str | None, bytes]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers.get("authorization"), body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+        result = subprocess.run([sys.executable, "-c", OTLP_TIER, url], capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    ((path, authorization, body),) = received
+    assert (path, authorization) == ("/v1/traces", "Bearer t0k")
+    request = ExportTraceServiceRequest.FromString(body)
+    (resource,) = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
+    spans = [span for scope in resource.scope_spans for span in scope.spans]
+    assert service == "lambdallm-proxy" and [span.name for span in spans] == ["the-span"]
+    assert {a.key: a.value.string_value for a in spans[0].attributes} == {"lambdallm.request_id": "r-1"}

@@ -112,6 +112,7 @@ class ApiGateway:
             invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
         )
         token = logs.request_id.set(kept(request.headers.get("x-request-id")) or request_id)
+        tracing.tag_request(logs.request_id.get())
         # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
         timeout_s = min(self.timeouts.get(route.function, self.timeout_s), route.timeout_s)
         try:

@@ -86,7 +86,7 @@ def test_every_tier_s_spans_share_the_client_s_trace_in_one_tree(
     assert parents["model.generate"] == "lambdallm-bedrock"
     request_id = response.headers["X-Request-ID"]
     tagged = {s["resource"]["attributes"]["service.name"] for s in spans if s["attributes"].get("lambdallm.request_id")}
-    assert tagged >= {"lambdallm-rest", "lambdallm-proxy", "lambdallm-lambda"}
+    assert tagged >= {"lambdallm-rest", "lambdallm-proxy", "lambdallm-apigateway", "lambdallm-lambda"}
     assert {s["attributes"]["lambdallm.request_id"] for s in spans if "lambdallm.request_id" in s["attributes"]} == {
         request_id
     }
