@@ -85,14 +85,17 @@ class Scheduler:
         self._admitted += 1
         self._running.add(cancelled)
         future.add_done_callback(lambda _: _call_soon(loop, self._release, cancelled))
+        if timeline is not None:  # the process traces: the next request waiting has a timeline too
+            # Run by the engine's thread as it frees the slot, before it takes the next request.
+            future.add_done_callback(lambda _: self._slot_freed())
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             # Still queued: wrap_future cancelled the future, the engine skips it and its place is free now.
             # Generating: the engine ends it at its next step and frees its slot.
             cancelled.set()
-            if timeline is not None and timeline in self._waiting:
-                self._waiting.remove(timeline)
+            with contextlib.suppress(ValueError):  # not waiting (any more): nothing to forget
+                self._waiting.remove(timeline)  # type: ignore[arg-type]
             raise
         finally:
             if timeline is not None:
@@ -114,7 +117,10 @@ class Scheduler:
     def _release(self, cancelled: threading.Event) -> None:
         self._running.discard(cancelled)
         self._admitted -= 1
-        if self._waiting:  # the first request waiting takes the slot freed now
+
+    def _slot_freed(self) -> None:
+        """The first request waiting takes the slot freed now."""
+        with contextlib.suppress(IndexError):
             self._waiting.popleft().slot = time.time_ns()
 
     def close(self) -> None:
