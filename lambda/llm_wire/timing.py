@@ -20,13 +20,12 @@ def parse_timing(value: str) -> dict[str, float]:
     """The entries of a Server-Timing value that have a finite, non-negative `dur`; anything else is skipped."""
     durations: dict[str, float] = {}
     for entry in value.split(","):
-        name, *params = (part.strip() for part in entry.split(";"))
-        for param in params:
+        name, _, params = entry.partition(";")
+        name = name.strip()
+        for param in params.split(";") if name else ():
             key, _, number = param.partition("=")
-            if key.strip().lower() == "dur" and name:
-                ms = finite_ms(number.strip().strip('"'))
-                if ms is not None:
-                    durations[name] = ms
+            if key.strip().lower() == "dur" and (ms := finite_ms(number.strip().strip('"'))) is not None:
+                durations[name] = ms
     return durations
 
 
