@@ -29,7 +29,20 @@ def _bounded(low: float | None = None, high: float | None = None, choices: tuple
 
 
 @dataclass(frozen=True)
-class CloudSettings:
+class TraceSettings:
+    """Every server tier's OpenTelemetry tracing (docs/tracing.md): "none" (the default) imports nothing; "otlp"
+    exports spans over OTLP/HTTP to trace_endpoint (empty: the SDK's default) with trace_headers (`k=v,k2=v2`);
+    "file" appends them as JSON lines to trace_file. trace_ratio of the traces that start here are sampled."""
+
+    trace_exporter: str = field(default="none", metadata=_bounded(choices=("none", "otlp", "file")))
+    trace_endpoint: str = ""
+    trace_headers: str = ""
+    trace_file: str = ""
+    trace_ratio: float = field(default=1.0, metadata=_bounded(0, 1))
+
+
+@dataclass(frozen=True)
+class CloudSettings(TraceSettings):
     """The local cloud: API Gateway in front of the Lambda handler, and a Bedrock Runtime endpoint."""
 
     host: str = "127.0.0.1"
@@ -68,7 +81,7 @@ class CloudSettings:
 
 
 @dataclass(frozen=True)
-class ProxySettings:
+class ProxySettings(TraceSettings):
     """The gRPC proxy: where it listens and the backend it forwards to."""
 
     host: str = "127.0.0.1"
@@ -112,7 +125,7 @@ class ProxySettings:
 
 
 @dataclass(frozen=True)
-class RestSettings:
+class RestSettings(TraceSettings):
     """The REST tier: where it listens and the gRPC proxy behind it."""
 
     host: str = "127.0.0.1"

@@ -50,6 +50,7 @@ class Generation:
     output_tokens: int
     finish_reason: str
     tool_calls: tuple[ToolCall, ...] = ()  # the tools the model called (Converse's toolUse blocks)
+    model_ms: float | None = None  # Bedrock's own latency for the call, when it says (docs/tracing.md)
 
 
 def titan_body(request: QueryRequest) -> dict[str, Any]:
@@ -143,14 +144,17 @@ def invoke(client: Any, model_id: str, request: QueryRequest) -> Generation:
             accept="application/json",
         )
         payload = response["body"].read()
-    return parse_titan(payload)
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return dataclasses.replace(parse_titan(payload), model_ms=latency(headers.get("x-amzn-bedrock-invocation-latency")))
 
 
 def converse(client: Any, model_id: str, request: QueryRequest) -> Generation:
     """Call Bedrock Converse with the conversation and read its answer."""
     with map_bedrock_exceptions():
         response = client.converse(**converse_request(model_id, request))
-    return parse_converse(response)
+    return dataclasses.replace(
+        parse_converse(response), model_ms=latency((response.get("metrics") or {}).get("latencyMs"))
+    )
 
 
 def generate(client: Any, model_id: str, request: QueryRequest) -> Generation:
@@ -211,6 +215,16 @@ class StreamPieces:
             _close(self._stream)
 
 
+def latency(value: Any) -> float | None:
+    """Bedrock's latency in ms (InvokeModel's X-Amzn-Bedrock-Invocation-Latency, Converse's metrics.latencyMs, a
+    stream's invocationLatency), or None if it is absent or not a non-negative number."""
+    try:
+        ms = float(value)
+    except (TypeError, ValueError):
+        return None
+    return ms if 0 <= ms < float("inf") else None
+
+
 def _close(stream: object) -> None:
     if close := getattr(stream, "close", None):
         close()
@@ -226,7 +240,7 @@ def _closing(stream: object) -> Iterator[None]:
 
 
 def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCallPiece | Generation]:
-    input_tokens, output_tokens, reason = 0, 0, None
+    input_tokens, output_tokens, reason, model_ms = 0, 0, None, None
     with map_bedrock_exceptions(), _closing(stream):
         for event in stream:
             chunk = _titan_chunk(event)
@@ -236,10 +250,11 @@ def _titan_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCallP
             output_tokens = chunk.get("totalOutputTextTokenCount") or output_tokens
             if metrics := chunk.get("amazon-bedrock-invocationMetrics"):
                 input_tokens, output_tokens = metrics["inputTokenCount"], metrics["outputTokenCount"]
+                model_ms = latency(metrics.get("invocationLatency"))
             reason = chunk.get("completionReason") or reason
     if reason not in FINISH_REASONS:
         raise BackendError(502, "the model's stream ended without a completion reason")
-    yield Generation("", input_tokens, output_tokens, FINISH_REASONS[reason])
+    yield Generation("", input_tokens, output_tokens, FINISH_REASONS[reason], model_ms=model_ms)
 
 
 def _titan_chunk(event: dict[str, Any]) -> dict[str, Any]:
@@ -255,6 +270,7 @@ def _titan_chunk(event: dict[str, Any]) -> dict[str, Any]:
 def _converse_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCallPiece | Generation]:
     stop_reason: Any = None
     usage: Any = None
+    model_ms = None
     calls = StreamCalls()
     with map_bedrock_exceptions(), _closing(stream):
         for event in stream:
@@ -270,4 +286,5 @@ def _converse_pieces(stream: Iterable[dict[str, Any]]) -> Generator[str | ToolCa
                 stop_reason = event["messageStop"].get("stopReason")
             elif "metadata" in event:
                 usage = event["metadata"].get("usage")
-    yield converse_generation("", stop_reason, usage)
+                model_ms = latency((event["metadata"].get("metrics") or {}).get("latencyMs"))
+    yield dataclasses.replace(converse_generation("", stop_reason, usage), model_ms=model_ms)

@@ -18,11 +18,14 @@ from typing import Any
 from llm_lambda.bedrock import Generation, generate, generate_stream
 from llm_lambda.config import FunctionConfig
 from llm_lambda.models import chosen_model, served_models
+from llm_lambda.tracing import invocation_span
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
 from llm_wire.negotiation import allows
 from llm_wire.request import QueryRequest, field_value, header, parse_event
 from llm_wire.request_id import kept
+from llm_wire.timing import HEADER as SERVER_TIMING
+from llm_wire.timing import format_timing
 from llm_wire.tools import ToolCallPiece
 
 JSON, NDJSON = "application/json", "application/x-ndjson"  # what each handler answers
@@ -45,7 +48,8 @@ class Function:
         request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
-            return self._answer(event, request_id)
+            with invocation_span(event, context, request_id):
+                return self._answer(event, request_id)
         finally:
             request_ids.reset(token)
 
@@ -60,7 +64,9 @@ class Function:
         except Exception as exc:
             return _failed(exc).to_response(request_id)
         _log_answered(started, generation)
-        return _ok(self._summary(generation, model_id, request_id), request_id)
+        answer = _ok(self._summary(generation, model_id, request_id), request_id)
+        answer["headers"][SERVER_TIMING] = format_timing(_timing(started, generation))
+        return answer
 
     def _models(self, event: dict[str, Any]) -> dict[str, Any]:
         """`GET /models`' answer, once its `Accept` allows JSON."""
@@ -75,7 +81,8 @@ class Function:
         request_id = kept(header(event, "x-request-id")) or aws_request_id
         token = request_ids.set({"request_id": request_id, "aws_request_id": aws_request_id})
         try:
-            yield from self._stream(event, request_id)
+            with invocation_span(event, context, request_id):
+                yield from self._stream(event, request_id)
         finally:
             request_ids.reset(token)
 
@@ -94,7 +101,8 @@ class Function:
             for piece in pieces:
                 if isinstance(piece, Generation):
                     _log_answered(started, piece)
-                    yield _line({"type": "done"} | self._summary(piece, model_id, request_id))
+                    summary = self._summary(piece, model_id, request_id)
+                    yield _line({"type": "done"} | summary | {"timing": _timing(started, piece)})
                 elif isinstance(piece, ToolCallPiece):
                     fields = {key: value for key, value in dataclasses.asdict(piece).items() if value != ""}
                     yield _line({"type": "tool_call"} | fields)
@@ -172,6 +180,12 @@ def _failed(exc: Exception) -> BackendError:
 def _log_answered(started: float, generation: Generation) -> None:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     logger.info("answered", extra={"status": 200, "ms": elapsed_ms, "output_tokens": generation.output_tokens})
+
+
+def _timing(started: float, generation: Generation) -> dict[str, float]:
+    """How long the function took (`backend`), and the model within it (`model`, Bedrock's latency, if it said)."""
+    timing = {"backend": round((time.perf_counter() - started) * 1000, 3)}
+    return timing | ({} if generation.model_ms is None else {"model": generation.model_ms})
 
 
 def _ok(body: dict[str, Any], request_id: str) -> dict[str, Any]:

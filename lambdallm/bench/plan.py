@@ -34,8 +34,9 @@ class Plan:
         """Progress-bar steps: two stack starts, the load runs (the REST tier's under attack and its baseline
         without issue 18's edge included), /v1/chat/completions beside /query,
         llama-server's start, the generation runs (direct, time to first token, streamed pace, chain and
-        llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading."""
-        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1
+        llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading, and
+        tracing off beside on."""
+        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1
 
 
 FULL = Plan()

@@ -11,6 +11,7 @@ from lambdallm.bench.openai_api import OpenAIFigures
 from lambdallm.bench.plumbing import PlumbingFigures
 from lambdallm.bench.stats import Spread
 from lambdallm.bench.streaming import StreamBatch
+from lambdallm.bench.tracing_cost import TracingFigures
 
 
 def build(
@@ -20,9 +21,13 @@ def build(
     rss_mb_instant: dict[str, float],
     meta: dict[str, Any],
     openai: OpenAIFigures | None = None,
+    tracing: TracingFigures | None = None,
 ) -> dict[str, Any]:
     """The keys of latest.json; every repeated figure as {median, min, max, n}."""
-    return ({"openai_vs_query": openai.as_dict()} if openai else {}) | {
+    extra = ({"openai_vs_query": openai.as_dict()} if openai else {}) | (
+        {"tracing_cost": tracing.as_dict()} if tracing else {}
+    )
+    return extra | {
         "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
         "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
         "e2e_vs_direct": generation.e2e_vs_direct().as_dict(),
@@ -212,6 +217,14 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{cell(cpu['per_request'])} / {cell(cpu['per_streamed_token'])}",
             ),
         ]
+    if "tracing_cost" in results:
+        cost = results["tracing_cost"]
+        rows.append(
+            (
+                "REST, instant model, tracing off / on (ratio 1.0): requests/s; on over off",
+                f"{cell(cost['off_rps_many'])} / {cell(cost['on_rps_many'])}; {cell(cost['on_over_off_rps_many'])}",
+            )
+        )
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [

@@ -67,6 +67,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     from lambdallm.bench.openai_api import measure_openai
     from lambdallm.bench.plumbing import measure_plumbing
     from lambdallm.bench.report import build
+    from lambdallm.bench.tracing_cost import measure_tracing
 
     env = {"LAMBDALLM_LOCAL_CLOUD_QUEUE_SIZE": str(plan.queue_size)}
     load_at_start = os.getloadavg()  # the machine may be shared: say how busy it was
@@ -74,6 +75,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     with Stack(Ports.any(), engine="instant", log=log, extra_env=env) as stack:
         plumbing = measure_plumbing(stack, plan, step)
         openai = measure_openai(stack, plan, step)
+        tracing = measure_tracing(stack, plan, log, step)
         rss_instant = _rss(stack, rss_mb)
     step(f"starting the chain ({MODEL['name']})")
     with Stack(Ports.any(), engine="llama", log=log, extra_env=env) as stack:
@@ -96,7 +98,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         },
         "load_generators": {"http": "wrk (Debian) + lambdallm/bench/post.lua", "grpc": "locust (gevent gRPC user)"},
     }
-    return build(plumbing, generation, rss, rss_instant, meta, openai)
+    return build(plumbing, generation, rss, rss_instant, meta, openai, tracing)
 
 
 def _rss(stack: Stack, rss_mb: Callable[[int], float]) -> dict[str, float]:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from lambdallm import logs
+from lambdallm import logs, tracing
 from lambdallm.body import ClientGone, read_body
 from lambdallm.http_protocol import answered_by_server
 from lambdallm.local_cloud.gateway_errors import ProblemError, refusal
@@ -104,6 +104,7 @@ class ApiGateway:
         if route.validator is not None:
             validate(route.validator, body)
         event = proxy_event(request, body, path, request_id, self.stage)
+        tracing.inject_headers(event["headers"])
         context = LambdaContext(
             aws_request_id=str(uuid.uuid4()),
             deadline=time.monotonic() + self.timeouts.get(route.function, self.timeout_s),
@@ -111,6 +112,7 @@ class ApiGateway:
             invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{route.function}",
         )
         token = logs.request_id.set(kept(request.headers.get("x-request-id")) or request_id)
+        tracing.tag_request(logs.request_id.get())
         # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
         timeout_s = min(self.timeouts.get(route.function, self.timeout_s), route.timeout_s)
         try:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from lambdallm import logs
 from lambdallm.body import ClientGone, read_body
 from lambdallm.disconnect import disconnected, until_disconnect
-from lambdallm.local_cloud import bedrock_errors, converse, titan
+from lambdallm.local_cloud import bedrock_errors, converse, model_trace, titan
 from lambdallm.local_cloud.bedrock_errors import BedrockError
 from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationRequest, PromptTooLong
 from lambdallm.local_cloud.eventstream import Frames, exception_event
@@ -49,14 +49,16 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
             request_id = _new_request_id()
             try:
                 scheduler, (generation, context) = await _accept(host, request, parse)
-                started = time.perf_counter()
+                started, timeline = time.perf_counter(), model_trace.new_timeline()
                 # A client gone while its request is queued or generating: the request is dropped.
-                completion = await until_disconnect(scheduler.generate(generation), disconnected(request.receive))
+                job = scheduler.generate(generation, timeline=timeline)
+                completion = await until_disconnect(job, disconnected(request.receive))
             except FAILURES as exc:
                 return bedrock_error(exc).to_response(request_id)
             except ClientGone:
                 return Response(status_code=499)  # nobody reads it: the caller has gone (nginx's code, logged)
             _log(completion, started, metrics.tokens)
+            model_trace.record(timeline, unquote(request.path_params["model_id"]), completion, request_id)
             body, headers = answer(completion, _ms_since(started), context)
             return JSONResponse(body, headers={"x-amzn-RequestId": request_id, **headers})
 
@@ -73,8 +75,9 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
             except ClientGone:
                 return Response(status_code=499)
             headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
+            traced = (unquote(request.path_params["model_id"]), request_id)
             return StreamingResponse(
-                _stream(scheduler, generation, frames(context), metrics.tokens),
+                _stream(scheduler, generation, frames(context), metrics.tokens, traced),
                 media_type="application/vnd.amazon.eventstream",
                 headers=headers,
             )
@@ -165,7 +168,7 @@ def _converse_answer(
 
 
 async def _stream(
-    scheduler: Scheduler, request: GenerationRequest, frames: Frames, counter: TokenCounter
+    scheduler: Scheduler, request: GenerationRequest, frames: Frames, counter: TokenCounter, traced: tuple[str, str]
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
@@ -175,7 +178,8 @@ async def _stream(
 
     started = time.perf_counter()
     first_byte: int | None = None
-    job = asyncio.ensure_future(scheduler.generate(request, emit))
+    timeline = model_trace.new_timeline()
+    job = asyncio.ensure_future(scheduler.generate(request, emit, timeline))
     # Emits are scheduled on the loop before the job completes, so the end marker comes after every piece.
     job.add_done_callback(lambda _: pieces.put_nowait(None))
     tokens = 0
@@ -202,6 +206,7 @@ async def _stream(
         job.cancel()
     latency = _ms_since(started)
     _log(completion, started, counter)
+    model_trace.record(timeline, traced[0], completion, traced[1])
     for event in frames.end(completion, latency, latency if first_byte is None else first_byte):
         yield event
 

@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
-from lambdallm import logs, tier
+from lambdallm import logs, tier, tracing
 from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol, connection_limits
 from lambdallm.local_cloud.apigateway import CONCURRENCY, ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
@@ -147,8 +147,13 @@ async def start_local_cloud(
     # A stop lets invocations in flight run to the function's timeout, as Lambda does.
     grace_s = math.ceil(settings.lambda_timeout_s)
     servers = [
-        _server(create_bedrock_app(host, metrics), grace_s, settings, BedrockHttpProtocol),
-        _server(measured_gateway, grace_s, settings, ProblemHttpProtocol),
+        _server(
+            tracing.traced_asgi(create_bedrock_app(host, metrics), "lambdallm-bedrock"),
+            grace_s,
+            settings,
+            BedrockHttpProtocol,
+        ),
+        _server(tracing.traced_asgi(measured_gateway, "lambdallm-apigateway"), grace_s, settings, ProblemHttpProtocol),
     ]
     tasks: list[asyncio.Task[None]] = []
     try:
@@ -219,6 +224,8 @@ def running_local_cloud(settings: CloudSettings, engine: Engine | None = None) -
 def serve(settings: CloudSettings) -> int:
     """Run the local cloud until Ctrl-C or SIGTERM; 0 on a clean stop."""
     logs.configure("local-cloud")
+    if tracing.configure(settings, "lambdallm-lambda"):  # the process's own provider is the function's
+        tracing.instrument_botocore()
     return uvloop.run(_serve(settings))  # libuv's loop: a third less CPU per request than asyncio's own
 
 

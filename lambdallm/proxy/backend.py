@@ -14,9 +14,11 @@ from typing import Any, Self
 
 import aiohttp
 
+from lambdallm import tracing
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
+from llm_wire.timing import finite_ms
 from llm_wire.tools import ToolCall, ToolCallPiece
 
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
@@ -65,6 +67,7 @@ class Completion:
     finish_reason: str
     request_id: str
     tool_calls: tuple[ToolCall, ...] = ()
+    timing: tuple[tuple[str, float], ...] = ()  # the done event's inclusive times (backend, model), in ms
 
 
 def parse_stream_event(line: bytes) -> str | ToolCallPiece | Completion:
@@ -110,7 +113,17 @@ def _completion(data: dict[str, Any]) -> Completion:
             raise bad_backend_answer(f"{key} is missing or not a count")
     if data["finish_reason"] not in FINISH_REASONS:
         raise bad_backend_answer(f"finish_reason {data['finish_reason']!r} is unknown")
-    return Completion(**{key: data[key] for key in Completion.__dataclass_fields__ if key != "tool_calls"})
+    fields = {key: data[key] for key in Completion.__dataclass_fields__ if key not in ("tool_calls", "timing")}
+    return Completion(**fields, timing=_timing(data.get("timing")))
+
+
+def _timing(timing: Any) -> tuple[tuple[str, float], ...]:
+    """The done event's `timing` entries that are known tiers with a duration; advisory, so nothing in it fails
+    the answer."""
+    if not isinstance(timing, dict):
+        return ()
+    durations = ((name, finite_ms(timing.get(name))) for name in ("backend", "model"))
+    return tuple((name, ms) for name, ms in durations if ms is not None)
 
 
 async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -163,7 +176,8 @@ class Backend:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
         # request never goes out on a connection the backend is closing.
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+        traces = tracing.aiohttp_trace_configs()
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False, trace_configs=traces)
         self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
         return self
 

@@ -12,7 +12,7 @@ import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2_grpc
-from lambdallm import logs, tier
+from lambdallm import logs, tier, tracing
 from lambdallm.http_protocol import ConnectionLimits
 from lambdallm.proxy.auth import RequireToken, proxy_tokens
 from lambdallm.proxy.backend import Backend
@@ -37,6 +37,7 @@ def create_server(
     # The caller's token first (a call without it reaches nothing), then the in-flight limit (it refuses before
     # anything is decoded), then undecodable requests.
     interceptors = [
+        *tracing.grpc_server_interceptors(),
         RequireToken(proxy_tokens(settings), SERVICE_NAME, metrics.unauthenticated),
         Edge(metrics, settings.max_in_flight, SERVICE_NAME),
         DecodeRequests(),
@@ -118,6 +119,7 @@ async def run(settings: ProxySettings, stop: asyncio.Event) -> None:
 def serve(settings: ProxySettings) -> int:
     """Entry point of `lambdallm proxy`: JSON logs, serve until SIGTERM or SIGINT, exit 0."""
     logs.configure("proxy")
+    tracing.configure(settings, "lambdallm-proxy")
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -15,13 +15,14 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
-from lambdallm import logs
+from lambdallm import logs, tracing
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
 from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body
 from llm_wire.request_id import request_id
+from llm_wire.timing import METADATA_KEY, format_timing
 from llm_wire.tools import ToolCallPiece
 
 SERVICE_NAME = llm_pb2.DESCRIPTOR.services_by_name["LlmService"].full_name
@@ -105,7 +106,9 @@ def _json(text: str, field: str) -> Any:
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
     """The caller's `x-request-id` metadata if the tiers' policy keeps it (llm_wire/request_id.py), or a new id."""
     sent = next((value for key, value in context.invocation_metadata() or () if key == "x-request-id"), None)
-    return request_id(sent)
+    kept = request_id(sent)
+    tracing.tag_request(kept)
+    return kept
 
 
 class LlmService(llm_pb2_grpc.LlmServiceServicer):
@@ -126,7 +129,7 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             completion = await self._backend.generate(to_backend_payload(request), request_id, context.time_remaining())
         except ProxyError as exc:
             await _abort(context, exc, started)
-        self._done(started, completion)
+        self._done(started, completion, context)
         return llm_pb2.LlmQueryResponse(
             text=completion.text,
             model=completion.model,
@@ -149,7 +152,7 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             payload = to_backend_payload(request.query)
             async for piece in self._backend.generate_stream(payload, request_id, context.time_remaining()):
                 if isinstance(piece, Completion):
-                    self._done(started, piece)
+                    self._done(started, piece, context)
                     yield llm_pb2.GenerateTextStreamResponse(summary=_summary(piece, request_id))
                 elif isinstance(piece, ToolCallPiece):
                     delta = llm_pb2.ToolCallDelta(**dataclasses.asdict(piece))
@@ -174,7 +177,10 @@ class LlmService(llm_pb2_grpc.LlmServiceServicer):
             models=[llm_pb2.ModelInfo(id=m.id, owned_by=m.owned_by, instruct=m.instruct) for m in models]
         )
 
-    def _done(self, started: float, completion: Completion) -> None:
+    def _done(self, started: float, completion: Completion, context: grpc.aio.ServicerContext) -> None:
+        # The caller's Server-Timing: this tier's time with the backend's, and the backend's own figures.
+        timing = format_timing({"proxy": (time.perf_counter() - started) * 1000} | dict(completion.timing))
+        context.set_trailing_metadata(((METADATA_KEY, timing),))
         self._tokens.count(completion.input_tokens, completion.output_tokens)
         log.info("generation ok", extra={"ms": _ms_since(started), "output_tokens": completion.output_tokens})
 

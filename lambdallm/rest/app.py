@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Mount, Router
 
 from generated.llm.v1 import llm_pb2_grpc
-from lambdallm import logs, tier
+from lambdallm import logs, tier, tracing
 from lambdallm.bearer import authorization_metadata, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
@@ -198,7 +198,7 @@ def uvicorn_server(
     """A uvicorn server for the app on settings.host:port, logging through our JSON handlers; `http` replaces the
     bounded protocol (the bench's baseline passes uvicorn's stock "httptools")."""
     config = uvicorn.Config(
-        app or create_app(settings),
+        tracing.traced_asgi(app or create_app(settings)),
         host=settings.host,
         port=settings.port,
         lifespan="on",
@@ -214,6 +214,7 @@ def uvicorn_server(
 def serve(settings: RestSettings) -> int:
     """Entry point of `lambdallm rest`: JSON logs, serve until SIGTERM or SIGINT."""
     logs.configure("rest")
+    tracing.configure(settings, "lambdallm-rest")
     app = create_app(settings)  # a bad key or CA setting stops the tier before it listens
     sock = tier.bind_tcp(settings.host, settings.port)
     tier.listen(sock)

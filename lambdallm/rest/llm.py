@@ -13,7 +13,9 @@ from connexion.exceptions import ProblemException
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
+from lambdallm import tracing
 from lambdallm.metrics import TokenCounter
+from lambdallm.rest import timing
 from lambdallm.rest.calls import cancel_call, opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body
 
@@ -81,7 +83,7 @@ class ProxyClient:
 
     def call_metadata(self, request_id: str) -> tuple[tuple[str, str], ...]:
         """The metadata of one call: the token, and the request id."""
-        return (*self.metadata, ("x-request-id", request_id))
+        return (*self.metadata, ("x-request-id", request_id), *tracing.context_metadata())
 
 
 async def generate_text(
@@ -100,6 +102,7 @@ async def query(
     call = opened(proxy.stub.GenerateText(request, timeout=deadline_s, metadata=proxy.call_metadata(request_id)))
     with map_grpc_errors():
         reply: llm_pb2.LlmQueryResponse = await call
+    timing.current().record(await call.trailing_metadata())
     tokens.count(reply.input_tokens, reply.output_tokens)
     return reply
 
@@ -133,6 +136,7 @@ async def query_stream(
     except BaseException:
         cancel_call(call)
         raise
+    timing.current().first_token()
     return _messages(call, first, tokens)
 
 
@@ -140,10 +144,12 @@ async def _messages(call: Any, message: Any, tokens: TokenCounter) -> AsyncItera
     try:
         with map_grpc_errors():
             while message is not grpc.aio.EOF:
-                yield message
                 if message.HasField("summary"):
                     tokens.count(message.summary.input_tokens, message.summary.output_tokens)
+                    timing.current().record(await call.trailing_metadata())  # sent with the status, right after
+                    yield message
                     return
+                yield message
                 message = await call.read()
         detail = "the gRPC proxy ended the stream without a summary"
         raise ProblemException(status=502, title="Bad Gateway", detail=detail)
@@ -163,7 +169,8 @@ async def _events(messages: AsyncIterator[llm_pb2.GenerateTextStreamResponse], r
                 yield server_sent_event("tool_call", _tool_call_piece(message.tool_call, calls))
             if message.HasField("summary"):
                 whole = [calls[index] for index in sorted(calls)]
-                yield server_sent_event("done", _response("".join(text), message.summary, request_id, whole))
+                done = _response("".join(text), message.summary, request_id, whole)
+                yield server_sent_event("done", done | {"timing": timing.current().summary()})
     except ProblemException as failure:
         yield server_sent_event("error", problem_body(failure.status_code, failure.title, failure.detail))
     finally:

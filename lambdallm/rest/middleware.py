@@ -8,8 +8,9 @@ import time
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lambdallm import disconnect, logs
+from lambdallm import disconnect, logs, tracing
 from lambdallm.http_protocol import answered_by_server
+from lambdallm.rest import timing
 from lambdallm.rest.calls import OpenCalls
 from lambdallm.rest.problems import send_problem
 from llm_wire.request_id import request_id
@@ -39,6 +40,8 @@ class RequestContext:
         headers = Headers(scope=scope)
         sent = headers.get(REQUEST_ID_HEADER, "")
         token = logs.request_id.set(request_id(sent))
+        tracing.tag_request(logs.request_id.get())
+        timing_token = timing.start()
         started, status = time.perf_counter(), 0
 
         async def send_with_id(message: Message) -> None:
@@ -46,6 +49,7 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = logs.request_id.get()
+                timing.add_header(message)
             await send(message)
 
         try:
@@ -73,6 +77,7 @@ class RequestContext:
                 },
             )
             logs.request_id.reset(token)
+            timing.stop(timing_token)
 
 
 def with_lower_media_type(scope: Scope) -> Scope:

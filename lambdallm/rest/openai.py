@@ -15,7 +15,7 @@ from connexion.exceptions import ProblemException
 
 from generated.llm.v1 import llm_pb2
 from lambdallm.metrics import TokenCounter
-from lambdallm.rest import llm, models
+from lambdallm.rest import llm, models, timing
 from lambdallm.rest.models import ServedModel
 from lambdallm.rest.openai_errors import openai_error
 from llm_wire.limits import MAX_TOKENS
@@ -200,9 +200,9 @@ async def chat_completion_chunks(
     envelope = _envelope("chatcmpl", "chat.completion.chunk", model, request_id)
     extra: dict[str, Any] = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish_reason: str | None = None, last: dict[str, Any] | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return _data(envelope | {"choices": [choice]} | extra)
+        return _data(envelope | {"choices": [choice]} | extra | (last or {}))
 
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -213,9 +213,11 @@ async def chat_completion_chunks(
                 yield chunk({"tool_calls": [tool_call_delta(message.tool_call)]})
             if message.HasField("summary"):
                 envelope["model"] = message.summary.model or model
-                yield chunk({}, message.summary.finish_reason)
+                # The whole Server-Timing on the last chunk (its headers left first): clients ignore the field.
+                last = {"timing": timing.current().summary()}
+                yield chunk({}, message.summary.finish_reason, None if include_usage else last)
                 if include_usage:
-                    yield _data(envelope | {"choices": [], "usage": usage(message.summary)})
+                    yield _data(envelope | {"choices": [], "usage": usage(message.summary)} | last)
                 yield DONE
     except ProblemException as failure:
         yield _data(openai_error(failure.status_code, str(failure.detail or failure.title)))

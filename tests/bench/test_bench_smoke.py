@@ -39,6 +39,7 @@ KEYS = (
     "errors_c8",
     "openai_vs_query",
     "plumbing",
+    "tracing_cost",
 )
 
 
@@ -69,6 +70,10 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert set(v1) == {"query", "v1", "v1_over_query"}
     assert all(v1[route]["errors_many"]["max"] == 0 for route in ("query", "v1"))  # /v1 answered like /query
     spreads += [v1[route][key] for route in ("query", "v1") for key in ("p50_ms", "p99_ms", "rps_many")]
+    cost = results["tracing_cost"]
+    assert cost["errors_many"] == 0  # the traced chain answered like the other
+    spreads += [cost[f"{mode}_{key}"] for mode in ("off", "on") for key in ("rps_many", "p50_ms")]
+    spreads += [cost["on_over_off_rps_many"], cost["on_over_off_p50"]]
     assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()

@@ -16,6 +16,7 @@ from llm_lambda import bedrock, handler
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
 from llm_wire.errors import BackendError
+from llm_wire.timing import parse_timing
 
 
 def titan(text: str = " Paris.", reason: str = "FINISH", tokens: int = 3) -> dict[str, Any]:
@@ -61,7 +62,19 @@ def test_answer_carries_text_tokens_and_the_callers_request_id(call: Any, event:
         "finish_reason": "stop",
         "request_id": "req-query-1",
     }
+    assert headers.pop("Server-Timing").startswith("backend;dur=")  # Bedrock said no latency: no model entry
     assert headers == {"Content-Type": "application/json", "X-Request-ID": "req-query-1"}
+
+
+def test_the_answer_s_server_timing_has_bedrock_s_latency_within_the_function_s(
+    call: Any, event: Any, stubbed: Stubber
+) -> None:
+    latency = {"ResponseMetadata": {"HTTPHeaders": {"x-amzn-bedrock-invocation-latency": "250"}}}
+    stubbed.add_response("invoke_model", titan() | latency)
+    status, _, headers = call(event("query.json"))
+    assert status == 200
+    timing = parse_timing(headers["Server-Timing"])
+    assert list(timing) == ["backend", "model"] and timing["model"] == 250.0
 
 
 def test_without_a_request_id_header_the_lambda_request_id_is_used(call: Any, event: Any, stubbed: Stubber) -> None:

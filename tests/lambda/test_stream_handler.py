@@ -78,11 +78,18 @@ def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any],
             {"contentBlockDelta": {"delta": {"text": " is Ada."}, "contentBlockIndex": 0}},
             {"contentBlockStop": {"contentBlockIndex": 0}},
             {"messageStop": {"stopReason": "end_turn"}},
-            {"metadata": {"usage": {"inputTokens": 30, "outputTokens": 4, "totalTokens": 34}, "metrics": {}}},
+            {
+                "metadata": {
+                    "usage": {"inputTokens": 30, "outputTokens": 4, "totalTokens": 34},
+                    "metrics": {"latencyMs": 42},
+                }
+            },
         ]
     )
 
     metadata, lines = stream(bedrock, event("query_conversation.json"), context)
+    timing = lines[-1].pop("timing")  # Bedrock's latency, within the function's own time
+    assert timing["model"] == 42 and set(timing) == {"backend", "model"}
 
     assert metadata == {
         "statusCode": 200,

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from lambdallm.local_cloud.engines import GenerationRequest
-from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
+from lambdallm.local_cloud.scheduler import Overloaded, Scheduler, Timeline
 from tests.local_cloud.conftest import GatedEngine
 
 
@@ -73,3 +73,36 @@ async def test_beyond_the_slots_and_the_queue_requests_are_refused() -> None:
         assert (await scheduler.generate(GenerationRequest("e"))).text == "e"
     finally:
         scheduler.close()
+
+
+async def test_a_timeline_notes_the_wait_for_a_slot_the_first_token_and_the_end() -> None:
+    engine = GatedEngine(slots=1)
+    scheduler = Scheduler(engine, queue_size=1)
+    first, second = Timeline(), Timeline()
+    try:
+        running = asyncio.create_task(scheduler.generate(GenerationRequest("first one"), timeline=first))
+        await asyncio.wait_for(until(engine.started.is_set), 10)
+        queued = asyncio.create_task(scheduler.generate(GenerationRequest("second one"), timeline=second))
+        await asyncio.sleep(0.01)
+        assert first.slot == first.queued and not second.slot  # the first had a slot at once; the second waits
+        engine.gate.set()
+        await asyncio.gather(running, queued)
+    finally:
+        engine.gate.set()
+        scheduler.close()
+    assert first.queued <= first.first_token <= first.ended
+    # The second got its slot when the first freed it, after it had come, and then made its tokens.
+    assert second.queued < second.slot <= second.first_token <= second.ended
+    assert second.slot >= first.first_token
+
+
+async def test_without_a_timeline_the_caller_s_emit_is_the_engine_s() -> None:
+    engine = GatedEngine(slots=1)
+    engine.gate.set()
+    scheduler = Scheduler(engine, queue_size=1)
+    pieces: list[str] = []
+    try:
+        await scheduler.generate(GenerationRequest("two words"), lambda text, _: pieces.append(text))
+    finally:
+        scheduler.close()
+    assert "".join(pieces) == "two words"

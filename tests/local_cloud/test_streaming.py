@@ -33,6 +33,8 @@ def test_text_events_then_done_with_counts(instant_cloud: LocalCloud) -> None:
 
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "s1"
+    timing = events[-1].pop("timing")  # the function's time, the model's latency (from Bedrock's metadata) in it
+    assert set(timing) == {"backend", "model"} and 0 <= timing["model"] <= timing["backend"]
     assert events == [
         {"type": "text", "text": "alpha"},
         {"type": "text", "text": " beta"},

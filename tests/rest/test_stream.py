@@ -25,6 +25,8 @@ async def test_text_events_then_one_done_event_with_the_whole_answer(http):
     events = parse_events(response.text)
     assert [data["text"] for _, data in events[:-1]] == ["echo:", " Hi", " there", " you"]
     assert {kind for kind, _ in events[:-1]} == {"text"}
+    timing = events[-1][1].pop("timing")  # where the time went (Server-Timing), the fake backend's model included
+    assert {"total", "first_token", "rest", "proxy"} <= set(timing)
     assert events[-1] == (
         "done",
         {

@@ -15,6 +15,7 @@ from .model_list import ModelList
 from .problem import Problem
 from .stream_text import StreamText
 from .stream_tool_call import StreamToolCall
+from .timing import Timing
 from .tool import Tool
 from .tool_call import ToolCall
 from .tool_parameters import ToolParameters
@@ -35,6 +36,7 @@ __all__ = (
     "Problem",
     "StreamText",
     "StreamToolCall",
+    "Timing",
     "Tool",
     "ToolCall",
     "ToolParameters",

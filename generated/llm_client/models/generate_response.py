@@ -9,6 +9,7 @@ from ..models.finish_reason import FinishReason
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.timing import Timing
     from ..models.tool_call import ToolCall
 
 
@@ -29,6 +30,10 @@ class GenerateResponse:
         request_id (str):
         tool_calls (list[ToolCall] | Unset): The tools the model called, in order (`finish_reason` is then
             `tool_calls`).
+        timing (Timing | Unset): A stream's Server-Timing, in its `done` event only (a whole answer has the header):
+            milliseconds, the
+            `total`, `first_token` (the time to the first token) and each tier's part (`rest`, `proxy`, `backend`,
+            `model`, those known), which add up to no more than the total.
     """
 
     text: str
@@ -38,6 +43,7 @@ class GenerateResponse:
     finish_reason: FinishReason
     request_id: str
     tool_calls: list[ToolCall] | Unset = UNSET
+    timing: Timing | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         text = self.text
@@ -59,6 +65,10 @@ class GenerateResponse:
                 tool_calls_item = tool_calls_item_data.to_dict()
                 tool_calls.append(tool_calls_item)
 
+        timing: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.timing, Unset):
+            timing = self.timing.to_dict()
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update(
@@ -73,11 +83,14 @@ class GenerateResponse:
         )
         if tool_calls is not UNSET:
             field_dict["tool_calls"] = tool_calls
+        if timing is not UNSET:
+            field_dict["timing"] = timing
 
         return field_dict
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        from ..models.timing import Timing
         from ..models.tool_call import ToolCall
 
         d = dict(src_dict)
@@ -102,6 +115,13 @@ class GenerateResponse:
 
                 tool_calls.append(tool_calls_item)
 
+        _timing = d.pop("timing", UNSET)
+        timing: Timing | Unset
+        if isinstance(_timing, Unset):
+            timing = UNSET
+        else:
+            timing = Timing.from_dict(_timing)
+
         generate_response = cls(
             text=text,
             model=model,
@@ -110,6 +130,7 @@ class GenerateResponse:
             finish_reason=finish_reason,
             request_id=request_id,
             tool_calls=tool_calls,
+            timing=timing,
         )
 
         return generate_response

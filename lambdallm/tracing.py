@@ -1,0 +1,192 @@
+"""OpenTelemetry tracing of every server tier, off unless the tier's `trace_exporter` says otherwise.
+
+While it is off nothing of OpenTelemetry is imported and every hook here returns at once, so a tier installed
+without the `tracing` extra runs as before and pays nothing. Span names and attributes: docs/tracing.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lambdallm.settings import SettingsError, TraceSettings
+
+REQUEST_ID = "lambdallm.request_id"  # the span attribute every tier sets: the request id of the logs
+UNTRACED_PATHS = ("/metrics", "/health", "/ready", "/ping")  # scrapes and probes: a trace each would be noise
+_on = False
+_settings = TraceSettings()
+_providers: dict[str, Any] = {}  # by service, those made by provider_for
+
+
+def configure(settings: TraceSettings, service: str) -> bool:
+    """Install the process's tracer provider (service.name `service`), its exporter and sampler, and W3C trace
+    context with X-Ray's header as the propagators; False, importing nothing, when `trace_exporter` is "none".
+    A SettingsError names the key that is wrong, or the extra that is missing."""
+    global _on, _settings
+    if settings.trace_exporter == "none":
+        return False
+    try:
+        from opentelemetry import propagate, trace
+        from opentelemetry.propagators.aws import AwsXRayPropagator
+        from opentelemetry.propagators.composite import CompositePropagator
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    except ModuleNotFoundError as exc:
+        detail = f"trace_exporter: {settings.trace_exporter!r} needs OpenTelemetry ({exc.name} is missing)"
+        raise SettingsError(f"{detail}; install it with pip install 'lambdallm[tracing]'") from exc
+    _settings = settings
+    trace.set_tracer_provider(provider_for(service))
+    # traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
+    propagate.set_global_textmap(CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()]))
+    _on = True
+    return True
+
+
+def provider_for(service: str) -> Any:
+    """A tracer provider of its own for `service` (a tier that shares its process with others: the local cloud's
+    API Gateway and Bedrock beside the Lambda), exporting as configured; one per service."""
+    if service in _providers:
+        return _providers[service]
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        sampler=ParentBased(TraceIdRatioBased(_settings.trace_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(_exporter(_settings)))
+    return _providers.setdefault(service, provider)
+
+
+def tracer(service: str) -> Any:
+    """The tracer of `service`'s own provider, if one was made, else the process's."""
+    from opentelemetry import trace
+
+    return (_providers[service] if service in _providers else trace.get_tracer_provider()).get_tracer("lambdallm")
+
+
+def context_with(span: Any) -> Any:
+    """A context whose current span is `span` (to start its children)."""
+    from opentelemetry import trace
+
+    return trace.set_span_in_context(span)
+
+
+def _exporter(settings: TraceSettings) -> Any:
+    if settings.trace_exporter == "file":
+        if not settings.trace_file:
+            raise SettingsError('trace_file: not set, and trace_exporter is "file": name the JSON-lines file')
+        from lambdallm.trace_file import JsonLinesExporter
+
+        return JsonLinesExporter(settings.trace_file)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    endpoint = settings.trace_endpoint or None  # the SDK's default (or OTEL_EXPORTER_OTLP_*): localhost:4318
+    return OTLPSpanExporter(endpoint=endpoint, headers=otlp_headers(settings.trace_headers))
+
+
+def otlp_headers(text: str) -> dict[str, str]:
+    """`k=v,k2=v2` as a dict; anything else is a SettingsError naming trace_headers."""
+    headers: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise SettingsError(f"trace_headers: {item.split('=')[0][:40]!r} is not name=value")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def enabled() -> bool:
+    """Whether this process traces."""
+    return _on
+
+
+def traced_asgi(app: Any, service: str = "") -> Any:
+    """`app` inside OpenTelemetry's ASGI middleware (a server span per request; `service`: under a provider of its
+    own, see `provider_for`) when tracing, else `app`."""
+    if not _on:
+        return app
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(
+        app,
+        excluded_urls=",".join(UNTRACED_PATHS),
+        default_span_details=span_details,
+        tracer_provider=provider_for(service) if service else None,
+        exclude_spans=["receive", "send"],  # a span per ASGI message: many per stream, and nothing to learn
+    )
+
+
+def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A server span's name, `METHOD /path`, the ids in a path replaced by their names (a span name is a
+    low-cardinality template)."""
+    path = str(scope.get("path", ""))
+    parts = path.split("/")
+    if path.startswith("/model/") and len(parts) >= 4:
+        path = "/model/{modelId}/" + parts[-1]
+    elif path.startswith("/v1/models/"):
+        path = "/v1/models/{model}"
+    return f"{scope.get('method', 'HTTP')} {path}", {}
+
+
+def grpc_server_interceptors() -> list[Any]:
+    """OpenTelemetry's grpc.aio server interceptor (a server span per call) when tracing, else none."""
+    if not _on:
+        return []
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+
+    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]  # type: ignore[no-untyped-call]  # probes: noise
+
+
+def aiohttp_trace_configs() -> list[Any]:
+    """OpenTelemetry's aiohttp client hooks (a client span per request, traceparent sent) when tracing, else none."""
+    if not _on:
+        return []
+    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+    return [create_trace_config()]
+
+
+def instrument_botocore() -> None:
+    """OpenTelemetry's botocore instrumentation (a client span per AWS call), sending the trace in W3C's and
+    X-Ray's headers both (its default sends X-Ray's only, the one AWS services read)."""
+    if _on:
+        from opentelemetry import propagate
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
+        instrumentor.instrument(propagator=propagate.get_global_textmap())
+
+
+def context_metadata() -> tuple[tuple[str, str], ...]:
+    """The current trace context as gRPC metadata (traceparent ...), or nothing when not tracing.
+
+    The REST tier adds it to each call's metadata itself: grpc.aio's client interceptors run a call in a task of
+    its own, which a client's hang-up would cancel mid-read (lambdallm/rest/calls.py)."""
+    if not _on:
+        return ()
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)  # W3C's alone: X-Ray's header is for AWS's hops
+    return tuple(carrier.items())
+
+
+def inject_headers(headers: dict[str, str]) -> None:
+    """Put the current trace context in `headers` (a Lambda event's: API Gateway hands the function its own span
+    as the parent, as X-Ray's header does in AWS), replacing any trace headers they had."""
+    if not _on:
+        return
+    from opentelemetry import propagate
+
+    fields = {name.lower() for name in propagate.get_global_textmap().fields}
+    for name in [name for name in headers if name.lower() in fields]:
+        del headers[name]
+    propagate.inject(headers)
+
+
+def tag_request(request_id: str) -> None:
+    """Set the request id on the current span (never the prompt or the answer)."""
+    if _on:
+        from opentelemetry import trace
+
+        trace.get_current_span().set_attribute(REQUEST_ID, request_id)
