@@ -34,6 +34,7 @@ from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
 from lambdallm.rest.openai_errors import OpenAIErrors
+from lambdallm.rest.operations import OnceApi
 from lambdallm.rest.playground import Playground
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
@@ -132,6 +133,7 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
+    app._middleware_app.api_cls = OnceApi  # each operation's handler decorated once, not per request
     # Connexion routes the most specific base path first only when it is given here (the spec's is not looked at).
     for spec, base_path in ((OPENAI_SPEC, OPENAI_PREFIX), (SPEC, None)):
         app.add_api(

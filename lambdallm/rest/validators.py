@@ -92,9 +92,30 @@ class JsonResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]
             super()._validate(body)  # Connexion's own report of the violation
 
 
+_NONE = object()
+
+
+class MediaTypes(MediaTypeDict):  # type: ignore[misc]
+    """Connexion's MediaTypeDict, remembering what each media type found: Connexion sorts its keys and matches them
+    with fnmatch on every lookup, twice a request. The media type is the client's, so the memory is bounded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._found: dict[str, Any] = {}
+
+    def __getitem__(self, item: str) -> Any:
+        found = self._found.get(item, _NONE)
+        if found is _NONE:  # not looked up yet
+            found = super().__getitem__(item)  # a KeyError for an unknown one, remembered by no one
+            if len(self._found) >= _MAX_COMPILED:
+                self._found.clear()
+            self._found[item] = found
+        return found
+
+
 VALIDATOR_MAP: dict[str, Any] = {
     **CONNEXION_VALIDATORS,
     "parameter": NamingParameterValidator,
-    "body": MediaTypeDict({**CONNEXION_VALIDATORS["body"], "*/*json": JsonBodyValidator}),
-    "response": MediaTypeDict({**CONNEXION_VALIDATORS["response"], "*/*json": JsonResponseValidator}),
+    "body": MediaTypes({**CONNEXION_VALIDATORS["body"], "*/*json": JsonBodyValidator}),
+    "response": MediaTypes({**CONNEXION_VALIDATORS["response"], "*/*json": JsonResponseValidator}),
 }
