@@ -12,10 +12,13 @@ import numpy as np
 from lambdallm.local_cloud.engines import GenerationRequest
 
 # llama.cpp's llama_token_data (token id, logit, probability), for candidate arrays made with numpy.
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+TOP_K = 40  # the sampler chain's top-k, as llama.cpp's common sampler sets it
+# A grammar is tried on the best this many tokens first (and on every token that ties with the last of them).
+BEST_FIRST = 256
 
 
-def _token_array(candidates: Any) -> Any:
+def token_array(candidates: Any) -> Any:
     """A llama_token_data_array over `candidates` (which must outlive it)."""
     data = candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
     return llama_cpp.llama_token_data_array(data=data, size=len(candidates), selected=-1, sorted=False)
@@ -23,8 +26,8 @@ def _token_array(candidates: Any) -> Any:
 
 def allows(grammar: Any, token: int) -> bool:
     """Whether `grammar`, where it stands, allows `token` next."""
-    single = np.array([(token, 0.0, 0.0)], dtype=_TOKEN_DATA)
-    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(_token_array(single)))
+    single = np.array([(token, 0.0, 0.0)], dtype=TOKEN_DATA)
+    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(token_array(single)))
     return bool(np.isfinite(single["logit"][0]))
 
 
@@ -36,7 +39,7 @@ def sampler_chain(request: GenerationRequest) -> Any:
     chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
     seed = llama_cpp.LLAMA_DEFAULT_SEED if request.seed is None else request.seed & 0xFFFFFFFF
     for sampler in (
-        llama_cpp.llama_sampler_init_top_k(40),
+        llama_cpp.llama_sampler_init_top_k(TOP_K),
         llama_cpp.llama_sampler_init_top_p(request.top_p, 1),
         llama_cpp.llama_sampler_init_min_p(0.05, 1),
         llama_cpp.llama_sampler_init_temp(request.temperature),
@@ -48,12 +51,31 @@ def sampler_chain(request: GenerationRequest) -> Any:
 
 def draw_within(grammar: Any, chain: Any, logits: Any) -> int:
     """A token drawn from the whole vocabulary (`logits`) after `grammar` has ruled out what it does not allow:
-    the highest left without a `chain` (greedy decoding), else the chain's draw."""
-    candidates = np.empty(len(logits), dtype=_TOKEN_DATA)
-    candidates["id"] = np.arange(len(logits), dtype=np.int32)
-    candidates["logit"], candidates["p"] = logits, 0.0
-    array = _token_array(candidates)
+    the highest left without a `chain` (greedy decoding), else the chain's draw.
+
+    The grammar is tried on the best BEST_FIRST tokens first: a grammar's pass over a vocabulary of 262,144 tokens
+    (Gemma's) costs more than the model's step. The draw is the same as over the whole vocabulary whenever the best
+    tokens hold enough allowed ones: any allowed token outside them has a lower logit than each of them, so the
+    highest allowed (greedy), or the TOP_K highest allowed that the chain keeps, are all among them. Otherwise, the
+    whole vocabulary."""
+    threshold = np.partition(logits, -BEST_FIRST)[-BEST_FIRST] if len(logits) > BEST_FIRST else -np.inf
+    best = np.flatnonzero(logits >= threshold)  # in id order, ties with the last included, as argmax breaks them
+    token = _draw_among(grammar, chain, logits, best, 1 if chain is None else TOP_K)
+    if token is None:
+        token = _draw_among(grammar, chain, logits, np.arange(len(logits)), 0)
+    assert token is not None  # a draw that needs no allowed token always draws
+    return token
+
+
+def _draw_among(grammar: Any, chain: Any, logits: Any, ids: Any, enough: int) -> int | None:
+    """The draw among the tokens `ids` that `grammar` allows, or None if fewer than `enough` of them are allowed."""
+    candidates = np.empty(len(ids), dtype=TOKEN_DATA)
+    candidates["id"], candidates["logit"], candidates["p"] = ids, logits[ids], 0.0
+    array = token_array(candidates)
     llama_cpp.llama_sampler_apply(grammar, ctypes.byref(array))
+    allowed = np.isfinite(candidates["logit"])
+    if allowed.sum() < enough:
+        return None
     if chain is None:
         return int(candidates["id"][candidates["logit"].argmax()])
     llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))

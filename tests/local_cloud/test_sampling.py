@@ -1,0 +1,75 @@
+"""A grammar's draw among the best tokens first is the draw over the whole vocabulary (lambdallm/local_cloud/
+sampling.py): greedy and sampled, where the best tokens hold allowed ones and where they hold none, on Gemma's
+vocabulary of 262,144 tokens and a JSON Schema's grammar."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lambdallm.local_cloud.engines import GenerationRequest
+from lambdallm.local_cloud.grammar import json_grammar
+from lambdallm.local_cloud.models import gemma_file
+from lambdallm.local_cloud.sampling import TOKEN_DATA, allows, draw_within, sampler_chain, token_array
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+STORY = {"type": "object", "properties": {"story": {"type": "string", "minLength": 5}}, "required": ["story"]}
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Iterator[Any]:
+    from lambdallm.local_cloud.llama_vocabulary import Vocabulary
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True  # the tokens, not the weights
+    model = llama_cpp.llama_model_load_from_file(str(gemma_file()).encode(), params)
+    yield Vocabulary(model)
+    llama_cpp.llama_model_free(model)
+
+
+def whole_vocabulary_draw(grammar: Any, chain: Any, logits: Any) -> int:
+    """The reference: the grammar applied to every token, then the highest allowed or the chain's draw."""
+    candidates = np.empty(len(logits), dtype=TOKEN_DATA)
+    candidates["id"], candidates["logit"], candidates["p"] = np.arange(len(logits)), logits, 0.0
+    array = token_array(candidates)
+    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(array))
+    if chain is None:
+        return int(candidates["id"][candidates["logit"].argmax()])
+    llama_cpp.llama_sampler_apply(chain, ctypes.byref(array))
+    return int(array.data[array.selected].id)
+
+
+def grammar_after(vocabulary: Any, text: str) -> Any:
+    """The schema's grammar sampler, having accepted the tokens of `text`."""
+    grammar = vocabulary.grammar_sampler(json_grammar(STORY))
+    for token in vocabulary.tokenize(text, parse_special=False)[1:]:  # after the BOS the tokenizer adds
+        assert allows(grammar, token), text
+        llama_cpp.llama_sampler_accept(grammar, token)
+    return grammar
+
+
+# Inside the string most tokens are allowed (the best ones hold some); right after `{` only a quote or a space is
+# (the best ones of random logits hold none, and the whole vocabulary decides).
+@pytest.mark.parametrize("text", ['{"story": "Once upon', "{"])
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_the_draw_among_the_best_tokens_is_the_whole_vocabulary_draw(
+    vocabulary: Any, text: str, temperature: float
+) -> None:
+    grammar = grammar_after(vocabulary, text)
+    rng = np.random.default_rng(7)
+    request = GenerationRequest("", max_tokens=1, temperature=temperature, top_p=0.95, seed=11)
+    for _ in range(20):
+        logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
+        chains = sampler_chain(request), sampler_chain(request)  # the same seed: the same draw from the same set
+        try:
+            assert draw_within(grammar, chains[0], logits) == whole_vocabulary_draw(grammar, chains[1], logits)
+        finally:
+            for chain in chains:
+                if chain is not None:
+                    llama_cpp.llama_sampler_free(chain)
+    llama_cpp.llama_sampler_free(grammar)
