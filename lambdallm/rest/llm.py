@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import TokenCounter
+from lambdallm.rest import usage
 from lambdallm.rest.calls import cancel_call, opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body
 
@@ -101,6 +102,7 @@ async def query(
     with map_grpc_errors():
         reply: llm_pb2.LlmQueryResponse = await call
     tokens.count(reply.input_tokens, reply.output_tokens)
+    usage.record(reply.model, reply.input_tokens, reply.output_tokens)
     return reply
 
 
@@ -143,6 +145,7 @@ async def _messages(call: Any, message: Any, tokens: TokenCounter) -> AsyncItera
                 yield message
                 if message.HasField("summary"):
                     tokens.count(message.summary.input_tokens, message.summary.output_tokens)
+                    usage.record(message.summary.model, message.summary.input_tokens, message.summary.output_tokens)
                     return
                 message = await call.read()
         detail = "the gRPC proxy ended the stream without a summary"
