@@ -28,6 +28,7 @@ from lambdallm.bearer import authorization_metadata, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
+from lambdallm.rest.balancing import SERVICE_CONFIG
 from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
 from lambdallm.rest.limit_store import LimitStore
@@ -47,6 +48,9 @@ OPENAI_SPEC = shipped("specs") / "openai.yaml"  # served under /v1, its errors i
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
 # seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
+CHANNEL_OPTIONS.append(
+    ("grpc.service_config", SERVICE_CONFIG)
+)  # round_robin over proxies (lambdallm/rest/balancing.py)
 
 
 class SnakeCaseResolver(Resolver):  # type: ignore[misc]
