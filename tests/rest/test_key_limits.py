@@ -7,6 +7,7 @@ import httpx
 import openai
 import pytest
 
+from lambdallm import cli
 from lambdallm.metrics import RETRY_AFTER_S
 from lambdallm.rest.keys import Limits, add_key
 from lambdallm.rest.limit_store import LocalStore, Refusal
@@ -150,3 +151,27 @@ async def test_a_key_holds_its_concurrent_streams_until_they_end(service, team_a
     assert_problem(refused, 429, "concurrent_streams limit (1)")
     assert refused.headers["retry-after"] == str(RETRY_AFTER_S)
     assert again.status_code == 200, again.text
+
+
+async def test_keys_usage_sums_the_replicas_metrics_into_a_table(service, team_a, capsys, monkeypatch, tmp_path):
+    secret, overrides = team_a(Limits())
+    monkeypatch.setenv("LAMBDALLM_REST_KEYS_FILE", overrides["keys_file"])
+    monkeypatch.chdir(tmp_path)
+    async with (
+        fake_llm_service(service) as target,
+        running_rest(target, **overrides) as first,
+        running_rest(target, **overrides) as second,
+    ):
+        for url, count in ((first, 2), (second, 1)):
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {secret}"}) as client:
+                for _ in range(count):
+                    assert (await client.post("/query", json=VALID)).status_code == 200
+        metrics = ["--metrics", f"{first}/metrics", "--metrics", f"{second}/metrics"]
+        status = await asyncio.to_thread(cli.main, ["keys", "usage", *metrics])
+
+    out = capsys.readouterr().out
+    assert status == 0
+    header, *rows = [line.split() for line in out.splitlines()]
+    assert header == ["key", "model", "requests", "input", "tokens", "output", "tokens"]
+    assert ["team-a", DEFAULT_MODEL, "3", "21", "9"] in rows
+    assert secret not in out
