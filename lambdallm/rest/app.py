@@ -47,10 +47,12 @@ SPEC = shipped("specs") / "openapi.yaml"
 OPENAI_SPEC = shipped("specs") / "openai.yaml"  # served under /v1, its errors in OpenAI's shape
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
 # seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
-CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
-CHANNEL_OPTIONS.append(
-    ("grpc.service_config", SERVICE_CONFIG)
-)  # round_robin over proxies (lambdallm/rest/balancing.py)
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+# Round robin over the proxies that grpc_target names, and one retry of a call a lost proxy failed (balancing.py).
+CHANNEL_OPTIONS.append(("grpc.service_config", SERVICE_CONFIG))
 
 
 class SnakeCaseResolver(Resolver):  # type: ignore[misc]

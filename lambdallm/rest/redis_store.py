@@ -4,6 +4,7 @@ replicas whose clocks differ still share each window. When Redis is away, `Failo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -62,7 +63,22 @@ redis.call('ZREM', KEYS[2], ARGV[3])
 return 0
 """
 )
+# KEYS: the streams sets of the leases in ARGV[2..]. ARGV[1]: lease ms. Pushes each lease's expiry on (XX: a lease
+# already given back is not taken again).
+RENEW = (
+    _CLOCK
+    + """
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]))
+end
+return 0
+"""
+)
 LIMITS = {1: "requests_per_minute", 2: "tokens_per_minute", 3: "concurrent_streams"}
+# A stream's place in Redis expires this long after its replica last renewed it (every third of it): the places
+# of a replica killed mid-stream come back within LEASE_S.
+LEASE_S = 30.0
 
 
 def _keys(key: str) -> tuple[str, str, str]:
@@ -71,14 +87,18 @@ def _keys(key: str) -> tuple[str, str, str]:
 
 
 class RedisStore:
-    """LimitStore over one Redis. A stream's place is leased until its deadline (plus a margin), so the places
-    held by a replica that died are given back by then."""
+    """LimitStore over one Redis. A stream's place is a lease of `lease_s` that this replica renews while the
+    stream lasts, so the places held by a replica that died come back within `lease_s`."""
 
-    def __init__(self, client: redis.asyncio.Redis, lease_s: float) -> None:
+    def __init__(self, client: redis.asyncio.Redis, lease_s: float = LEASE_S) -> None:
         self.client = client
+        self.lease_s = lease_s
         self.lease_ms = int(lease_s * 1000)
         self._admit = client.register_script(ADMIT)
         self._finish = client.register_script(FINISH)
+        self._renew = client.register_script(RENEW)
+        self.held: dict[str, str] = {}  # lease -> its streams set, while this replica holds it
+        self._renewer: asyncio.Task[None] | None = None
 
     async def admit(self, key: str, limits: Limits, lease: str) -> Refusal | None:
         """See LimitStore.admit."""
@@ -86,6 +106,10 @@ class RedisStore:
         args: list[str | int] = [WINDOW_S, rpm, tpm, streams, lease, self.lease_ms]
         answer = await self._admit(keys=list(_keys(key)), args=args)
         if not answer[0]:
+            if streams:
+                self.held[lease] = _keys(key)[2]
+                if self._renewer is None or self._renewer.done():
+                    self._renewer = asyncio.create_task(self._renew_leases())
             return None
         limit = LIMITS[int(answer[0])]
         retry_s = max(1, -(-int(answer[1]) // 1000)) if limit != "concurrent_streams" else RETRY_AFTER_S
@@ -94,12 +118,24 @@ class RedisStore:
     async def finish(self, key: str, limits: Limits, lease: str, tokens: int) -> None:
         """See LimitStore.finish."""
         _, tokens_key, streams = _keys(key)
+        self.held.pop(lease, None)
         await self._finish(
             keys=[tokens_key, streams], args=[WINDOW_S, tokens if limits.tokens_per_minute else 0, lease]
         )
 
+    async def _renew_leases(self) -> None:
+        while self.held:
+            await asyncio.sleep(self.lease_s / 3)
+            held = dict(self.held)
+            try:
+                await self._renew(keys=list(held.values()), args=[self.lease_ms, *held])
+            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:  # the next admit says Redis is away
+                log.debug("stream leases not renewed", extra={"error": type(exc).__name__})
+
     async def aclose(self) -> None:
-        """Close the connections to Redis."""
+        """Stop renewing leases and close the connections to Redis."""
+        if self._renewer is not None:
+            self._renewer.cancel()
         await self.client.aclose()
 
 
@@ -174,4 +210,4 @@ def store_for(settings: RestSettings, metrics: UsageMetrics) -> LimitStore:
         )
     except ValueError as exc:
         raise SettingsError(f"redis_url: {exc}") from None
-    return Failover(RedisStore(client, settings.stream_deadline_s + 5), settings, metrics)
+    return Failover(RedisStore(client), settings, metrics)

@@ -9,11 +9,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from lambdallm.rest.keys import Limits, add_key
-from lambdallm.rest.redis_store import store_for
+from lambdallm.rest.redis_store import RedisStore, store_for
 from lambdallm.rest.usage import UsageMetrics
-from lambdallm.settings import RestSettings, SettingsError
+from lambdallm.settings import RestSettings, SettingsError, load
 from tests.fakes.llm_service import FakeLlmService, fake_llm_service
 from tests.fakes.servers import redis_server
 from tests.fakes.stack import running_rest
@@ -131,3 +132,35 @@ async def test_with_redis_away_closed_refuses_limited_keys_with_a_503(redis, ser
 def test_a_redis_url_that_is_not_one_stops_the_tier_naming_it():
     with pytest.raises(SettingsError, match="redis_url"):
         store_for(RestSettings(redis_url="http://127.0.0.1:6379"), UsageMetrics(CollectorRegistry()))
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("LAMBDALLM_REST_REDIS_FAILURE", "maybe"),
+        ("LAMBDALLM_REST_REDIS_TIMEOUT_S", "0"),
+        ("LAMBDALLM_REST_REDIS_RETRY_S", "x"),
+    ],
+)
+def test_a_bad_redis_setting_stops_the_tier_naming_it(variable, text):
+    with pytest.raises(SettingsError, match=variable):
+        load(RestSettings, "rest", environ={variable: text})
+
+
+async def test_a_stream_place_is_renewed_while_it_lasts_and_comes_back_when_its_replica_dies(redis):
+    limits, key = Limits(concurrent_streams=1), "team-a"
+    alive, dying, other = (RedisStore(AsyncRedis.from_url(redis.url), lease_s=0.6) for _ in range(3))
+    try:
+        assert await alive.admit(key, limits, "alive") is None
+        await asyncio.sleep(1.2)  # two leases long: renewed meanwhile
+        assert (await other.admit(key, limits, "other")).limit == "concurrent_streams"
+        await alive.finish(key, limits, "alive", 0)
+
+        assert await dying.admit(key, limits, "dying") is None
+        dying._renewer.cancel()  # its process is gone: nobody renews, nobody gives the place back
+        assert (await other.admit(key, limits, "other")).limit == "concurrent_streams"
+        await asyncio.sleep(0.8)
+        assert await other.admit(key, limits, "other") is None
+    finally:
+        for store in (alive, dying, other):
+            await store.aclose()
