@@ -28,16 +28,27 @@ def debian_binary(name: str, package: str) -> str:
         pytest.skip(
             f"{name} is missing and cannot be installed here (needs apt-get as root: apt-get install {package})"
         )
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "text": True, "timeout": 600}
-    if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-qq"], check=False, **quiet)  # type: ignore[call-overload]
-        _apt_updated = True
     environment = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(["apt-get", "install", "-y", "-qq", package], env=environment, check=False, **quiet)  # type: ignore[call-overload]
+    if not _apt_updated:
+        _apt(["update", "-qq"], environment)
+        _apt_updated = True
+    result = _apt(["install", "-y", "-qq", package], environment)
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
     if not found:
         pytest.skip(f"{name} is missing and apt-get install {package} failed: {result.stderr.strip()[-300:]}")
     return found
+
+
+def _apt(arguments: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", *arguments],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def free_port() -> int:
