@@ -30,7 +30,8 @@ class KeyRing:
 
     def __init__(self, settings: RestSettings, plain: tuple[bytes, ...]) -> None:
         self.plain = plain
-        self.path = Path(settings.keys_file).expanduser() if settings.keys_file else None
+        named = settings.keys_file and settings.auth != "none"  # auth none: the API is open, no key is read
+        self.path = Path(settings.keys_file).expanduser() if named else None
         self.pepper = pepper(settings) if self.path else b""
         self.by_hash: dict[bytes, Key] = {}
         self._stamp: tuple[int, int, int] | None = None

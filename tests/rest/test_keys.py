@@ -129,3 +129,13 @@ async def test_a_revoked_key_is_refused_without_a_restart(proxy, tmp_path, monke
         assert_problem(await client.post("/query", json=VALID, headers=headers), 401, "the API key is not valid")
         _, listed, _ = keys(capsys, "list")
     assert listed.splitlines()[1].split()[2] != "-"  # the revocation's time
+
+
+async def test_auth_none_opens_the_api_even_with_a_keys_file(proxy, tmp_path):
+    overrides, _ = named(tmp_path)
+    async with (
+        running_rest(proxy.target, auth="none", keys_file=overrides["keys_file"]) as url,
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        response = await client.post("/query", json=VALID)
+    assert response.status_code == 200, response.text
