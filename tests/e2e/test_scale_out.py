@@ -21,6 +21,7 @@ from lambdallm.tier import ANNOUNCE_FILE, wait_for_announcement
 from tests.fakes.backend import FakeBackend, Reply, stream_events
 from tests.fakes.servers import free_port, haproxy, redis_server
 from tests.fakes.stack import API_KEY, AUTHORIZATION, PROXY_TOKEN, fake_backend, proxy_process_environment
+from tests.rest.test_key_limits import fresh_window
 from tests.scrape import samples, value
 
 LAMBDALLM = Path(sys.executable).with_name("lambdallm")
@@ -148,6 +149,7 @@ async def served_by(tier: Tier, metric: str, **labels: str) -> float:
 
 async def test_a_keys_limit_holds_across_both_rest_replicas(scaled_out: ScaledOut) -> None:
     headers = {"Authorization": f"Bearer {scaled_out.secret}"}
+    await fresh_window()
     async with httpx.AsyncClient(base_url=scaled_out.url, timeout=10, headers=headers) as client:
         statuses = [(await client.post("/query", json={"prompt": "Hi", "max_tokens": 5})).status_code for _ in range(8)]
     served = [

@@ -2,6 +2,7 @@
 a 429 naming the limit with a Retry-After from the window, on /query (problem+json) and /v1 (OpenAI's error)."""
 
 import asyncio
+import time
 
 import httpx
 import openai
@@ -10,7 +11,7 @@ import pytest
 from lambdallm import cli
 from lambdallm.metrics import RETRY_AFTER_S
 from lambdallm.rest.keys import Limits, add_key
-from lambdallm.rest.limit_store import LocalStore, Refusal
+from lambdallm.rest.limit_store import WINDOW_S, LocalStore, Refusal
 from tests.fakes.llm_service import DEFAULT_MODEL, FakeLlmService, fake_llm_service
 from tests.fakes.stack import running_rest
 from tests.rest.test_keys import PEPPER
@@ -19,6 +20,14 @@ from tests.scrape import samples, value
 
 CHAT = {"model": DEFAULT_MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
 TOKENS_PER_ANSWER = 7 + 3  # FakeLlmService's usage: 7 in, one out per piece
+
+
+async def fresh_window(needed_s: float = 10.0) -> None:
+    """Wait, if need be, until `needed_s` of the current one-minute window remain: a test that counts within one
+    window must not cross into the next."""
+    left = WINDOW_S - time.time() % WINDOW_S
+    if left < needed_s:
+        await asyncio.sleep(left + 0.05)
 
 
 class Clock:
@@ -74,6 +83,7 @@ def team_a(tmp_path):
 
 
 async def test_over_its_requests_per_minute_a_key_gets_a_429_naming_the_limit(service, team_a):
+    await fresh_window()
     secret, overrides = team_a(Limits(requests_per_minute=2))
     async with (
         fake_llm_service(service) as target,
@@ -98,6 +108,7 @@ async def test_over_its_requests_per_minute_a_key_gets_a_429_naming_the_limit(se
 
 
 async def test_on_v1_the_429_is_openais_rate_limit_error_with_retry_after(service, team_a):
+    await fresh_window()
     secret, overrides = team_a(Limits(requests_per_minute=1))
     async with (
         fake_llm_service(service) as target,
@@ -117,6 +128,7 @@ async def test_on_v1_the_429_is_openais_rate_limit_error_with_retry_after(servic
 
 
 async def test_over_its_tokens_per_minute_a_key_waits_for_the_next_window(service, team_a):
+    await fresh_window()
     secret, overrides = team_a(Limits(tokens_per_minute=TOKENS_PER_ANSWER))
     async with (
         fake_llm_service(service) as target,

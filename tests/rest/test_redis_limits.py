@@ -18,6 +18,7 @@ from lambdallm.settings import RestSettings, SettingsError, load
 from tests.fakes.llm_service import FakeLlmService, fake_llm_service
 from tests.fakes.servers import redis_server
 from tests.fakes.stack import running_rest
+from tests.rest.test_key_limits import fresh_window
 from tests.rest.test_keys import PEPPER
 from tests.rest.test_query import VALID, assert_problem
 from tests.scrape import samples, value
@@ -58,6 +59,7 @@ async def replicas(stack, service, tmp_path, limits, count=2, **overrides):
 
 
 async def test_a_keys_requests_per_minute_hold_across_replicas(redis, service, tmp_path):
+    await fresh_window()
     async with AsyncExitStack() as stack:
         first, second = await replicas(stack, service, tmp_path, Limits(requests_per_minute=3), redis_url=redis.url)
         answers = [await client.post("/query", json=VALID) for client in (first, second, first, second, first)]
@@ -84,6 +86,7 @@ async def test_concurrent_streams_are_counted_across_replicas(redis, service, tm
 
 
 async def test_with_redis_away_open_counts_in_each_replica_and_says_so(redis, service, tmp_path, caplog):
+    await fresh_window()
     caplog.set_level(logging.INFO)
     async with AsyncExitStack() as stack:
         (client,) = await replicas(
