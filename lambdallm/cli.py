@@ -10,7 +10,14 @@ from pathlib import Path
 from lambdallm import settings, tier
 
 # The pyproject extra that brings each command's dependencies.
-EXTRAS = {"local-cloud": "local-cloud", "proxy": "proxy", "rest": "rest", "probe": "proxy", "bench": "all,bench"}
+EXTRAS = {
+    "local-cloud": "local-cloud",
+    "proxy": "proxy",
+    "rest": "rest",
+    "keys": "rest",
+    "probe": "proxy",
+    "bench": "all,bench",
+}
 
 
 def _local_cloud(args: argparse.Namespace) -> int:
@@ -52,6 +59,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run(quick=args.quick)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from lambdallm.rest.keys_command import run
+
+    return run(settings.load(settings.RestSettings, "rest", args.config), args)
+
+
 def _probe(args: argparse.Namespace) -> int:
     from lambdallm.probe import probe
 
@@ -59,6 +72,20 @@ def _probe(args: argparse.Namespace) -> int:
         print(f"lambdallm probe: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def _keys_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `keys` subcommands and their options."""
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add a key and print its secret (once: only its hash is kept)")
+    add.add_argument("name", help="the key's id: what logs and metrics show (a-z 0-9 . _ -)")
+    add.add_argument("--rpm", type=int, default=0, help="requests per minute (0: no limit)")
+    add.add_argument("--tpm", type=int, default=0, help="tokens per minute, input plus output (0: no limit)")
+    add.add_argument("--streams", type=int, default=0, help="generation requests at once (0: no limit)")
+    actions.add_parser("list", help="the keys: id, created, revoked, limits (never a secret)")
+    actions.add_parser("revoke", help="revoke a key (a running tier refuses it within a second)").add_argument("name")
+    usage = actions.add_parser("usage", help="requests and tokens per key and model, from the replicas' /metrics")
+    usage.add_argument("--metrics", action="append", default=[], metavar="URL", help="a replica's /metrics (repeat)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("bench", _bench, "measure the chain against its references; writes bench/results/").add_argument(
         "--quick", action="store_true", help="a tiny configuration that only checks the bench works"
     )
+    sub = add("keys", _keys, "the REST tier's named keys: add, list, revoke, usage (docs/configuration.md)")
+    sub.add_argument("--config", type=Path, help="the REST tier's TOML file (default config/rest.toml)")
+    _keys_arguments(sub)
     sub = add("probe", _probe, "exit 0 when a tier answers healthy (HTTP 2xx, or gRPC health SERVING)")
     sub.add_argument("url", help="http://host:port/path or grpc://host:port[/service]")
     sub.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")

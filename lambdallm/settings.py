@@ -162,6 +162,19 @@ class RestSettings(TraceSettings):
     grpc_auth: str = field(default="token", metadata=_bounded(choices=("token", "none")))
     grpc_token: str = ""
     grpc_token_file: str = ""
+    # Named keys with limits of their own (`lambdallm keys add`): a JSON file of ids, hashed secrets and limits,
+    # and the pepper of their hashes (a second secret, kept apart from it) (docs/configuration.md#named-keys).
+    keys_file: str = ""
+    keys_pepper: str = ""
+    keys_pepper_file: str = ""
+    # Where the keys' counters live: empty, in this process (one replica); redis://host:port/db, shared by replicas.
+    redis_url: str = ""
+    # Each Redis call's timeout; after a failure Redis is tried again at most once per redis_retry_s.
+    redis_timeout_s: float = field(default=0.25, metadata=_bounded(0.01, 10))
+    redis_retry_s: float = field(default=2.0, metadata=_bounded(0.1, 300))
+    # Redis away: "open" applies each key's limits in this process alone (logged and counted); "closed" refuses
+    # limited keys' requests with a 503 until it is back.
+    redis_failure: str = field(default="open", metadata=_bounded(choices=("open", "closed")))
 
 
 def load(

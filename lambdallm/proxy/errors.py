@@ -26,6 +26,8 @@ _STATUS_CODES: dict[int, grpc.StatusCode] = {
 # Trailing metadata on every status the proxy writes: its details are for the client, which the REST tier shows
 # (lambdallm/rest/problems.py); details without it are the gRPC library's own and stay in the REST tier's log.
 ORIGIN_TRAILER = ("lambdallm-origin", "proxy")
+# Tells a caller's channel not to retry this answer on another proxy (gRFC A6's pushback; lambdallm/rest/balancing.py).
+NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 DEFAULT_RETRY_AFTER_S = 1
 MAX_RETRY_AFTER_S = 3600
 

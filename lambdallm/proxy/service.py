@@ -18,7 +18,7 @@ from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs, tracing
 from lambdallm.metrics import TokenCounter
 from lambdallm.proxy.backend import Backend, Completion
-from lambdallm.proxy.errors import ORIGIN_TRAILER, ProxyError
+from lambdallm.proxy.errors import NO_RETRY, ORIGIN_TRAILER, ProxyError
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body
 from llm_wire.request_id import request_id
@@ -192,7 +192,7 @@ async def _abort(context: grpc.aio.ServicerContext, exc: ProxyError, started: fl
         extra={"code": exc.code.name, "details": exc.details, "cause": cause, "ms": _ms_since(started)},
     )
     retry_after = (("retry-after", exc.retry_after),) if exc.retry_after else ()
-    context.set_trailing_metadata((ORIGIN_TRAILER, *retry_after))
+    context.set_trailing_metadata((ORIGIN_TRAILER, NO_RETRY, *retry_after))
     await context.abort(exc.code, exc.details)
     raise AssertionError("context.abort raises")
 

@@ -28,14 +28,19 @@ from lambdallm.bearer import authorization_metadata, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
+from lambdallm.rest.balancing import SERVICE_CONFIG
 from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
+from lambdallm.rest.limit_store import LimitStore
+from lambdallm.rest.limits import KeyLimits
 from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
 from lambdallm.rest.openai_errors import OpenAIErrors
 from lambdallm.rest.operations import OnceApi
 from lambdallm.rest.playground import Playground
+from lambdallm.rest.redis_store import store_for
+from lambdallm.rest.usage import UsageMetrics
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError
 from lambdallm.shipped import shipped
@@ -44,7 +49,12 @@ SPEC = shipped("specs") / "openapi.yaml"
 OPENAI_SPEC = shipped("specs") / "openai.yaml"  # served under /v1, its errors in OpenAI's shape
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
 # seconds after the proxy is back. Capped at 1 s, requests succeed again within a second of its restart.
-CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000)]
+CHANNEL_OPTIONS: list[tuple[str, int | str]] = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+# Round robin over the proxies that grpc_target names, and one retry of a call a lost proxy failed (balancing.py).
+CHANNEL_OPTIONS.append(("grpc.service_config", SERVICE_CONFIG))
 
 
 class SnakeCaseResolver(Resolver):  # type: ignore[misc]
@@ -88,9 +98,9 @@ def proxy_token(settings: RestSettings) -> str | None:
     return tokens[0]
 
 
-def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
+def lifespan_for(settings: RestSettings, metrics: RestMetrics, key_store: LimitStore) -> Any:
     """A lifespan that opens the one gRPC channel of the process, presenting the proxy's token on every call, and
-    exposes stubs as request state."""
+    exposes stubs as request state; it closes the keys' limit store at shutdown."""
     credentials = channel_credentials(settings)
     metadata = authorization_metadata(proxy_token(settings))
 
@@ -108,6 +118,7 @@ def lifespan_for(settings: RestSettings, metrics: RestMetrics) -> Any:
                 "llm": ProxyClient(llm_pb2_grpc.LlmServiceStub(channel), metadata),  # type: ignore[no-untyped-call]
                 "health": health_pb2_grpc.HealthStub(channel),
             }
+        await key_store.aclose()
 
     return lifespan
 
@@ -132,7 +143,9 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     bad key, CA or proxy token setting. `admission=False` leaves out the in-flight limit (the bench's baseline)."""
     metrics = RestMetrics(settings.max_in_flight)
     security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
-    app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics))
+    key_usage = UsageMetrics(metrics.registry)
+    key_store = store_for(settings, key_usage)  # each key's limits: in this process, or in Redis
+    app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics, key_store))
     app._middleware_app.api_cls = OnceApi  # each operation's handler decorated once, not per request
     # Connexion routes the most specific base path first only when it is given here (the spec's is not looked at).
     for spec, base_path in ((OPENAI_SPEC, OPENAI_PREFIX), (SPEC, None)):
@@ -156,6 +169,7 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     app.add_middleware(Edge, position=before_exception, metrics=metrics)
     app.add_middleware(Playground, position=before_exception)  # the page's static files, open to all (no key)
     # After routing and security: only authenticated generation work, with its body in, takes a slot.
+    limited = keyed_operations(SPEC) | keyed_operations(OPENAI_SPEC)
     if admission:
         app.add_middleware(
             Admission,
@@ -163,8 +177,11 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
             metrics=metrics,
             max_in_flight=settings.max_in_flight,
             max_body_bytes=max_body_bytes,
-            limited=keyed_operations(SPEC) | keyed_operations(OPENAI_SPEC),
+            limited=limited,
         )
+    app.add_middleware(
+        KeyLimits, position=MiddlewarePosition.BEFORE_VALIDATION, store=key_store, metrics=key_usage, limited=limited
+    )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)
     app.add_error_handler(Exception, problems.on_unexpected)

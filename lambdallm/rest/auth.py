@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +11,14 @@ from typing import Any
 from connexion.exceptions import OAuthProblem
 from connexion.security import BearerSecurityHandler, SecurityHandlerFactory
 
+from lambdallm.rest.keyring import KeyRing
 from lambdallm.settings import RestSettings, SettingsError
 
 # What an HTTP header can carry as a bearer token (RFC 6750's b64token), so that every key can be sent.
 _KEY = re.compile(r"^[A-Za-z0-9._~+/-]+=*$")
 # How a 401 tells the client to authenticate (RFC 6750); an invalid key adds error="invalid_token".
 CHALLENGE = 'Bearer realm="lambdallm"'
+KEY = "key"  # where the token info carries the caller's Key (lambdallm/rest/keyring.py) for the limits
 
 
 def api_keys(settings: RestSettings) -> tuple[bytes, ...]:
@@ -35,30 +36,26 @@ def api_keys(settings: RestSettings) -> tuple[bytes, ...]:
     for number, key in enumerate(keys, 1):
         if not _KEY.match(key):  # the message names the key's position, never the key
             raise SettingsError(f"api_keys: key {number} has characters a bearer token cannot carry")
-    if not keys:
+    if not keys and not settings.keys_file:
         raise SettingsError(
-            'auth is "api_keys" but no API key is set: set LAMBDALLM_REST_API_KEYS (k1,k2) or api_keys_file, '
-            'or auth = "none" to open the API to anyone'
+            'auth is "api_keys" but no API key is set: set LAMBDALLM_REST_API_KEYS (k1,k2), api_keys_file or '
+            'keys_file (lambdallm keys add), or auth = "none" to open the API to anyone'
         )
     return tuple(key.encode() for key in keys)
 
 
-def key_checker(keys: tuple[bytes, ...]) -> Callable[[str], dict[str, Any]]:
-    """Connexion's bearer info function for `keys`: which key matched, or a 401 (OAuthProblem)."""
+def key_checker(keys: KeyRing) -> Callable[[str], dict[str, Any]]:
+    """Connexion's bearer info function for `keys`: which key matched (its id as `sub`, and the key with its
+    limits), or a 401 (OAuthProblem)."""
 
     def check(token: str) -> dict[str, Any]:
         # Whitespace around a field value is not part of it (RFC 9110 5.5); Connexion keeps what trails the token.
-        sent = token.strip(" \t").encode()
-        matched = 0
-        # Compare with every key, whatever matches, so that the time taken says nothing about any key.
-        for number, key in enumerate(keys, 1):
-            if hmac.compare_digest(sent, key):
-                matched = number
-        if not matched:
+        key = keys.identify(token.strip(" \t"))
+        if key is None:
             problem = OAuthProblem(detail="the API key is not valid")
             problem.headers = {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'}
             raise problem
-        return {"sub": f"api-key-{matched}"}
+        return {"sub": key.id, KEY: key}
 
     return check
 
@@ -66,7 +63,7 @@ def key_checker(keys: tuple[bytes, ...]) -> Callable[[str], dict[str, Any]]:
 def security_map(settings: RestSettings) -> dict[str, type[BearerSecurityHandler]]:
     """Connexion's `security_map`: the spec's bearer scheme checked against the operator's keys, or (auth none)
     not checked at all."""
-    keys = api_keys(settings)
+    keys = KeyRing(settings, api_keys(settings))
     check = key_checker(keys)
 
     class ApiKeyHandler(BearerSecurityHandler):  # type: ignore[misc]

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import tracing
 from lambdallm.metrics import TokenCounter
-from lambdallm.rest import timing
+from lambdallm.rest import timing, usage
 from lambdallm.rest.calls import cancel_call, opened
 from lambdallm.rest.problems import map_grpc_errors, problem_body
 
@@ -104,6 +104,7 @@ async def query(
         reply: llm_pb2.LlmQueryResponse = await call
     timing.current().record(await call.trailing_metadata())
     tokens.count(reply.input_tokens, reply.output_tokens)
+    usage.record(reply.model, reply.input_tokens, reply.output_tokens)
     return reply
 
 
@@ -146,6 +147,7 @@ async def _messages(call: Any, message: Any, tokens: TokenCounter) -> AsyncItera
             while message is not grpc.aio.EOF:
                 if message.HasField("summary"):
                     tokens.count(message.summary.input_tokens, message.summary.output_tokens)
+                    usage.record(message.summary.model, message.summary.input_tokens, message.summary.output_tokens)
                     timing.current().record(await call.trailing_metadata())  # sent with the status, right after
                     yield message
                     return

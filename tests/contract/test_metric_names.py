@@ -4,16 +4,21 @@ import json
 import re
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from lambdallm.local_cloud.metrics import CloudMetrics
 from lambdallm.local_cloud.models import ModelHost
 from lambdallm.proxy.edge import ProxyMetrics
 from lambdallm.rest.edge import RestMetrics
+from lambdallm.rest.usage import UsageMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def exported():
-    registries = [RestMetrics(1).registry, ProxyMetrics(1).registry, CloudMetrics(ModelHost("a", "b")).registry]
+    keys = CollectorRegistry()
+    UsageMetrics(keys)  # the REST tier registers its keys' metrics in RestMetrics' registry (rest/app.py)
+    registries = [RestMetrics(1).registry, keys, ProxyMetrics(1).registry, CloudMetrics(ModelHost("a", "b")).registry]
     names = set()
     for registry in registries:
         for family in registry.collect():

@@ -53,9 +53,10 @@ def test_kustomization_applies_a_deployment_service_hpa_and_pdb_per_tier_and_the
         for tier in ("proxy", "rest")
         for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service")
     ]
-    policies = [("NetworkPolicy", "lambdallm-proxy"), ("NetworkPolicy", "lambdallm-rest")]
+    policies = [("NetworkPolicy", f"lambdallm-{name}") for name in ("proxy", "rest", "redis")]
+    redis = [("Deployment", "lambdallm-redis"), ("Service", "lambdallm-redis"), ("Service", "lambdallm-proxy-pods")]
     assert kinds == sorted(
-        [*expected, *policies, ("ConfigMap", "lambdallm-config"), ("ServiceAccount", "lambdallm-proxy")]
+        [*expected, *policies, *redis, ("ConfigMap", "lambdallm-config"), ("ServiceAccount", "lambdallm-proxy")]
     )
 
 
@@ -112,10 +113,41 @@ def test_the_proxy_signs_its_backend_requests_as_its_service_account() -> None:
     assert _one("ServiceAccount", pod["serviceAccountName"])["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
 
 
-def test_the_rest_tier_dials_the_proxy_service() -> None:
+def test_the_rest_tier_balances_over_every_proxy_pod_through_the_headless_service() -> None:
     rest_toml = _one("ConfigMap", "lambdallm-config")["data"]["rest.toml"]
-    proxy_port = _one("Service", "lambdallm-proxy")["spec"]["ports"][0]["port"]
-    assert f'grpc_target = "lambdallm-proxy:{proxy_port}"' in rest_toml
+    pods = _one("Service", "lambdallm-proxy-pods")["spec"]
+    proxy = _one("Deployment", "lambdallm-proxy")["spec"]["template"]["metadata"]["labels"]
+    assert pods["clusterIP"] == "None" and pods["selector"].items() <= proxy.items()
+    assert f'grpc_target = "dns:///lambdallm-proxy-pods:{pods["ports"][0]["port"]}"' in rest_toml
+
+
+@pytest.mark.parametrize(
+    ("key", "secret_name"), [("keys_file", "lambdallm-keys"), ("keys_pepper_file", "lambdallm-keys-pepper")]
+)
+def test_the_named_keys_and_their_pepper_are_secrets_mounted_as_files(key: str, secret_name: str) -> None:
+    config = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"]["rest.toml"])
+    pod = _one("Deployment", "lambdallm-rest")["spec"]["template"]["spec"]
+    path = Path(config[key])
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+    assert "subPath" not in mount  # a Secret mounted whole is updated in place; keys revoked reach the pods
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (secret,) = [doc for doc in _documents("secret.example.yaml") if doc["metadata"]["name"] == secret_name]
+    assert volume["secret"]["secretName"] == secret_name
+    assert str(path.relative_to(mount["mountPath"])) in secret["stringData"]
+    assert volume["secret"]["defaultMode"] & 0o040
+
+
+def test_the_rest_tier_shares_its_keys_counters_in_the_redis_only_it_reaches() -> None:
+    config = tomllib.loads(_one("ConfigMap", "lambdallm-config")["data"]["rest.toml"])
+    service = _one("Service", "lambdallm-redis")["spec"]
+    pod = _one("Deployment", "lambdallm-redis")["spec"]["template"]
+    assert config["redis_url"] == f"redis://lambdallm-redis:{service['ports'][0]['port']}/0"
+    assert service["selector"].items() <= pod["metadata"]["labels"].items()
+    policy = _one("NetworkPolicy", "lambdallm-redis")["spec"]
+    assert _selects(policy, "redis") and policy["policyTypes"] == ["Ingress", "Egress"]
+    (rule,) = policy["ingress"]
+    assert len(rule["from"]) == 1 and _selects(rule["from"][0], "rest")
+    assert not policy.get("egress")  # it reaches nothing
 
 
 @pytest.mark.parametrize("tier", ["rest", "proxy"])
@@ -167,8 +199,10 @@ def test_only_the_proxy_leaves_for_the_backend_and_the_rest_tier_only_for_the_pr
     assert "Egress" in proxy["policyTypes"] and "Egress" in rest["policyTypes"]
     (backend,) = [r for r in proxy["egress"] if not _is_dns(r)]
     assert [p["port"] for p in backend["ports"]] == [443]  # HTTPS to API Gateway (and STS), nothing else
-    (to_proxy,) = [r for r in rest["egress"] if not _is_dns(r)]
+    to_proxy, to_redis = [r for r in rest["egress"] if not _is_dns(r)]
     assert len(to_proxy["to"]) == 1 and _selects(to_proxy["to"][0], "proxy")
+    assert len(to_redis["to"]) == 1 and _selects(to_redis["to"][0], "redis")
+    assert [p["port"] for p in to_redis["ports"]] == [_one("Service", "lambdallm-redis")["spec"]["ports"][0]["port"]]
     proxy_port = _one("Service", "lambdallm-proxy")["spec"]["ports"][0]["port"]
     assert [p["port"] for p in to_proxy["ports"]] == [proxy_port]
     for policy in (proxy, rest):

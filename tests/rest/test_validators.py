@@ -11,6 +11,7 @@ from connexion.json_schema import Draft4RequestValidator
 
 from lambdallm.rest import auth
 from lambdallm.rest.app import SPEC
+from lambdallm.rest.keyring import KeyRing
 from lambdallm.rest.validators import JsonBodyValidator, JsonResponseValidator, NamingParameterValidator, compiled
 from lambdallm.settings import RestSettings
 
@@ -52,7 +53,7 @@ def test_a_header_parameter_is_still_checked_against_its_schema() -> None:
 
 def test_the_key_check_signature_is_read_once() -> None:
     handler = auth.security_map(RestSettings(api_keys="k1"))["bearer"]()
-    check = auth.key_checker((b"k1",))
+    check = auth.key_checker(KeyRing(RestSettings(), (b"k1",)))
     with mock.patch.object(
         connexion.security, "inspect_function_arguments", wraps=connexion.security.inspect_function_arguments
     ) as inspect:
