@@ -19,10 +19,18 @@ async def test_calls_go_round_robin_over_the_proxies_named_in_grpc_target():
         running_rest(f"ipv4:{one},{two}") as url,
         httpx.AsyncClient(base_url=url, timeout=10, headers=AUTHORIZATION) as client,
     ):
+        # round_robin uses a proxy once its connection is ready; the second may still be connecting at first.
+        for _ in range(20):
+            if first.requests and second.requests:
+                break
+            assert (await client.post("/query", json=VALID)).status_code == 200
+        assert first.requests and second.requests  # both proxies take calls
+        first.requests.clear()
+        second.requests.clear()
         statuses = [(await client.post("/query", json=VALID)).status_code for _ in range(6)]
 
     assert statuses == [200] * 6
-    assert len(first.requests) == 3 and len(second.requests) == 3
+    assert len(first.requests) == 3 and len(second.requests) == 3  # then in turn
 
 
 async def test_a_proxy_that_cannot_be_reached_is_passed_over():
