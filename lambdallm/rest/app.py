@@ -31,7 +31,7 @@ from lambdallm.rest import auth, problems
 from lambdallm.rest.balancing import SERVICE_CONFIG
 from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
-from lambdallm.rest.limit_store import LimitStore
+from lambdallm.rest.limit_store import LimitStore, store_for
 from lambdallm.rest.limits import KeyLimits
 from lambdallm.rest.llm import ProxyClient
 from lambdallm.rest.middleware import RequestContext
@@ -39,7 +39,6 @@ from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
 from lambdallm.rest.openai_errors import OpenAIErrors
 from lambdallm.rest.operations import OnceApi
 from lambdallm.rest.playground import Playground
-from lambdallm.rest.redis_store import store_for
 from lambdallm.rest.usage import UsageMetrics
 from lambdallm.rest.validators import VALIDATOR_MAP
 from lambdallm.settings import RestSettings, SettingsError

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from lambdallm.metrics import RETRY_AFTER_S
 from lambdallm.rest.keys import Limits
+from lambdallm.rest.usage import UsageMetrics
+from lambdallm.settings import RestSettings
 
 WINDOW_S = 60
 
@@ -102,3 +104,14 @@ class LocalStore:
 
     async def aclose(self) -> None:
         """Nothing to close."""
+
+
+def store_for(settings: RestSettings, metrics: UsageMetrics) -> LimitStore:
+    """The store `settings` name: Redis (with its failover) when redis_url is set, else this process's counters."""
+    if not settings.redis_url:
+        return LocalStore()
+    # Imported only for Redis: redis-py imports OpenTelemetry whenever it is installed, and with tracing off no tier
+    # may (tests/test_tracing.py).
+    from lambdallm.rest.redis_store import redis_store
+
+    return redis_store(settings, metrics)

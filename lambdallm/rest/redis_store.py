@@ -198,10 +198,8 @@ class Failover:
         await self.shared.aclose()
 
 
-def store_for(settings: RestSettings, metrics: UsageMetrics) -> LimitStore:
-    """The store `settings` name: Redis (with its failover) when redis_url is set, else this process's counters."""
-    if not settings.redis_url:
-        return LocalStore()
+def redis_store(settings: RestSettings, metrics: UsageMetrics) -> LimitStore:
+    """The store of the Redis that `settings.redis_url` names, with its failover to this process's counters."""
     timeout = settings.redis_timeout_s
     try:
         # No retries inside the client: a store that is away must cost one timeout, then none for redis_retry_s.

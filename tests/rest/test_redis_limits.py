@@ -12,7 +12,8 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from lambdallm.rest.keys import Limits, add_key
-from lambdallm.rest.redis_store import RedisStore, store_for
+from lambdallm.rest.limit_store import store_for
+from lambdallm.rest.redis_store import RedisStore
 from lambdallm.rest.usage import UsageMetrics
 from lambdallm.settings import RestSettings, SettingsError, load
 from tests.fakes.llm_service import FakeLlmService, fake_llm_service
