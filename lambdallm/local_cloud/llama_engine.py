@@ -28,11 +28,12 @@ from lambdallm.local_cloud.engines import (
     DecodeSteps,
     Emit,
     GenerationRequest,
+    Grammar,
     PromptTooLong,
     TextStream,
 )
 from lambdallm.local_cloud.llama_vocabulary import Vocabulary
-from lambdallm.local_cloud.sampling import allows, draw_within, sampler_chain
+from lambdallm.local_cloud.sampling import FewAllowed, Guide, sampler_chain
 
 logger = logging.getLogger("lambdallm.local_cloud.engine")
 # llama.cpp's own notices (model loading, context sizes) go to stderr through this logger's level test.
@@ -56,7 +57,7 @@ class _Sequence:
     prompt: list[int]
     text: TextStream
     sampler: Any  # llama.cpp's sampler chain; None for greedy decoding (the engine takes the argmax itself)
-    grammar: Any  # llama.cpp's grammar sampler when the request has a grammar, else None
+    grammar: Guide | None  # the request's grammar, if it has one
     fed: int = 0  # prompt tokens in the KV cache
     next_token: int | None = None  # sampled, to be decoded in the next step
     row: int = -1  # the batch row whose logits this sequence samples after the step
@@ -108,6 +109,7 @@ class LlamaEngine:
         self._free = list(range(slots))  # a heap: the lowest free slot first, so active slots stay together
         self._wakeup = threading.Condition()
         self.steps = DecodeSteps()
+        self._few_allowed = FewAllowed()  # what grammars allow where they allow few tokens, for every request
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="model", daemon=True)
         self._thread.start()
@@ -176,8 +178,11 @@ class LlamaEngine:
             prompt,
             TextStream(job.request, limit, job.emit),
             sampler_chain(job.request),
-            self.vocabulary.grammar_sampler(job.request.grammar) if job.request.grammar else None,
+            self._guide(job.request.grammar) if job.request.grammar else None,
         )
+
+    def _guide(self, grammar: Grammar) -> Guide:
+        return Guide(grammar, self.vocabulary.grammar_sampler(grammar), self._few_allowed)
 
     def _step(self) -> None:
         """One decode over every active sequence: a token each for those generating, prompt chunks for the rest."""
@@ -239,9 +244,9 @@ class LlamaEngine:
         token = self._draw(sequence)
         if sequence.grammar is None:
             return token
-        if not allows(sequence.grammar, token):
-            token = draw_within(sequence.grammar, sequence.sampler, self._logits(sequence))
-        llama_cpp.llama_sampler_accept(sequence.grammar, token)
+        if not sequence.grammar.allows(token):
+            token = sequence.grammar.draw(sequence.sampler, self._logits(sequence))
+        sequence.grammar.accept(token)
         return token
 
     def _logits(self, sequence: _Sequence) -> Any:
@@ -260,9 +265,10 @@ class LlamaEngine:
         """Free the sequence's slot (its KV cache and sampler), then resolve its future."""
         del self._active[sequence.slot]
         llama_cpp.llama_memory_seq_rm(self._memory, sequence.slot, -1, -1)
-        for sampler in (sequence.sampler, sequence.grammar):
-            if sampler is not None:
-                llama_cpp.llama_sampler_free(sampler)
+        if sequence.sampler is not None:
+            llama_cpp.llama_sampler_free(sequence.sampler)
+        if sequence.grammar is not None:
+            sequence.grammar.free()
         heapq.heappush(self._free, sequence.slot)
         if error is not None:
             sequence.job.future.set_exception(error)

@@ -11,10 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lambdallm.local_cloud import sampling
 from lambdallm.local_cloud.engines import GenerationRequest
 from lambdallm.local_cloud.grammar import json_grammar
 from lambdallm.local_cloud.models import gemma_file
-from lambdallm.local_cloud.sampling import TOKEN_DATA, allows, draw_within, sampler_chain, token_array
+from lambdallm.local_cloud.sampling import (
+    TOKEN_DATA,
+    FewAllowed,
+    Guide,
+    allows,
+    draw_within,
+    sampler_chain,
+    token_array,
+)
 
 llama_cpp = pytest.importorskip("llama_cpp")
 
@@ -73,3 +82,63 @@ def test_the_draw_among_the_best_tokens_is_the_whole_vocabulary_draw(
                 if chain is not None:
                     llama_cpp.llama_sampler_free(chain)
     llama_cpp.llama_sampler_free(grammar)
+
+
+def guide_after(vocabulary: Any, text: str, memory: FewAllowed) -> Guide:
+    """A Guide for the schema, having accepted the tokens of `text`."""
+    grammar = json_grammar(STORY)
+    guide = Guide(grammar, vocabulary.grammar_sampler(grammar), memory)
+    for token in vocabulary.tokenize(text, parse_special=False)[1:]:
+        assert guide.allows(token), text
+        guide.accept(token)
+    return guide
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_a_place_that_allows_few_tokens_is_passed_over_once_and_draws_as_the_whole_vocabulary(
+    vocabulary: Any, temperature: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = FewAllowed()
+    passes: list[int] = []
+    among = sampling._draw_among
+    monkeypatch.setattr(
+        sampling, "_draw_among", lambda g, c, lg, ids, n: passes.append(len(ids)) or among(g, c, lg, ids, n)
+    )
+    rng = np.random.default_rng(3)
+    request = GenerationRequest("", max_tokens=1, temperature=temperature, top_p=0.95, seed=5)
+    guides = [guide_after(vocabulary, "{", memory) for _ in range(2)]  # two requests at the same place
+    reference = grammar_after(vocabulary, "{")
+    try:
+        for _ in range(10):
+            logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
+            for guide in guides:
+                chains = sampler_chain(request), sampler_chain(request)
+                try:
+                    assert guide.draw(chains[0], logits) == whole_vocabulary_draw(reference, chains[1], logits)
+                finally:
+                    for chain in chains:
+                        if chain is not None:
+                            llama_cpp.llama_sampler_free(chain)
+    finally:
+        for guide in guides:
+            guide.free()
+        llama_cpp.llama_sampler_free(reference)
+
+    assert len(memory) == 1
+    # The first draw tries the best tokens, then the whole vocabulary; every later one the few allowed alone.
+    assert passes[1] == vocabulary.size
+    assert all(n < 10 for n in passes[2:]) and len(passes) == 2 + 10 * len(guides) - 1  # after `{`: a quote, a space
+
+
+def test_a_place_is_the_grammar_and_the_tokens_it_accepted(vocabulary: Any) -> None:
+    memory = FewAllowed()
+    logits = np.random.default_rng(1).normal(0.0, 3.0, vocabulary.size).astype(np.float32)
+    guides = [guide_after(vocabulary, text, memory) for text in ("{", '{"story"', "{")]
+    try:
+        for guide in guides:
+            guide.draw(None, logits)
+    finally:
+        for guide in guides:
+            guide.free()
+
+    assert len(memory) == 2  # after `{` (twice) and after `{"story"`
