@@ -48,7 +48,7 @@ class GenerationFigures:
     # one-client whole-answer batch and during the one-client streamed one.
     step_ms_whole: list[float] = field(default_factory=list)
     step_ms_streamed: list[float] = field(default_factory=list)
-    # Per repetition: `plan.clients` plain answers of the structured-output model, then half of them structured.
+    # Per repetition: `plan.clients` plain answers of the structured-output model, and half of them structured.
     structured_plain: list[Batch] = field(default_factory=list)
     structured_mixed: list[Batch] = field(default_factory=list)
 
@@ -171,8 +171,8 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             figures.server_streamed_many.append(
                 client.batch(url + "/completion", body, read_llama_server, plan.clients)
             )
-            step(f"chain, {plan.clients} clients, plain then half with a JSON Schema {of}")
-            plain, mixed = plain_and_mixed(chain_url, auth, cloud.gemma_model_id, plan.clients, tokens)
+            step(f"chain, {plan.clients} clients, plain and half with a JSON Schema, in turn {of}")
+            plain, mixed = plain_and_mixed(chain_url, auth, cloud.gemma_model_id, plan.clients, tokens, rep % 2 == 1)
             figures.structured_plain.append(plain)
             figures.structured_mixed.append(mixed)
     return figures

@@ -55,9 +55,12 @@ def batch(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]) -> Ba
 
 
 def plain_and_mixed(
-    url: str, headers: dict[str, str], model: str, clients: int, max_tokens: int
+    url: str, headers: dict[str, str], model: str, clients: int, max_tokens: int, mixed_first: bool = False
 ) -> tuple[Batch, Batch]:
-    """`clients` plain answers at once, then the same with every other client asking for structured output."""
-    plain = batch(url, headers, [body(model, max_tokens, False) for _ in range(clients)])
-    mixed = batch(url, headers, [body(model, max_tokens, i % 2 == 1) for i in range(clients)])
-    return plain, mixed
+    """`clients` plain answers at once, and the same with every other client asking for structured output, one
+    batch after the other (the mixed one first if `mixed_first`: repetitions alternate, so that neither always
+    runs on a machine the other has just warmed or loaded)."""
+    runs: dict[bool, Batch] = {}
+    for mixed in (True, False) if mixed_first else (False, True):
+        runs[mixed] = batch(url, headers, [body(model, max_tokens, mixed and i % 2 == 1) for i in range(clients)])
+    return runs[False], runs[True]
