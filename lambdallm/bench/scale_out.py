@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from lambdallm.bench.entry import drain, load
 from lambdallm.bench.loadgen import LoadResult
@@ -32,6 +35,8 @@ class ScaleOutFigures:
 
     loaded: dict[str, list[LoadResult]] = field(default_factory=lambda: {m: [] for m in MODES})
     haproxy_cpu_ms: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES[1:]})
+    # Per two-replica run: the share of its answers that the second replica gave (its output tokens over both's).
+    second_share: list[float] = field(default_factory=list)
     connections: int = 0
     skipped: str = ""
 
@@ -49,6 +54,7 @@ class ScaleOutFigures:
         figures["haproxy_cpu_ms_per_request"] = {
             mode: Spread.of(values).as_dict(3) for mode, values in self.haproxy_cpu_ms.items()
         }
+        figures["two_replicas_second_share"] = Spread.of(self.second_share).as_dict(3)
         figures["errors_many"] = sum(r.errors for runs in self.loaded.values() for r in runs)
         figures["connections"] = self.connections
         return figures
@@ -91,6 +97,7 @@ def measure_scale_out(stack: Stack, plan: Plan, step: Callable[[str], None]) -> 
             step(f"scale-out: direct, HAProxy + 1 and + 2 REST replicas ({rep + 1}/{plan.repetitions})")
             for mode in MODES[rep % 3 :] + MODES[: rep % 3]:
                 before = cpu_s(pids[mode]) if mode in pids else 0.0
+                tokens = [output_tokens(port) for port in (stack.ports.rest, second)]  # what each had answered
                 result = load(
                     stack,
                     "rest",
@@ -104,4 +111,18 @@ def measure_scale_out(stack: Stack, plan: Plan, step: Callable[[str], None]) -> 
                 figures.loaded[mode].append(result)
                 if mode in pids:
                     figures.haproxy_cpu_ms[mode].append(1000 * (cpu_s(pids[mode]) - before) / max(result.ok, 1))
+                if mode == MODES[2]:
+                    first, other = output_tokens(stack.ports.rest) - tokens[0], output_tokens(second) - tokens[1]
+                    figures.second_share.append(other / (first + other) if first + other else 0.0)
     return figures
+
+
+def output_tokens(rest_port: int) -> float:
+    """The output tokens the REST replica on `rest_port` has answered so far (its own /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{rest_port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "lambdallm_rest_tokens_total" and sample.labels.get("type") == "output":
+                return sample.value
+    return 0.0

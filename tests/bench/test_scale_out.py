@@ -22,6 +22,7 @@ def test_two_over_one_and_one_over_direct_are_ratios_within_each_repetition() ->
             "two_replicas": [_run(720), _run(400, errors=3)],
         },
         haproxy_cpu_ms={"one_replica": [0.2, 0.4], "two_replicas": [0.3, 0.3]},
+        second_share=[0.5, 0.25],
         connections=64,
     )
     result = figures.as_dict()
@@ -29,6 +30,7 @@ def test_two_over_one_and_one_over_direct_are_ratios_within_each_repetition() ->
     assert (result["two_over_one_rps_many"]["min"], result["two_over_one_rps_many"]["max"]) == (0.8, 1.0)
     assert (result["one_over_direct_rps_many"]["min"], result["one_over_direct_rps_many"]["max"]) == (0.5, 0.9)
     assert result["haproxy_cpu_ms_per_request"]["one_replica"]["median"] == 0.3
+    assert result["two_replicas_second_share"]["min"] == 0.25
     assert (result["errors_many"], result["connections"]) == (3, 64)
     name, value = markdown_row(result, lambda spread: f"{spread['median']:g}")
     assert "HAProxy" in name
