@@ -3,10 +3,16 @@ rendered from deploy/haproxy/haproxy.cfg for one replica or two on loopback."""
 
 import subprocess
 from pathlib import Path
+from typing import cast
 
+import pytest
+
+from lambdallm import debian_servers
 from lambdallm.bench.loadgen import LoadResult
-from lambdallm.bench.scale_out import ScaleOutFigures, markdown_row
+from lambdallm.bench.plan import QUICK
+from lambdallm.bench.scale_out import ScaleOutFigures, markdown_row, measure_scale_out
 from lambdallm.debian_servers import HAPROXY_CFG, haproxy_config
+from lambdallm.stack import Stack
 from tests.fakes.servers import debian_binary
 
 
@@ -65,3 +71,17 @@ def test_the_config_balances_over_exactly_the_replicas_given_on_loopback(tmp_pat
     (tmp_path / "one.cfg").write_text(one)
     checked = subprocess.run([binary, "-c", "-f", str(tmp_path / "one.cfg")], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_without_haproxy_the_section_is_skipped_saying_why_and_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(debian_servers.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(debian_servers.os, "geteuid", lambda: 1000)
+    steps: list[str] = []
+
+    figures = measure_scale_out(cast(Stack, None), QUICK, steps.append)  # the stack is never touched
+
+    assert (
+        figures.skipped
+        == "haproxy is missing and cannot be installed here (needs apt-get as root: apt-get install haproxy)"
+    )
+    assert len(steps) == 1
