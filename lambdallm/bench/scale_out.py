@@ -86,33 +86,26 @@ def measure_scale_out(stack: Stack, plan: Plan, step: Callable[[str], None]) -> 
         contextlib.ExitStack() as balancers,
     ):
         ports, pids = {MODES[0]: stack.ports.rest}, {}
-        for mode, replicas in ((MODES[1], [stack.ports.rest]), (MODES[2], [stack.ports.rest, second])):
+        for mode, servers in ((MODES[1], [stack.ports.rest]), (MODES[2], [stack.ports.rest, second])):
             ports[mode] = free_port()
             directory = Path(folder) / mode
             directory.mkdir()
-            balancer = balancers.enter_context(haproxy(haproxy_config(ports[mode], replicas), directory, ports[mode]))
+            balancer = balancers.enter_context(haproxy(haproxy_config(ports[mode], servers), directory, ports[mode]))
             pids[mode] = balancer.pid
             drain(stack, 60.0, f"http://127.0.0.1:{ports[mode]}")
+        replicas = (stack.ports.rest, second)
         for rep in range(plan.repetitions):
             step(f"scale-out: direct, HAProxy + 1 and + 2 REST replicas ({rep + 1}/{plan.repetitions})")
             for mode in MODES[rep % 3 :] + MODES[: rep % 3]:
-                before = cpu_s(pids[mode]) if mode in pids else 0.0
-                tokens = [output_tokens(port) for port in (stack.ports.rest, second)]  # what each had answered
-                result = load(
-                    stack,
-                    "rest",
-                    PROMPT,
-                    plan.overhead_tokens,
-                    plan.load_connections,
-                    plan.scale_out_s,
-                    None,
-                    ports[mode],
-                )
+                cpu = cpu_s(pids[mode]) if mode in pids else 0.0
+                tokens = [output_tokens(port) for port in replicas]  # what each replica had answered before
+                many, duration_s = plan.load_connections, plan.scale_out_s
+                result = load(stack, "rest", PROMPT, plan.overhead_tokens, many, duration_s, rest_port=ports[mode])
                 figures.loaded[mode].append(result)
                 if mode in pids:
-                    figures.haproxy_cpu_ms[mode].append(1000 * (cpu_s(pids[mode]) - before) / max(result.ok, 1))
+                    figures.haproxy_cpu_ms[mode].append(1000 * (cpu_s(pids[mode]) - cpu) / max(result.ok, 1))
                 if mode == MODES[2]:
-                    first, other = output_tokens(stack.ports.rest) - tokens[0], output_tokens(second) - tokens[1]
+                    first, other = (output_tokens(port) - before for port, before in zip(replicas, tokens, strict=True))
                     figures.second_share.append(other / (first + other) if first + other else 0.0)
     return figures
 
