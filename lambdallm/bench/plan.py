@@ -14,6 +14,7 @@ class Plan:
     overhead_tokens: int = 16
     load_s: float = 10.0  # the REST tier at 64 connections
     load_connections: int = 64
+    scale_out_s: float = 6.0  # each of the scale-out's three runs (direct, HAProxy + 1 and + 2 REST replicas)
     burst_probe_s: float = 2.0  # one client at the local Bedrock just before and just after each loaded run
     generation_tokens: int = 128
     single_requests: int = 2  # the real model, one client: requests in a row
@@ -34,9 +35,9 @@ class Plan:
         """Progress-bar steps: two stack starts, the load runs (the REST tier's under attack and its baseline
         without issue 18's edge included), /v1/chat/completions beside /query,
         llama-server's start, the generation runs (direct, time to first token, streamed pace, chain and
-        llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading, and
-        tracing off beside on."""
-        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1
+        llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading,
+        tracing off beside on, and the scale-out (its start, then one step a repetition)."""
+        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1 + 1
 
 
 FULL = Plan()
@@ -45,6 +46,7 @@ QUICK = Plan(
     overhead_s=1.0,
     load_s=1.0,
     load_connections=8,
+    scale_out_s=1.0,
     burst_probe_s=0.3,
     generation_tokens=8,
     single_requests=1,

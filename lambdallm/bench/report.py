@@ -9,6 +9,7 @@ from typing import Any
 from lambdallm.bench.generation import GenerationFigures
 from lambdallm.bench.openai_api import OpenAIFigures
 from lambdallm.bench.plumbing import PlumbingFigures
+from lambdallm.bench.scale_out import ScaleOutFigures, markdown_row
 from lambdallm.bench.stats import Spread
 from lambdallm.bench.streaming import StreamBatch
 from lambdallm.bench.tracing_cost import TracingFigures
@@ -22,11 +23,13 @@ def build(
     meta: dict[str, Any],
     openai: OpenAIFigures | None = None,
     tracing: TracingFigures | None = None,
+    scale_out: ScaleOutFigures | None = None,
 ) -> dict[str, Any]:
     """The keys of latest.json; every repeated figure as {median, min, max, n}."""
     extra = ({"openai_vs_query": openai.as_dict()} if openai else {}) | (
         {"tracing_cost": tracing.as_dict()} if tracing else {}
     )
+    extra |= {"scale_out": scale_out.as_dict()} if scale_out else {}
     return extra | {
         "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
         "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
@@ -225,6 +228,8 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{cell(cost['off_rps_many'])} / {cell(cost['on_rps_many'])}; {cell(cost['on_over_off_rps_many'])}",
             )
         )
+    if "scale_out" in results:
+        rows.append(markdown_row(results["scale_out"], cell))
     attacked = results["rest_under_attack_ms"]
     abandoned = results["rss_growth_mb_per_10k_abandoned_streams"]
     rows += [

@@ -53,11 +53,20 @@ def serve() -> int:
 def baseline_rest(stack: Stack) -> Iterator[int]:
     """A baseline REST tier in front of `stack`'s proxy, with its keys and token, on a free port: that port, once
     it has answered one query; stopped on exit."""
-    with tempfile.TemporaryDirectory(prefix="lambdallm-baseline-") as folder:
+    with rest_beside(stack, ["lambdallm.bench.rest_baseline"], LOG_NAME) as port:
+        yield port
+
+
+@contextmanager
+def rest_beside(stack: Stack, module: list[str], log_name: str) -> Iterator[int]:
+    """A REST tier run as `python -m *module` with `stack`'s REST settings (its proxy, keys and token) on a free
+    port, its lines in the stack's log as `log_name`: that port, once it has answered one query; stopped on exit.
+    The baseline, and the bench's second REST replica (lambdallm/bench/scale_out.py)."""
+    with tempfile.TemporaryDirectory(prefix="lambdallm-rest-beside-") as folder:
         announce = Path(folder) / "rest.json"
         env = stack.environment() | {"LAMBDALLM_REST_PORT": "0", ANNOUNCE_FILE: str(announce)}
         process = subprocess.Popen(
-            [sys.executable, "-m", "lambdallm.bench.rest_baseline"],
+            [sys.executable, "-m", *module],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -65,12 +74,12 @@ def baseline_rest(stack: Stack) -> Iterator[int]:
             text=True,
             start_new_session=True,
         )
-        threading.Thread(target=_relay, args=(stack, process), daemon=True).start()
+        threading.Thread(target=_relay, args=(stack, process, log_name), daemon=True).start()
         try:
             try:
                 port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)["rest"]
             except (TierExited, TimeoutError) as exc:
-                raise StackError(f"the baseline REST tier {exc}") from exc
+                raise StackError(f"the REST tier {log_name} {exc}") from exc
             drain(stack, 60.0, f"http://127.0.0.1:{port}")  # its imports, channel and first-call paths warm
             yield port
         finally:
@@ -104,11 +113,11 @@ def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_
     return samples
 
 
-def _relay(stack: Stack, process: subprocess.Popen[str]) -> None:
+def _relay(stack: Stack, process: subprocess.Popen[str], log_name: str) -> None:
     out = stack.log or sys.stdout
     assert process.stdout is not None
     for line in process.stdout:
-        out.write(f"{LOG_NAME:>11} | {line}")
+        out.write(f"{log_name:>11} | {line}")
         out.flush()
 
 

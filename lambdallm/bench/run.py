@@ -67,6 +67,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     from lambdallm.bench.openai_api import measure_openai
     from lambdallm.bench.plumbing import measure_plumbing
     from lambdallm.bench.report import build
+    from lambdallm.bench.scale_out import measure_scale_out
     from lambdallm.bench.tracing_cost import measure_tracing
 
     env = {"LAMBDALLM_LOCAL_CLOUD_QUEUE_SIZE": str(plan.queue_size)}
@@ -76,7 +77,8 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         plumbing = measure_plumbing(stack, plan, step)
         openai = measure_openai(stack, plan, step)
         tracing = measure_tracing(stack, plan, log, step)
-        rss_instant = _rss(stack, rss_mb)
+        rss_instant = _rss(stack, rss_mb)  # before the scale-out's runs, which add HAProxy's in front
+        scale_out = measure_scale_out(stack, plan, step)
     step(f"starting the chain ({MODEL['name']})")
     with Stack(Ports.any(), engine="llama", log=log, extra_env=env) as stack:
         generation = measure_generation(stack, plan, log, step)
@@ -98,7 +100,7 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
         },
         "load_generators": {"http": "wrk (Debian) + lambdallm/bench/post.lua", "grpc": "locust (gevent gRPC user)"},
     }
-    return build(plumbing, generation, rss, rss_instant, meta, openai, tracing)
+    return build(plumbing, generation, rss, rss_instant, meta, openai, tracing, scale_out)
 
 
 def _rss(stack: Stack, rss_mb: Callable[[int], float]) -> dict[str, float]:

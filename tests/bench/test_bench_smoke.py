@@ -40,6 +40,7 @@ KEYS = (
     "openai_vs_query",
     "plumbing",
     "tracing_cost",
+    "scale_out",
 )
 
 
@@ -74,6 +75,12 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert cost["errors_many"] == 0  # the traced chain answered like the other
     spreads += [cost[f"{mode}_{key}"] for mode in ("off", "on") for key in ("rps_many", "p50_ms")]
     spreads += [cost["on_over_off_rps_many"], cost["on_over_off_p50"]]
+    scale = results["scale_out"]
+    if "skipped" not in scale:  # HAProxy could not be installed: the section says so instead
+        assert scale["errors_many"] == 0  # HAProxy answered every request through one replica and through two
+        assert scale["two_replicas_second_share"]["min"] > 0  # the second replica served
+        spreads += [scale[f"{mode}_rps_many"] for mode in ("direct", "one_replica", "two_replicas")]
+        spreads += [scale["two_over_one_rps_many"], scale["one_over_direct_rps_many"]]
     assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
     assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
     spreads += results["stream_cpu_ms_per_token"].values()

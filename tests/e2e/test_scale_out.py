@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lambdallm.debian_servers import haproxy_config
 from lambdallm.rest.keys import Limits, add_key
 from lambdallm.tier import ANNOUNCE_FILE, wait_for_announcement
 from tests.fakes.backend import FakeBackend, Reply, stream_events
@@ -25,7 +25,6 @@ from tests.rest.test_key_limits import fresh_window
 from tests.scrape import samples, value
 
 LAMBDALLM = Path(sys.executable).with_name("lambdallm")
-HAPROXY_CFG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 PEPPER = "scale-out-pepper-0123456789"
 EVENT_TIMEOUT_S = 30  # nothing here may take this long: a request that does has hung
 
@@ -73,14 +72,6 @@ class ScaledOut:
     proxies: list[Tier]
     fake: FakeBackend
     secret: str
-
-
-def haproxy_config(port: int, rest_ports: list[int]) -> str:
-    """deploy/haproxy/haproxy.cfg, listening on loopback `port`, with the REST replicas on loopback."""
-    text = HAPROXY_CFG.read_text().replace("bind :8080", f"bind 127.0.0.1:{port}")
-    for number, rest_port in enumerate(rest_ports, 1):
-        text = re.sub(rf"rest-{number}:8080", f"127.0.0.1:{rest_port}", text)
-    return text
 
 
 @pytest.fixture
