@@ -122,6 +122,9 @@ class ProxySettings(TraceSettings):
     ready_interval_s: float = field(default=5.0, metadata=_bounded(0, 3600))
     # Health Watch streams open at once (each holds a stream until its client leaves); one more is RESOURCE_EXHAUSTED.
     max_health_watches: int = field(default=100, metadata=_bounded(1, 100_000))
+    # A client connection is asked to move on (HTTP/2 GOAWAY) after this long, so that its channel resolves the
+    # proxies again and spreads calls over any added since; calls under way on it run to their end.
+    max_connection_age_s: float = field(default=300.0, metadata=_bounded(1, 86_400))
 
 
 @dataclass(frozen=True)

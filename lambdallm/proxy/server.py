@@ -42,7 +42,7 @@ def create_server(
         Edge(metrics, settings.max_in_flight, SERVICE_NAME),
         DecodeRequests(),
     ]
-    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0)])
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.so_reuseport", 0), *connection_age(settings)])
     service = LlmService(backend, metrics.tokens)
     llm_pb2_grpc.add_LlmServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health = health or BackendHealth(backend, settings.ready_interval_s, settings.max_health_watches)
@@ -58,6 +58,17 @@ def create_server(
     except RuntimeError as exc:  # grpc's only word for it: "Failed to bind to address"
         raise tier.CannotListen(f"cannot listen on {address}: address in use or not available") from exc
     return server, port
+
+
+def connection_age(settings: ProxySettings) -> list[tuple[str, int]]:
+    """gRPC's options for `max_connection_age_s`: a connection gets its GOAWAY then (gRPC adds up to 10 % either
+    way, so that connections made together do not all move at once), and the calls under way on it have a whole
+    stream's time (`stream_timeout_s`, plus a margin) to end before it is closed."""
+    grace_s = settings.stream_timeout_s + 15
+    return [
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(grace_s * 1000)),
+    ]
 
 
 def server_credentials(settings: ProxySettings) -> grpc.ServerCredentials | None:
