@@ -9,6 +9,11 @@ import httpx
 from tests.fakes.stack import running_proxy, running_rest
 
 
+def probes(fake) -> int:
+    """The readiness probes (empty queries) the backend has had."""
+    return sum(1 for _, body in fake.requests if body == {})
+
+
 async def test_a_thousand_ready_calls_make_one_probe_per_interval_plus_one(fake):
     interval_s = 0.1
     async with (
@@ -16,12 +21,11 @@ async def test_a_thousand_ready_calls_make_one_probe_per_interval_plus_one(fake)
         running_rest(proxy.target) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as http,
     ):
-        started = time.monotonic()
+        before, started = probes(fake), time.monotonic()  # those of the tiers' start are not this test's
         answers = []
         for _ in range(20):  # 50 at once, twenty times
             answers += await asyncio.gather(*(http.get("/ready") for _ in range(50)))
         elapsed_s = time.monotonic() - started
 
     assert [answer.status_code for answer in answers] == [200] * 1000
-    probes = sum(1 for _, body in fake.requests if body == {})
-    assert 1 <= probes <= elapsed_s // interval_s + 1
+    assert 1 <= probes(fake) - before <= elapsed_s // interval_s + 1
