@@ -14,6 +14,7 @@ UNTRACED_PATHS = ("/metrics", "/health", "/ready", "/ping")  # scrapes and probe
 _on = False
 _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
+_tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
 def configure(settings: TraceSettings, service: str) -> bool:
@@ -58,10 +59,13 @@ def provider_for(service: str) -> Any:
 
 
 def tracer(service: str) -> Any:
-    """The tracer of `service`'s own provider, if one was made, else the process's."""
-    from opentelemetry import trace
+    """The tracer of `service`'s own provider, if one was made, else the process's (made once, then kept)."""
+    if service not in _tracers:
+        from opentelemetry import trace
 
-    return (_providers[service] if service in _providers else trace.get_tracer_provider()).get_tracer("lambdallm")
+        provider = _providers[service] if service in _providers else trace.get_tracer_provider()
+        _tracers[service] = provider.get_tracer("lambdallm")
+    return _tracers[service]
 
 
 def context_with(span: Any) -> Any:
@@ -101,19 +105,15 @@ def enabled() -> bool:
 
 
 def traced_asgi(app: Any, service: str = "") -> Any:
-    """`app` inside OpenTelemetry's ASGI middleware (a server span per request; `service`: under a provider of its
-    own, see `provider_for`) when tracing, else `app`."""
+    """`app` with a server span per request (lambdallm/trace_spans.py; `service`: under a provider of its own, see
+    `provider_for`) when tracing, else `app`."""
     if not _on:
         return app
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from lambdallm.trace_spans import TracedAsgi
 
-    return OpenTelemetryMiddleware(
-        app,
-        excluded_urls=",".join(UNTRACED_PATHS),
-        default_span_details=span_details,
-        tracer_provider=provider_for(service) if service else None,
-        exclude_spans=["receive", "send"],  # a span per ASGI message: many per stream, and nothing to learn
-    )
+    if service:
+        provider_for(service)
+    return TracedAsgi(app, tracer(service), UNTRACED_PATHS, span_details)
 
 
 def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -129,32 +129,46 @@ def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def grpc_server_interceptors() -> list[Any]:
-    """OpenTelemetry's grpc.aio server interceptor (a server span per call) when tracing, else none."""
+    """A server span per call but health checks' (probes: noise) when tracing, else no interceptor."""
     if not _on:
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from lambdallm.trace_spans import TracedCalls
 
-    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]  # type: ignore[no-untyped-call]  # probes: noise
+    return [TracedCalls(tracer(""), ("grpc.health.v1.Health",))]
 
 
-def aiohttp_trace_configs() -> list[Any]:
-    """OpenTelemetry's aiohttp client hooks (a client span per request, traceparent sent) when tracing, else none."""
+class _NoSpan:
+    """The client span while not tracing: nothing."""
+
+    def __enter__(self) -> _NoSpan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def answered(self, status: int) -> None:
+        """Nothing to end."""
+
+
+NO_SPAN = _NoSpan()
+
+
+def client_span(method: str, headers: dict[str, str]) -> Any:
+    """A client span for one HTTP request (`with` it; call `answered(status)` once its headers come), the trace
+    written into `headers`, when tracing; else one that does nothing."""
     if not _on:
-        return []
-    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+        return NO_SPAN
+    from lambdallm.trace_spans import ClientSpan
 
-    return [create_trace_config()]
+    return ClientSpan(tracer(""), method, headers)
 
 
 def instrument_botocore() -> None:
-    """OpenTelemetry's botocore instrumentation (a client span per AWS call), sending the trace in W3C's and
-    X-Ray's headers both (its default sends X-Ray's only, the one AWS services read)."""
+    """A client span per AWS call, sending the trace in W3C's and X-Ray's headers both (lambdallm/trace_spans.py)."""
     if _on:
-        from opentelemetry import propagate
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+        from lambdallm.trace_spans import instrument_botocore as instrument
 
-        instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
-        instrumentor.instrument(propagator=propagate.get_global_textmap())
+        instrument(tracer(""))
 
 
 def context_metadata() -> tuple[tuple[str, str], ...]:

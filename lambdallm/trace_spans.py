@@ -1,0 +1,209 @@
+"""The tiers' spans, made with the SDK's tracer by hand at the few points that matter: a server span per HTTP
+request and per gRPC call, a client span per backend request and per AWS call, each hop's trace context read and
+written by the process's propagator (W3C's and X-Ray's, lambdallm/tracing.py).
+
+OpenTelemetry's instrumentations for ASGI, grpc, aiohttp and botocore did the same work at three times the cost
+(each read and wrote a score of attributes, and botocore's read every Bedrock request and answer): at sampling
+ratio 1.0 the instant chain lost a third of its requests/s. Imported only while tracing (it needs the SDK)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from lambdallm.proxy.decoding import responses
+
+SERVER, CLIENT = SpanKind.SERVER, SpanKind.CLIENT
+ERROR = Status(StatusCode.ERROR)
+TRACE_HEADERS = (b"traceparent", b"tracestate", b"x-amzn-trace-id")  # W3C's and X-Ray's: all the propagator reads
+ROOT = otel_context.Context()  # a request that brings no trace starts one: no parent, whatever is current
+SpanNamer = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
+
+
+def extracted(carrier: dict[str, str]) -> otel_context.Context:
+    """The context of the caller's trace in `carrier` (trace headers only), or a root's when none came."""
+    return propagate.extract(carrier, ROOT) if carrier else ROOT
+
+
+class TracedAsgi:
+    """A SERVER span around each HTTP request of `app` but `untraced` paths, the caller's span its parent and the
+    current span while the app runs; it ends when the app returns (a stream's last byte)."""
+
+    def __init__(self, app: Any, tracer: Any, untraced: Iterable[str], name_of: SpanNamer) -> None:
+        self.app, self.tracer, self.untraced, self.name_of = app, tracer, frozenset(untraced), name_of
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in self.untraced:
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"] if k in TRACE_HEADERS}
+        name, _ = self.name_of(scope)
+        method, route = name.split(" ", 1)
+        attributes = {"http.request.method": method, "http.route": route}
+        span = self.tracer.start_span(name, extracted(carrier), SERVER, attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        status = 0
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException:
+            span.set_status(ERROR)
+            raise
+        finally:
+            if status:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(ERROR)
+            otel_context.detach(token)
+            span.end()
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class TracedCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """A SERVER span per unary and server-streaming call but `untraced` services' (health checks), named for the
+    full method, the caller's span (from the call's metadata) its parent, the current span while the call runs."""
+
+    def __init__(self, tracer: Any, untraced: tuple[str, ...]) -> None:
+        self.tracer, self.untraced = tracer, tuple(f"/{service}/" for service in untraced)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = str(details.method)
+        if handler is None or method.startswith(self.untraced):
+            return handler
+        carrier = {k: v for k, v in details.invocation_metadata or () if k in ("traceparent", "tracestate")}
+        service, _, name = method[1:].rpartition("/")
+        start = (method, {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}, extracted(carrier))
+        make, wrap = (
+            (grpc.unary_unary_rpc_method_handler, self._unary)
+            if handler.unary_unary is not None
+            else (grpc.unary_stream_rpc_method_handler, self._stream)
+        )
+        behavior = handler.unary_unary or handler.unary_stream
+        if behavior is None:
+            return handler  # reflection's bidirectional stream
+        serializers = {"request_deserializer": handler.request_deserializer}
+        return make(wrap(behavior, start), response_serializer=handler.response_serializer, **serializers)
+
+    def _unary(self, behavior: Behavior, start: tuple[str, dict[str, Any], Any]) -> Behavior:
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            span = self.tracer.start_span(start[0], start[2], SERVER, start[1])
+            token = otel_context.attach(trace.set_span_in_context(span))
+            code = 0
+            try:
+                return await behavior(request, context)
+            except BaseException as exc:
+                code = _code(exc, context)
+                raise
+            finally:
+                _end_call(span, code)
+                otel_context.detach(token)
+
+        return unary
+
+    def _stream(self, behavior: Behavior, start: tuple[str, dict[str, Any], Any]) -> Behavior:
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            span = self.tracer.start_span(start[0], start[2], SERVER, start[1])
+            token = otel_context.attach(trace.set_span_in_context(span))
+            code = 0
+            try:
+                async for message in responses(behavior(request, context)):
+                    yield message
+            except BaseException as exc:
+                code = _code(exc, context)
+                raise
+            finally:
+                _end_call(span, code)
+                otel_context.detach(token)
+
+        return stream
+
+
+def _code(exc: BaseException, context: grpc.aio.ServicerContext) -> int:
+    """The status code a call that raised `exc` ends with: the aborted one, CANCELLED, or UNKNOWN."""
+    if isinstance(exc, asyncio.CancelledError):
+        return int(grpc.StatusCode.CANCELLED.value[0])
+    code = context.code() if isinstance(exc, grpc.aio.AbortError) else None
+    return int((code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN).value[0])
+
+
+def _end_call(span: Any, code: int) -> None:
+    span.set_attribute("rpc.grpc.status_code", code)
+    if code:
+        span.set_status(ERROR)
+    span.end()
+
+
+class ClientSpan:
+    """A CLIENT span for one HTTP request of the current span's, its trace context written into `headers`; it ends
+    at `answered` (the answer's headers: a stream's body comes after) or when the block ends."""
+
+    def __init__(self, tracer: Any, method: str, headers: dict[str, str]) -> None:
+        self.span = tracer.start_span(method, None, CLIENT, {"http.request.method": method})
+        propagate.inject(headers, trace.set_span_in_context(self.span))
+        self.ended = False
+
+    def __enter__(self) -> ClientSpan:
+        return self
+
+    def answered(self, status: int) -> None:
+        """The answer's headers came with `status`: the span ends."""
+        self.span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            self.span.set_status(ERROR)
+        self.span.end()
+        self.ended = True
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if not self.ended:
+            if kind is not None:
+                self.span.set_status(ERROR)
+            self.span.end()
+
+
+def instrument_botocore(tracer: Any) -> None:
+    """A CLIENT span per AWS call of every botocore client, named as OpenTelemetry's GenAI conventions name a
+    Bedrock call (`chat <model>` for Converse, `text_completion <model>` for InvokeModel), the trace written into
+    the request's headers (W3C's and X-Ray's) before it is signed."""
+    from botocore.client import BaseClient
+    from botocore.endpoint import Endpoint
+
+    make_api_call, prepare_request = BaseClient._make_api_call, Endpoint.prepare_request
+
+    def traced_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        service = client.meta.service_model.service_id
+        attributes = {"rpc.system": "aws-api", "rpc.service": str(service), "rpc.method": operation}
+        name = f"{service}.{operation}"
+        if model := params.get("modelId"):
+            kind = "chat" if operation.startswith("Converse") else "text_completion"
+            name = f"{kind} {model}"
+            attributes |= {"gen_ai.system": "aws.bedrock", "gen_ai.operation.name": kind}
+            attributes["gen_ai.request.model"] = str(model)
+        with tracer.start_as_current_span(name, None, CLIENT, attributes):
+            return make_api_call(client, operation, params)
+
+    def traced_request(endpoint: Any, request: Any) -> Any:
+        propagate.inject(request.headers)
+        return prepare_request(endpoint, request)
+
+    BaseClient._make_api_call = traced_call
+    Endpoint.prepare_request = traced_request
