@@ -14,6 +14,7 @@ UNTRACED_PATHS = ("/metrics", "/health", "/ready", "/ping")  # scrapes and probe
 _on = False
 _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
+_hooks: dict[str, Any] = {}  # the propagators' inject and the current span's getter, once configured
 _tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
@@ -35,7 +36,13 @@ def configure(settings: TraceSettings, service: str) -> bool:
     _settings = settings
     trace.set_tracer_provider(provider_for(service))
     # traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
-    propagate.set_global_textmap(CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()]))
+    propagator = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()])
+    propagate.set_global_textmap(propagator)
+    # What each request calls, looked up once here rather than imported per call.
+    from lambdallm.trace_spans import inject
+
+    _hooks.update(fields=frozenset(name.lower() for name in propagator.fields), inject=inject)
+    _hooks["current_span"] = trace.get_current_span
     _on = True
     return True
 
@@ -48,11 +55,12 @@ def provider_for(service: str) -> Any:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
+    ratio = _settings.trace_ratio
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(_settings.trace_ratio)),
+        sampler=ParentBased(ALWAYS_ON if ratio >= 1.0 else TraceIdRatioBased(ratio)),
     )
     provider.add_span_processor(BatchSpanProcessor(_exporter(_settings)))
     return _providers.setdefault(service, provider)
@@ -137,38 +145,12 @@ def grpc_server_interceptors() -> list[Any]:
     return [TracedCalls(tracer(""), ("grpc.health.v1.Health",))]
 
 
-class _NoSpan:
-    """The client span while not tracing: nothing."""
-
-    def __enter__(self) -> _NoSpan:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def answered(self, status: int) -> None:
-        """Nothing to end."""
-
-
-NO_SPAN = _NoSpan()
-
-
-def client_span(method: str, headers: dict[str, str]) -> Any:
-    """A client span for one HTTP request (`with` it; call `answered(status)` once its headers come), the trace
-    written into `headers`, when tracing; else one that does nothing."""
-    if not _on:
-        return NO_SPAN
-    from lambdallm.trace_spans import ClientSpan
-
-    return ClientSpan(tracer(""), method, headers)
-
-
 def instrument_botocore() -> None:
-    """A client span per AWS call, sending the trace in W3C's and X-Ray's headers both (lambdallm/trace_spans.py)."""
+    """The trace in every AWS call's headers, W3C's and X-Ray's both (lambdallm/trace_spans.py)."""
     if _on:
         from lambdallm.trace_spans import instrument_botocore as instrument
 
-        instrument(tracer(""))
+        instrument()
 
 
 def context_metadata() -> tuple[tuple[str, str], ...]:
@@ -178,29 +160,23 @@ def context_metadata() -> tuple[tuple[str, str], ...]:
     its own, which a client's hang-up would cancel mid-read (lambdallm/rest/calls.py)."""
     if not _on:
         return ()
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)  # W3C's alone: X-Ray's header is for AWS's hops
+    _hooks["inject"](carrier, xray=False)  # W3C's alone: X-Ray's header is for AWS's hops
     return tuple(carrier.items())
 
 
 def inject_headers(headers: dict[str, str]) -> None:
-    """Put the current trace context in `headers` (a Lambda event's: API Gateway hands the function its own span
-    as the parent, as X-Ray's header does in AWS), replacing any trace headers they had."""
+    """Put the current trace context in `headers` (a backend request's, or a Lambda event's: API Gateway hands the
+    function its own span as the parent, as X-Ray's header does in AWS), replacing any trace headers they had."""
     if not _on:
         return
-    from opentelemetry import propagate
-
-    fields = {name.lower() for name in propagate.get_global_textmap().fields}
+    fields = _hooks["fields"]
     for name in [name for name in headers if name.lower() in fields]:
         del headers[name]
-    propagate.inject(headers)
+    _hooks["inject"](headers)
 
 
 def tag_request(request_id: str) -> None:
     """Set the request id on the current span (never the prompt or the answer)."""
     if _on:
-        from opentelemetry import trace
-
-        trace.get_current_span().set_attribute(REQUEST_ID, request_id)
+        _hooks["current_span"]().set_attribute(REQUEST_ID, request_id)

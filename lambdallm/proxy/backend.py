@@ -236,12 +236,11 @@ class Backend:
         by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
         empty). Raise ProxyError on any failure."""
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
-        span = tracing.client_span("POST", headers)  # the trace goes in the headers, before they are signed
+        tracing.inject_headers(headers)  # the trace goes in the headers, before they are signed
         body, headers = await self._request(self._url, payload, headers)
         timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)
-        with map_backend_errors(), span:
+        with map_backend_errors():
             async with self.session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
-                span.answered(response.status)
                 if response.status != 200:
                     body = await read_capped(response)
                     raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
@@ -261,12 +260,11 @@ class Backend:
         """The backend's `GET /models` within `budget_s` and `backend_timeout_s`, its body capped; a non-200
         answer raises the ProxyError its status maps to (the same table as a generation's)."""
         headers = {"X-Request-ID": request_id, "Accept": "application/json"}
-        span = tracing.client_span("GET", headers)
+        tracing.inject_headers(headers)
         _, headers = await self._request(self._models_url, None, headers)
         timeout = self._timeout(budget_s, self._settings.backend_timeout_s)
-        with map_backend_errors(), span:
+        with map_backend_errors():
             async with self.session.get(self._models_url, headers=headers, timeout=timeout) as response:
-                span.answered(response.status)
                 answer = await read_capped(response, MAX_MODELS_BYTES)
                 if response.status != 200:
                     raise from_backend_status(response.status, answer, response.headers.get("Retry-After"))
