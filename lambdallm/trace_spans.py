@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from lambdallm.proxy.decoding import responses
@@ -23,6 +25,7 @@ from lambdallm.proxy.decoding import responses
 SERVER = SpanKind.SERVER
 ERROR = Status(StatusCode.ERROR)
 TRACE_HEADERS = (b"traceparent", b"tracestate", b"x-amzn-trace-id")  # W3C's and X-Ray's: all the propagator reads
+SCOPE = InstrumentationScope("lambdallm")  # the scope of the spans the tiers' tracers make
 ROOT = otel_context.Context()  # a request that brings no trace starts one: no parent, whatever is current
 NAMES_KEPT = 256
 SpanNamer = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
@@ -203,3 +206,36 @@ def instrument_botocore() -> None:
         return prepare_request(endpoint, request)
 
     Endpoint.prepare_request = traced_request
+
+
+def finished_span(
+    provider: Any,
+    processor: Any,
+    name: str,
+    parent: Any,
+    start: int,
+    end: int,
+    attributes: dict[str, Any] | None,
+    events: tuple[tuple[str, int], ...],
+) -> SpanContext | None:
+    """A span already over, handed to `processor` (the provider's exporting one) as a ReadableSpan: the record
+    the SDK's live span makes at its end, without its sampler, locks and copies (see tracing.finished_span)."""
+    if parent is None:
+        parent = trace.get_current_span().get_span_context()
+    if not parent.is_valid or not parent.trace_flags.sampled:
+        return None
+    context = SpanContext(parent.trace_id, provider.id_generator.generate_span_id(), False, parent.trace_flags)
+    processor.on_end(
+        ReadableSpan(
+            name,
+            context,
+            parent,
+            provider.resource,
+            attributes or {},
+            tuple(Event(event, timestamp=at) for event, at in events),
+            start_time=start,
+            end_time=end,
+            instrumentation_scope=SCOPE,
+        )
+    )
+    return context

@@ -15,6 +15,7 @@ _on = False
 _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
 _hooks: dict[str, Any] = {}  # the propagators' inject and the current span's getter, once configured
+_processors: dict[str, Any] = {}  # by service, each provider's span processor (finished_span hands it spans)
 _tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
@@ -62,7 +63,9 @@ def provider_for(service: str) -> Any:
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(ALWAYS_ON if ratio >= 1.0 else TraceIdRatioBased(ratio)),
     )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(_settings)))
+    processor = BatchSpanProcessor(_exporter(_settings))
+    provider.add_span_processor(processor)
+    _processors[service] = processor
     return _providers.setdefault(service, provider)
 
 
@@ -76,11 +79,21 @@ def tracer(service: str) -> Any:
     return _tracers[service]
 
 
-def context_with(span: Any) -> Any:
-    """A context whose current span is `span` (to start its children)."""
-    from opentelemetry import trace
+def finished_span(
+    service: str,
+    name: str,
+    parent: Any,
+    start: int,
+    end: int,
+    attributes: dict[str, Any] | None = None,
+    events: tuple[tuple[str, int], ...] = (),
+) -> Any:
+    """An INTERNAL span of `service` that has already ended (times in ns since the epoch), the child of `parent`
+    (a span context; None: the current span's), handed to the exporter as it is; its context, or None when the
+    parent is not sampled (or there is none)."""
+    from lambdallm.trace_spans import finished_span as finish
 
-    return trace.set_span_in_context(span)
+    return finish(_providers[service], _processors[service], name, parent, start, end, attributes, events)
 
 
 def _exporter(settings: TraceSettings) -> Any:
