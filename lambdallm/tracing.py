@@ -16,6 +16,7 @@ _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
 _hooks: dict[str, Any] = {}  # the propagators' inject and the current span's getter, once configured
 _processors: dict[str, Any] = {}  # by service, each provider's span processor (finished_span hands it spans)
+_process_service = [""]  # the service of the process's own provider, the global one
 _tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
@@ -36,6 +37,7 @@ def configure(settings: TraceSettings, service: str) -> bool:
         raise SettingsError(f"{detail}; install it with pip install 'lambdallm[tracing]'") from exc
     _settings = settings
     trace.set_tracer_provider(provider_for(service))
+    _process_service[:] = [service]
     # traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
     propagator = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()])
     propagate.set_global_textmap(propagator)
@@ -70,12 +72,13 @@ def provider_for(service: str) -> Any:
 
 
 def tracer(service: str) -> Any:
-    """The tracer of `service`'s own provider, if one was made, else the process's (made once, then kept)."""
+    """The tracer of `service`'s own provider, if one was made, else the process's (made once, then kept): lean
+    spans exported through that provider's processor (lambdallm/trace_lean.py)."""
     if service not in _tracers:
-        from opentelemetry import trace
+        from lambdallm.trace_lean import LeanTracer
 
-        provider = _providers[service] if service in _providers else trace.get_tracer_provider()
-        _tracers[service] = provider.get_tracer("lambdallm")
+        key = service if service in _providers else _process_service[0]
+        _tracers[service] = LeanTracer(_providers[key], _processors[key])
     return _tracers[service]
 
 
