@@ -15,10 +15,13 @@ from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.propagators.aws import AwsXRayPropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from lambdallm.proxy.decoding import responses
 
@@ -31,21 +34,27 @@ NAMES_KEPT = 256
 SpanNamer = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 
 
+# traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
+PROPAGATOR = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()])
+ONLY_TRACEPARENT = frozenset(("traceparent", "x-amzn-trace-id"))  # what extracted reads itself
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")  # W3C's version 00, the common case
 
 
 def extracted(carrier: dict[str, str]) -> otel_context.Context:
-    """The context of the caller's trace in `carrier` (trace headers only), or a root's when none came: a lone
-    version-00 `traceparent` read here, anything else (tracestate, X-Ray's header, another version) by the
-    propagator, which reads the same traceparent the same way (tests/test_tracing.py) at five times the cost."""
+    """The context of the caller's trace in `carrier` (trace headers only), or a root's when none came: a
+    version-00 `traceparent` without `tracestate` read here (beside X-Ray's header too: the propagators let W3C's
+    win), anything else by the propagators, which read it the same way (tests/test_tracing.py) at five times the
+    cost."""
     if not carrier:
         return ROOT
-    if len(carrier) == 1 and (match := TRACEPARENT.fullmatch(carrier.get("traceparent", ""))):
+    if carrier.keys() <= ONLY_TRACEPARENT and (match := TRACEPARENT.fullmatch(carrier.get("traceparent", ""))):
         trace_id, span_id, flags = int(match[1], 16), int(match[2], 16), int(match[3], 16)
         if trace_id and span_id:
             remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
             return trace.set_span_in_context(NonRecordingSpan(remote), ROOT)
-    return propagate.extract(carrier, ROOT)
+    if "x-amzn-trace-id" in carrier:  # the X-Ray propagator looks its header up by its own spelling only
+        carrier = carrier | {"X-Amzn-Trace-Id": carrier["x-amzn-trace-id"]}
+    return PROPAGATOR.extract(carrier, ROOT)
 
 
 def inject(carrier: Any, xray: bool = True) -> None:

@@ -29,22 +29,18 @@ def configure(settings: TraceSettings, service: str) -> bool:
         return False
     try:
         from opentelemetry import propagate, trace
-        from opentelemetry.propagators.aws import AwsXRayPropagator
-        from opentelemetry.propagators.composite import CompositePropagator
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry.propagators.aws import AwsXRayPropagator  # noqa: F401  # the extra's, checked here
     except ModuleNotFoundError as exc:
         detail = f"trace_exporter: {settings.trace_exporter!r} needs OpenTelemetry ({exc.name} is missing)"
         raise SettingsError(f"{detail}; install it with pip install 'lambdallm[tracing]'") from exc
     _settings = settings
     trace.set_tracer_provider(provider_for(service))
     _process_service[:] = [service]
-    # traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
-    propagator = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()])
-    propagate.set_global_textmap(propagator)
-    # What each request calls, looked up once here rather than imported per call.
-    from lambdallm.trace_spans import inject
+    from lambdallm.trace_spans import PROPAGATOR, inject
 
-    _hooks.update(fields=frozenset(name.lower() for name in propagator.fields), inject=inject)
+    propagate.set_global_textmap(PROPAGATOR)  # for the Lambda's span (lambda/llm_lambda/tracing.py)
+    # What each request calls, looked up once here rather than imported per call.
+    _hooks.update(fields=frozenset(name.lower() for name in PROPAGATOR.fields), inject=inject)
     _hooks["current_span"] = trace.get_current_span
     _on = True
     return True

@@ -154,7 +154,12 @@ def test_the_hand_written_propagation_reads_and_writes_what_the_propagators_do(f
     ours = trace_spans.extracted(carrier)
     theirs = propagator.extract(carrier, trace_spans.ROOT)
     assert trace.get_current_span(ours).get_span_context() == trace.get_current_span(theirs).get_span_context()
-    assert trace.get_current_span(ours).get_span_context().is_valid
+    xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    for sent in (carrier | {"x-amzn-trace-id": xray}, {"x-amzn-trace-id": xray}):  # as an ASGI server has them
+        canonical = {"X-Amzn-Trace-Id" if k == "x-amzn-trace-id" else k: v for k, v in sent.items()}
+        read = trace.get_current_span(trace_spans.extracted(sent)).get_span_context()
+        assert read == trace.get_current_span(propagator.extract(canonical, trace_spans.ROOT)).get_span_context()
+        assert read.is_valid and (read.trace_id == 0x0AF7651916CD43DD8448EB211C80319C) == ("traceparent" in sent)
     for bad in ("00-" + "0" * 32 + "-b7ad6b7169203331-01", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"):
         assert not trace.get_current_span(trace_spans.extracted({"traceparent": bad})).get_span_context().is_valid
     written: dict[str, str] = {}
