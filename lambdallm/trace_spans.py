@@ -1,8 +1,9 @@
-"""The tiers' spans, made with the SDK's tracer by hand at the few points that matter: a server span per HTTP
-request and per gRPC call, a client span per backend request and per AWS call, each hop's trace context read and
-written by the process's propagator (W3C's and X-Ray's, lambdallm/tracing.py).
+"""The tiers' spans, made by hand at the few points that matter with the tiers' lean tracer
+(lambdallm/trace_lean.py): a server span per HTTP request and per gRPC call, the trace sent on in the backend
+request's and boto3's headers (their callee's server span is the caller's span's child), each hop's trace headers
+read and written by hand in the common case and by the propagators (W3C's and X-Ray's) otherwise.
 
-OpenTelemetry's instrumentations for ASGI, grpc, aiohttp and botocore did the same work at three times the cost
+OpenTelemetry's instrumentations for ASGI, grpc, aiohttp and botocore did this first at three times the cost
 (each read and wrote a score of attributes, and botocore's read every Bedrock request and answer): at sampling
 ratio 1.0 the instant chain lost a third of its requests/s. Imported only while tracing (it needs the SDK)."""
 
