@@ -14,6 +14,10 @@ UNTRACED_PATHS = ("/metrics", "/health", "/ready", "/ping")  # scrapes and probe
 _on = False
 _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
+_hooks: dict[str, Any] = {}  # the propagators' inject and the current span's getter, once configured
+_processors: dict[str, Any] = {}  # by service, each provider's span processor (finished_span hands it spans)
+_process_service = [""]  # the service of the process's own provider, the global one
+_tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
 def configure(settings: TraceSettings, service: str) -> bool:
@@ -25,16 +29,19 @@ def configure(settings: TraceSettings, service: str) -> bool:
         return False
     try:
         from opentelemetry import propagate, trace
-        from opentelemetry.propagators.aws import AwsXRayPropagator
-        from opentelemetry.propagators.composite import CompositePropagator
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry.propagators.aws import AwsXRayPropagator  # noqa: F401  # the extra's, checked here
     except ModuleNotFoundError as exc:
         detail = f"trace_exporter: {settings.trace_exporter!r} needs OpenTelemetry ({exc.name} is missing)"
         raise SettingsError(f"{detail}; install it with pip install 'lambdallm[tracing]'") from exc
     _settings = settings
     trace.set_tracer_provider(provider_for(service))
-    # traceparent last: when both headers come, W3C's wins; X-Ray's alone (API Gateway, Lambda) is honoured too.
-    propagate.set_global_textmap(CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()]))
+    _process_service[:] = [service]
+    from lambdallm.trace_spans import PROPAGATOR, inject
+
+    propagate.set_global_textmap(PROPAGATOR)  # for the Lambda's span (lambda/llm_lambda/tracing.py)
+    # What each request calls, looked up once here rather than imported per call.
+    _hooks.update(fields=frozenset(name.lower() for name in PROPAGATOR.fields), inject=inject)
+    _hooks["current_span"] = trace.get_current_span
     _on = True
     return True
 
@@ -47,28 +54,45 @@ def provider_for(service: str) -> Any:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
+    ratio = _settings.trace_ratio
     provider = TracerProvider(
         resource=Resource.create({"service.name": service}),
-        sampler=ParentBased(TraceIdRatioBased(_settings.trace_ratio)),
+        sampler=ParentBased(ALWAYS_ON if ratio >= 1.0 else TraceIdRatioBased(ratio)),
     )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(_settings)))
+    processor = BatchSpanProcessor(_exporter(_settings))
+    provider.add_span_processor(processor)
+    _processors[service] = processor
     return _providers.setdefault(service, provider)
 
 
 def tracer(service: str) -> Any:
-    """The tracer of `service`'s own provider, if one was made, else the process's."""
-    from opentelemetry import trace
+    """The tracer of `service`'s own provider, if one was made, else the process's (made once, then kept): lean
+    spans exported through that provider's processor (lambdallm/trace_lean.py)."""
+    if service not in _tracers:
+        from lambdallm.trace_lean import LeanTracer
 
-    return (_providers[service] if service in _providers else trace.get_tracer_provider()).get_tracer("lambdallm")
+        key = service if service in _providers else _process_service[0]
+        _tracers[service] = LeanTracer(_providers[key], _processors[key])
+    return _tracers[service]
 
 
-def context_with(span: Any) -> Any:
-    """A context whose current span is `span` (to start its children)."""
-    from opentelemetry import trace
+def finished_span(
+    service: str,
+    name: str,
+    parent: Any,
+    start: int,
+    end: int,
+    attributes: dict[str, Any] | None = None,
+    events: tuple[tuple[str, int], ...] = (),
+) -> Any:
+    """An INTERNAL span of `service` that has already ended (times in ns since the epoch), the child of `parent`
+    (a span context; None: the current span's), handed to the exporter as it is; its context, or None when the
+    parent is not sampled (or there is none)."""
+    from lambdallm.trace_spans import finished_span as finish
 
-    return trace.set_span_in_context(span)
+    return finish(_providers[service], _processors[service], name, parent, start, end, attributes, events)
 
 
 def _exporter(settings: TraceSettings) -> Any:
@@ -101,19 +125,15 @@ def enabled() -> bool:
 
 
 def traced_asgi(app: Any, service: str = "") -> Any:
-    """`app` inside OpenTelemetry's ASGI middleware (a server span per request; `service`: under a provider of its
-    own, see `provider_for`) when tracing, else `app`."""
+    """`app` with a server span per request (lambdallm/trace_spans.py; `service`: under a provider of its own, see
+    `provider_for`) when tracing, else `app`."""
     if not _on:
         return app
-    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from lambdallm.trace_spans import TracedAsgi
 
-    return OpenTelemetryMiddleware(
-        app,
-        excluded_urls=",".join(UNTRACED_PATHS),
-        default_span_details=span_details,
-        tracer_provider=provider_for(service) if service else None,
-        exclude_spans=["receive", "send"],  # a span per ASGI message: many per stream, and nothing to learn
-    )
+    if service:
+        provider_for(service)
+    return TracedAsgi(app, tracer(service), UNTRACED_PATHS, span_details)
 
 
 def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -129,32 +149,20 @@ def span_details(scope: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def grpc_server_interceptors() -> list[Any]:
-    """OpenTelemetry's grpc.aio server interceptor (a server span per call) when tracing, else none."""
+    """A server span per call but health checks' (probes: noise) when tracing, else no interceptor."""
     if not _on:
         return []
-    from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
+    from lambdallm.trace_spans import TracedCalls
 
-    return [aio_server_interceptor(filter_=filters.negate(filters.health_check()))]  # type: ignore[no-untyped-call]  # probes: noise
-
-
-def aiohttp_trace_configs() -> list[Any]:
-    """OpenTelemetry's aiohttp client hooks (a client span per request, traceparent sent) when tracing, else none."""
-    if not _on:
-        return []
-    from opentelemetry.instrumentation.aiohttp_client import create_trace_config
-
-    return [create_trace_config()]
+    return [TracedCalls(tracer(""), ("grpc.health.v1.Health",))]
 
 
 def instrument_botocore() -> None:
-    """OpenTelemetry's botocore instrumentation (a client span per AWS call), sending the trace in W3C's and
-    X-Ray's headers both (its default sends X-Ray's only, the one AWS services read)."""
+    """The trace in every AWS call's headers, W3C's and X-Ray's both (lambdallm/trace_spans.py)."""
     if _on:
-        from opentelemetry import propagate
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+        from lambdallm.trace_spans import instrument_botocore as instrument
 
-        instrumentor = BotocoreInstrumentor()  # type: ignore[no-untyped-call]
-        instrumentor.instrument(propagator=propagate.get_global_textmap())
+        instrument()
 
 
 def context_metadata() -> tuple[tuple[str, str], ...]:
@@ -164,29 +172,23 @@ def context_metadata() -> tuple[tuple[str, str], ...]:
     its own, which a client's hang-up would cancel mid-read (lambdallm/rest/calls.py)."""
     if not _on:
         return ()
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)  # W3C's alone: X-Ray's header is for AWS's hops
+    _hooks["inject"](carrier, xray=False)  # W3C's alone: X-Ray's header is for AWS's hops
     return tuple(carrier.items())
 
 
 def inject_headers(headers: dict[str, str]) -> None:
-    """Put the current trace context in `headers` (a Lambda event's: API Gateway hands the function its own span
-    as the parent, as X-Ray's header does in AWS), replacing any trace headers they had."""
+    """Put the current trace context in `headers` (a backend request's, or a Lambda event's: API Gateway hands the
+    function its own span as the parent, as X-Ray's header does in AWS), replacing any trace headers they had."""
     if not _on:
         return
-    from opentelemetry import propagate
-
-    fields = {name.lower() for name in propagate.get_global_textmap().fields}
+    fields = _hooks["fields"]
     for name in [name for name in headers if name.lower() in fields]:
         del headers[name]
-    propagate.inject(headers)
+    _hooks["inject"](headers)
 
 
 def tag_request(request_id: str) -> None:
     """Set the request id on the current span (never the prompt or the answer)."""
     if _on:
-        from opentelemetry import trace
-
-        trace.get_current_span().set_attribute(REQUEST_ID, request_id)
+        _hooks["current_span"]().set_attribute(REQUEST_ID, request_id)

@@ -136,3 +136,41 @@ def test_the_otlp_exporter_sends_the_tier_s_spans_with_its_headers() -> None:
     spans = [span for scope in resource.scope_spans for span in scope.spans]
     assert service == "lambdallm-proxy" and [span.name for span in spans] == ["the-span"]
     assert {a.key: a.value.string_value for a in spans[0].attributes} == {"lambdallm.request_id": "r-1"}
+
+
+@pytest.mark.parametrize("flags", ["01", "00"])
+def test_the_hand_written_propagation_reads_and_writes_what_the_propagators_do(flags: str) -> None:
+    """lambdallm/trace_spans.py's own `traceparent` reader and trace-header writer, the hot path of every hop:
+    the same contexts and headers as W3C's and X-Ray's propagators."""
+    from opentelemetry import trace
+    from opentelemetry.propagators.aws import AwsXRayPropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from lambdallm import trace_spans
+
+    propagator = CompositePropagator([AwsXRayPropagator(), TraceContextTextMapPropagator()])
+    carrier = {"traceparent": f"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-{flags}"}
+    ours = trace_spans.extracted(carrier)
+    theirs = propagator.extract(carrier, trace_spans.ROOT)
+    assert trace.get_current_span(ours).get_span_context() == trace.get_current_span(theirs).get_span_context()
+    xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    for sent in (carrier | {"x-amzn-trace-id": xray}, {"x-amzn-trace-id": xray}):  # as an ASGI server has them
+        canonical = {"X-Amzn-Trace-Id" if k == "x-amzn-trace-id" else k: v for k, v in sent.items()}
+        read = trace.get_current_span(trace_spans.extracted(sent)).get_span_context()
+        assert read == trace.get_current_span(propagator.extract(canonical, trace_spans.ROOT)).get_span_context()
+        assert read.is_valid and (read.trace_id == 0x0AF7651916CD43DD8448EB211C80319C) == ("traceparent" in sent)
+    for bad in ("00-" + "0" * 32 + "-b7ad6b7169203331-01", "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"):
+        assert not trace.get_current_span(trace_spans.extracted({"traceparent": bad})).get_span_context().is_valid
+    written: dict[str, str] = {}
+    expected: dict[str, str] = {}
+    token = trace_spans.otel_context.attach(ours)
+    try:
+        trace_spans.inject(written)
+        propagator.inject(expected)
+        w3c_only: dict[str, str] = {}
+        trace_spans.inject(w3c_only, xray=False)
+    finally:
+        trace_spans.otel_context.detach(token)
+    assert written == expected and set(expected) == {"X-Amzn-Trace-Id", "traceparent"}
+    assert w3c_only == {"traceparent": carrier["traceparent"]}

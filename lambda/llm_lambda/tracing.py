@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 REQUEST_ID = "lambdallm.request_id"
+_tracer: tuple[Any, Any] | None = None  # the provider it came from, and the tracer
 
 
 @contextmanager
@@ -33,7 +34,10 @@ def invocation_span(event: Any, context: Any, request_id: str) -> Iterator[None]
         "cloud.provider": "aws",
         REQUEST_ID: request_id,
     }
-    tracer = trace.get_tracer("llm_lambda")
+    global _tracer
+    if _tracer is None or _tracer[0] is not trace.get_tracer_provider():  # one tracer per provider, not per call
+        _tracer = (trace.get_tracer_provider(), trace.get_tracer("llm_lambda"))
+    tracer = _tracer[1]
     kind = trace.SpanKind.SERVER
     with tracer.start_as_current_span(name, propagate.extract(carrier), kind, attributes=attributes):
         yield

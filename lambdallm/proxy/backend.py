@@ -176,8 +176,7 @@ class Backend:
         # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
         # request never goes out on a connection the backend is closing.
         connector = aiohttp.TCPConnector(limit=self._settings.max_connections, keepalive_timeout=30)
-        traces = tracing.aiohttp_trace_configs()
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False, trace_configs=traces)
+        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
         self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
         return self
 
@@ -237,6 +236,7 @@ class Backend:
         by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
         empty). Raise ProxyError on any failure."""
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        tracing.inject_headers(headers)  # the trace goes in the headers, before they are signed
         body, headers = await self._request(self._url, payload, headers)
         timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)
         with map_backend_errors():
@@ -259,9 +259,9 @@ class Backend:
     async def list_models(self, request_id: str, budget_s: float | None) -> list[Model]:
         """The backend's `GET /models` within `budget_s` and `backend_timeout_s`, its body capped; a non-200
         answer raises the ProxyError its status maps to (the same table as a generation's)."""
-        _, headers = await self._request(
-            self._models_url, None, {"X-Request-ID": request_id, "Accept": "application/json"}
-        )
+        headers = {"X-Request-ID": request_id, "Accept": "application/json"}
+        tracing.inject_headers(headers)
+        _, headers = await self._request(self._models_url, None, headers)
         timeout = self._timeout(budget_s, self._settings.backend_timeout_s)
         with map_backend_errors():
             async with self.session.get(self._models_url, headers=headers, timeout=timeout) as response:

@@ -80,9 +80,9 @@ def test_every_tier_s_spans_share_the_client_s_trace_in_one_tree(
         for s in spans
         if s["parent_id"] in by_id
     }
-    assert parents["POST /query/stream"] == "lambdallm-proxy"  # the proxy's aiohttp client span
+    assert parents["POST /query/stream"] == "lambdallm-proxy"  # the proxy's server span, in the request's headers
     assert parents["QueryStreamFunction"] == "lambdallm-apigateway"  # the event's headers carry API Gateway's span
-    assert parents["POST /model/{modelId}/invoke-with-response-stream"] == "lambdallm-lambda"  # boto3's span
+    assert parents["POST /model/{modelId}/invoke-with-response-stream"] == "lambdallm-lambda"  # the function's span
     assert parents["model.generate"] == "lambdallm-bedrock"
     request_id = response.headers["X-Request-ID"]
     tagged = {s["resource"]["attributes"]["service.name"] for s in spans if s["attributes"].get("lambdallm.request_id")}
