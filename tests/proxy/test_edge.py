@@ -193,3 +193,23 @@ async def test_the_metrics_listener_answers_head_without_the_body_and_other_meth
         assert (answer.status_code, answer.headers["content-type"]) == (status, "application/problem+json")
         assert answer.json() == {"type": "about:blank", "title": title, "status": status}
         assert int(answer.headers["content-length"]) == len(answer.content)
+
+
+async def test_a_stream_past_the_limit_or_failing_is_counted_with_its_code(stub, limited, http):
+    before = await scrape_async(http, limited.metrics_url)
+    gate, calls = await hold(stub, limited.fake, LIMIT)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await collect(stub.GenerateTextStream(llm_pb2.GenerateTextStreamRequest(query=query()), timeout=10))
+    gate.set()
+    await asyncio.gather(*calls)
+    limited.fake.replies.append(problem(503, "down"))
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await collect(stub.GenerateTextStream(llm_pb2.GenerateTextStreamRequest(query=query()), timeout=10))
+    after = await scrape_async(http, limited.metrics_url)
+
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(refused.value.trailing_metadata())["retry-after"] == "1"
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert moved(before, after, "lambdallm_proxy_rpcs_total", method=STREAM, code="RESOURCE_EXHAUSTED") == 1
+    assert moved(before, after, "lambdallm_proxy_rpcs_total", method=STREAM, code="UNAVAILABLE") == 1
+    assert value(after, "lambdallm_proxy_rpcs_in_flight") == 0
