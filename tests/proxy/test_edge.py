@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import LATENCY_BUCKETS
-from lambdallm.proxy.edge import ProxyMetrics
+from lambdallm.proxy.edge import ProxyMetrics, _code_of
 from tests.fakes.backend import Reply, problem
 from tests.fakes.raw_http import build_request, send_raw
 from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
@@ -213,3 +213,15 @@ async def test_a_stream_past_the_limit_or_failing_is_counted_with_its_code(stub,
     assert moved(before, after, "lambdallm_proxy_rpcs_total", method=STREAM, code="RESOURCE_EXHAUSTED") == 1
     assert moved(before, after, "lambdallm_proxy_rpcs_total", method=STREAM, code="UNAVAILABLE") == 1
     assert value(after, "lambdallm_proxy_rpcs_in_flight") == 0
+
+
+def test_a_call_is_counted_with_the_code_it_ends_with():
+    """An abort's code, a cancel, and UNKNOWN for any other exception whatever code the context holds."""
+
+    class Context:
+        def code(self):
+            return grpc.StatusCode.INTERNAL
+
+    assert _code_of(grpc.aio.AbortError(), Context()) == "INTERNAL"
+    assert _code_of(asyncio.CancelledError(), Context()) == "CANCELLED"
+    assert _code_of(RuntimeError("boom"), Context()) == "UNKNOWN"
