@@ -227,11 +227,14 @@ def test_a_call_is_counted_with_the_code_it_ends_with():
     assert _code_of(RuntimeError("boom"), Context()) == "UNKNOWN"
 
 
-async def test_every_call_that_ends_gives_its_slot_back(stub, limited):
-    for round_ in (1, 2):  # the second round needs every slot of the first back
+async def test_every_call_that_ends_gives_its_slot_back_and_no_more(stub, limited):
+    for round_ in (1, 2):  # the second round needs every slot of the first back, and only those
         gate = asyncio.Event()
         limited.fake.replies.extend(Reply(hold=gate) for _ in range(LIMIT))
         calls = [asyncio.ensure_future(stub.GenerateText(query(), timeout=10)) for _ in range(LIMIT)]
         await limited.fake.wait_for_queries(round_ * LIMIT)  # this round's calls are all in flight at once
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.GenerateText(query(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         gate.set()
         assert all(reply.text == "echo: Hi there you" for reply in await asyncio.gather(*calls))
