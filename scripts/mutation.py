@@ -30,6 +30,9 @@ LINKS = {
     "specs": "specs",
     "config": "config",
 }
+# The result file's columns after `mutants`, as mutmut's statuses, and the heading of a list of mutants.
+_COLUMNS = ("killed", "timeout", "survived", "no tests", "not checked")
+_SECTION = re.compile(r"^(?P<status>[\w ]+) \(\d+\):$")
 _RESULT = re.compile(r"^\s*(?P<module>[\w.]+)\.(?P<function>xǁ\S+|x_\S+)__mutmut_\d+: (?P<status>.+)$")
 
 
@@ -50,8 +53,8 @@ def mutmut(*arguments: str, capture: bool = False) -> str:
     return done.stdout if capture else ""
 
 
-def summary(results: str) -> str:
-    """The score per module and in all, then every mutant tried and not killed, by status."""
+def counts(results: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
+    """From `mutmut results --all true`: each module's mutants by status, and every mutant not killed by status."""
     by_module: dict[str, Counter[str]] = defaultdict(Counter)
     others: dict[str, list[str]] = defaultdict(list)
     for line in results.splitlines():
@@ -60,25 +63,66 @@ def summary(results: str) -> str:
             by_module[module][status] += 1
             if status not in ("killed", "timeout", "not checked"):
                 others[status].append(line.strip().rsplit(":", 1)[0])
+    return by_module, others
+
+
+def committed(text: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
+    """The rows and the mutants not killed of a result file `summary` wrote (the columns back into statuses)."""
+    by_module: dict[str, Counter[str]] = {}
+    others: dict[str, list[str]] = defaultdict(list)
+    status = None
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 8 and all(part.isdigit() for part in parts[1:7]) and parts[0] != "all":
+            total, *columns = (int(part) for part in parts[1:7])
+            row = Counter(dict(zip(_COLUMNS, columns, strict=True)))
+            by_module[parts[0]] = row + Counter({"other": total - row.total()})
+        elif match := _SECTION.match(line):
+            status = match["status"]
+        elif status and line.startswith("  "):
+            others[status].append(line.strip())
+    return by_module, others
+
+
+def merged(results: str, previous: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
+    """This checkout's results, where a module has none (every mutant "not checked": mutmut keeps results in
+    .mutation/, which a new checkout lacks) its row and mutants from the `previous` result file instead."""
+    by_module, others = counts(results)
+    old_modules, old_others = committed(previous)
+    kept = {module for module, row in by_module.items() if row["not checked"] == row.total() and module in old_modules}
+    for status, names in old_others.items():
+        others[status] = [name for name in others.get(status, []) if _module(name) not in kept]
+        others[status] += [name for name in names if _module(name) in kept]
+    return {**by_module, **{module: old_modules[module] for module in kept}}, others
+
+
+def _module(name: str) -> str:
+    return name.split(".xǁ")[0].split(".x_")[0]
+
+
+def summary(by_module: dict[str, Counter[str]], others: dict[str, list[str]]) -> str:
+    """The score per module and in all, then every mutant tried and not killed, by status."""
     total: Counter[str] = sum(by_module.values(), Counter())
     lines = [
         f"mutmut {version('mutmut')}, {datetime.date.today().isoformat()}: `make mutation` ([tool.mutmut] in "
         "pyproject.toml); tests/README.md accounts for each survivor.",
         "Score: (killed + timeout) / (killed + timeout + survived); a timeout is a mutant that hung the tests.",
+        "A module with no result in the checkout that wrote this keeps its row and mutants from the file before.",
         "",
         f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} "
         f"{'not run':>7} {'score':>6}",
     ]
-    for module, counts in [*sorted(by_module.items()), ("all", total)]:
-        caught = counts["killed"] + counts["timeout"]
-        tried = caught + counts["survived"]
+    for module, row in [*sorted(by_module.items()), ("all", total)]:
+        caught = row["killed"] + row["timeout"]
+        tried = caught + row["survived"]
         score = f"{100 * caught / tried:.1f}%" if tried else "-"
         lines.append(
-            f"{module:36} {counts.total():>7} {counts['killed']:>7} {counts['timeout']:>7} {counts['survived']:>8} "
-            f"{counts['no tests']:>8} {counts['not checked']:>7} {score:>6}"
+            f"{module:36} {row.total():>7} {row['killed']:>7} {row['timeout']:>7} {row['survived']:>8} "
+            f"{row['no tests']:>8} {row['not checked']:>7} {score:>6}"
         )
     for status, names in sorted(others.items()):
-        lines += ["", f"{status} ({len(names)}):", *(f"  {name}" for name in sorted(names))]
+        if names:
+            lines += ["", f"{status} ({len(names)}):", *(f"  {name}" for name in sorted(names))]
     return "\n".join(lines) + "\n"
 
 
@@ -92,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare()
     if not options.report_only:
         mutmut("run", "--max-children", str(options.max_children), *options.mutants)
-    RESULTS.write_text(summary(mutmut("results", "--all", "true", capture=True)))
+    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    RESULTS.write_text(summary(*merged(mutmut("results", "--all", "true", capture=True), previous)))
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

@@ -59,6 +59,29 @@ async def test_tokens_per_minute_count_the_answers_and_refuse_once_used():
     assert await store.admit("a", limits, "2") == Refusal("tokens_per_minute", 10, 1)
 
 
+async def test_the_answers_tokens_add_up_from_zero_in_each_window():
+    clock = Clock(6000.0)
+    store, limits = LocalStore(clock), Limits(tokens_per_minute=10)
+
+    assert await store.admit("a", limits, "1") is None
+    await store.finish("a", limits, "1", 9)
+    assert await store.admit("a", limits, "2") is None  # 9 of 10: one token left
+    await store.finish("a", limits, "2", 1)
+    assert await store.admit("a", limits, "3") == Refusal("tokens_per_minute", 10, 60)
+    clock.now = 6060.0
+    assert await store.admit("a", limits, "4") is None
+
+
+async def test_each_stream_that_ends_frees_one_of_the_keys_streams():
+    store, limits = LocalStore(Clock(6000)), Limits(concurrent_streams=2)
+
+    assert await store.admit("a", limits, "1") is None
+    assert await store.admit("a", limits, "2") is None
+    await store.finish("a", limits, "1", 0)
+    assert await store.admit("a", limits, "3") is None
+    assert await store.admit("a", limits, "4") == Refusal("concurrent_streams", 2, RETRY_AFTER_S)
+
+
 async def test_a_stream_is_held_until_it_finishes_and_a_refusal_spends_no_request():
     store, limits = LocalStore(Clock(6000)), Limits(requests_per_minute=2, concurrent_streams=1)
 
