@@ -94,23 +94,30 @@ class Measured:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started, status = time.perf_counter(), 0
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        started, seen = time.perf_counter(), StatusSeen(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, seen)
         except asyncio.CancelledError:
-            status = status or CLIENT_CLOSED_REQUEST
+            seen.status = seen.status or CLIENT_CLOSED_REQUEST
             raise
         finally:
             # An answer the server gave itself (a 408) is the one the client got, whatever the app sent after it.
-            status = answered_by_server(scope) or status or 500
+            status = answered_by_server(scope) or seen.status or 500
             self.metrics.record(self.route_of(scope), scope["method"], status, time.perf_counter() - started)
+
+
+class StatusSeen:
+    """An ASGI `send` that passes every message on and keeps the status of the answer it started (0 before)."""
+
+    __slots__ = ("send", "status")
+
+    def __init__(self, send: Send) -> None:
+        self.send, self.status = send, 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
 
 
 def exposition(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:

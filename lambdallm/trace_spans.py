@@ -9,9 +9,8 @@ ratio 1.0 the instant chain lost a third of its requests/s. Imported only while 
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import grpc
@@ -24,7 +23,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from lambdallm.proxy.decoding import responses
+from lambdallm.metrics import StatusSeen
+from lambdallm.proxy.wrapping import wrapped
 
 SERVER = SpanKind.SERVER
 ERROR = Status(StatusCode.ERROR)
@@ -100,29 +100,19 @@ class TracedAsgi:
         name, attributes = self._named(scope)
         span = self.tracer.start_span(name, extracted(carrier), SERVER, attributes)
         token = otel_context.attach(trace.set_span_in_context(span))
-        status = 0
-
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        seen = StatusSeen(send)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, seen)
         except BaseException:
             span.set_status(ERROR)
             raise
         finally:
-            if status:
+            if status := seen.status:
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(ERROR)
             otel_context.detach(token)
             span.end()
-
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class TracedCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -143,65 +133,22 @@ class TracedCalls(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         carrier = {k: v for k, v in details.invocation_metadata or () if k in ("traceparent", "tracestate")}
         service, _, name = method[1:].rpartition("/")
-        start = (method, {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}, extracted(carrier))
-        make, wrap = (
-            (grpc.unary_unary_rpc_method_handler, self._unary)
-            if handler.unary_unary is not None
-            else (grpc.unary_stream_rpc_method_handler, self._stream)
-        )
-        behavior = handler.unary_unary or handler.unary_stream
-        if behavior is None:
-            return handler  # reflection's bidirectional stream
-        serializers = {"request_deserializer": handler.request_deserializer}
-        return make(wrap(behavior, start), response_serializer=handler.response_serializer, **serializers)
+        attributes, parent = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}, extracted(carrier)
 
-    def _unary(self, behavior: Behavior, start: tuple[str, dict[str, Any], Any]) -> Behavior:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            span = self.tracer.start_span(start[0], start[2], SERVER, start[1])
-            token = otel_context.attach(trace.set_span_in_context(span))
-            code = 0
-            try:
-                return await behavior(request, context)
-            except BaseException as exc:
-                code = _code(exc, context)
-                raise
-            finally:
-                _end_call(span, code)
-                otel_context.detach(token)
+        async def enter(_: grpc.aio.ServicerContext) -> tuple[Any, Any]:
+            span = self.tracer.start_span(method, parent, SERVER, attributes)
+            return span, otel_context.attach(trace.set_span_in_context(span))
 
-        return unary
+        def leave(begun: tuple[Any, Any], status: grpc.StatusCode) -> None:
+            span, token = begun
+            code = status.value[0]
+            span.set_attribute("rpc.grpc.status_code", code)
+            if code:
+                span.set_status(ERROR)
+            span.end()
+            otel_context.detach(token)
 
-    def _stream(self, behavior: Behavior, start: tuple[str, dict[str, Any], Any]) -> Behavior:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            span = self.tracer.start_span(start[0], start[2], SERVER, start[1])
-            token = otel_context.attach(trace.set_span_in_context(span))
-            code = 0
-            try:
-                async for message in responses(behavior(request, context)):
-                    yield message
-            except BaseException as exc:
-                code = _code(exc, context)
-                raise
-            finally:
-                _end_call(span, code)
-                otel_context.detach(token)
-
-        return stream
-
-
-def _code(exc: BaseException, context: grpc.aio.ServicerContext) -> int:
-    """The status code a call that raised `exc` ends with: the aborted one, CANCELLED, or UNKNOWN."""
-    if isinstance(exc, asyncio.CancelledError):
-        return int(grpc.StatusCode.CANCELLED.value[0])
-    code = context.code() if isinstance(exc, grpc.aio.AbortError) else None
-    return int((code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN).value[0])
-
-
-def _end_call(span: Any, code: int) -> None:
-    span.set_attribute("rpc.grpc.status_code", code)
-    if code:
-        span.set_status(ERROR)
-    span.end()
+        return wrapped(handler, enter, leave)  # reflection's bidirectional stream is not traced
 
 
 def instrument_botocore() -> None:

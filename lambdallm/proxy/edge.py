@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -19,11 +19,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from lambdallm import tier
 from lambdallm.http_protocol import ConnectionLimits, ProblemHttpProtocol
 from lambdallm.metrics import LATENCY_BUCKETS, RETRY_AFTER_S, Children, TokenCounter, send_exposition
-from lambdallm.proxy.decoding import responses
 from lambdallm.proxy.errors import ORIGIN_TRAILER
+from lambdallm.proxy.wrapping import wrapped
 from llm_wire.problems import PROBLEM_JSON, problem_bytes
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class ProxyMetrics:
@@ -74,48 +72,14 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = str(handler_call_details.method)
         limited = method.startswith(self.limited_prefix)
         label = method.lstrip("/")
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, label, limited),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, label, limited),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler  # reflection's bidirectional stream: neither limited nor measured
 
-    def _unary(self, behavior: Behavior, method: str, limited: bool) -> Behavior:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            started = await self._enter(context, method, limited)
-            code = "OK"
-            try:
-                return await behavior(request, context)
-            except BaseException as exc:
-                code = _code_of(exc, context)
-                raise
-            finally:
-                self._leave(method, limited, code, started)
+        async def enter(context: grpc.aio.ServicerContext) -> float:
+            return await self._enter(context, label, limited)
 
-        return unary
+        def leave(started: float, status: grpc.StatusCode) -> None:
+            self._leave(label, limited, status.name, started)
 
-    def _stream(self, behavior: Behavior, method: str, limited: bool) -> Behavior:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = await self._enter(context, method, limited)
-            code = "OK"
-            try:
-                async for message in responses(behavior(request, context)):
-                    yield message
-            except BaseException as exc:
-                code = _code_of(exc, context)
-                raise
-            finally:
-                self._leave(method, limited, code, started)
-
-        return stream
+        return wrapped(handler, enter, leave)  # reflection's bidirectional stream: neither limited nor measured
 
     async def _enter(self, context: grpc.aio.ServicerContext, method: str, limited: bool) -> float:
         started = time.perf_counter()
@@ -140,16 +104,6 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def _record(self, method: str, code: str, started: float) -> None:
         self.metrics.call_count(method, code).inc()
         self.metrics.call_latency(method).observe(time.perf_counter() - started)
-
-
-def _code_of(exc: BaseException, context: grpc.aio.ServicerContext) -> str:
-    """The status a call that raised `exc` ends with: the aborted code, CANCELLED, or gRPC's UNKNOWN."""
-    if isinstance(exc, asyncio.CancelledError):
-        return "CANCELLED"
-    code = context.code() if isinstance(exc, grpc.aio.AbortError) else None
-    if isinstance(code, grpc.StatusCode):
-        return str(code.name)
-    return "UNKNOWN"
 
 
 DEFAULT_LIMITS = ConnectionLimits(body_timeout_s=5.0, max_connections=64)

@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import LATENCY_BUCKETS
-from lambdallm.proxy.edge import ProxyMetrics, _code_of
+from lambdallm.proxy.edge import ProxyMetrics
+from lambdallm.proxy.wrapping import status_of
 from tests.fakes.backend import Reply, problem
 from tests.fakes.raw_http import build_request, send_raw
 from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
@@ -222,9 +223,9 @@ def test_a_call_is_counted_with_the_code_it_ends_with():
         def code(self):
             return grpc.StatusCode.INTERNAL
 
-    assert _code_of(grpc.aio.AbortError(), Context()) == "INTERNAL"
-    assert _code_of(asyncio.CancelledError(), Context()) == "CANCELLED"
-    assert _code_of(RuntimeError("boom"), Context()) == "UNKNOWN"
+    assert status_of(grpc.aio.AbortError(), Context()) == grpc.StatusCode.INTERNAL
+    assert status_of(asyncio.CancelledError(), Context()) == grpc.StatusCode.CANCELLED
+    assert status_of(RuntimeError("boom"), Context()) == grpc.StatusCode.UNKNOWN
 
 
 async def test_every_call_that_ends_gives_its_slot_back_and_no_more(stub, limited):
