@@ -34,6 +34,9 @@ class LoadResult:
     p99_ms: float
     mean_ms: float
     percentiles_ms: dict[str, float] = field(default_factory=dict)  # "1".."99.9" -> ms, for the plot
+    # What the errors were: each non-2xx status ("503") and socket error ("connect", "read", "write", "timeout")
+    # with its count; only kinds that occurred.
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
@@ -122,4 +125,5 @@ def parse(stdout: str, command: str = "wrk", stderr: str = "", returncode: int =
         p99_ms=raw["p99_us"] / 1000,
         mean_ms=raw["mean_us"] / 1000,
         percentiles_ms={pct: us / 1000 for pct, us in raw["percentiles_us"].items()},
+        error_kinds=raw["error_kinds"],
     )

@@ -16,6 +16,7 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   ok, failed, tokens, sent, answered = 0, 0, 0, 0, 0
+  statuses = {} -- each non-2xx status's count, so that a run's failures say what they were
   budget = tonumber(args[2])
   if budget then
     function delay()
@@ -39,6 +40,7 @@ function response(status, headers, body)
     if n then tokens = tokens + tonumber(n) end
   else
     failed = failed + 1
+    statuses[status] = (statuses[status] or 0) + 1
   end
   if budget and answered == budget then
     io.write("WRK_THREAD_DONE\n")
@@ -47,11 +49,23 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local ok_total, failed_total, tokens_total = 0, 0, 0
+  local ok_total, failed_total, tokens_total, status_total = 0, 0, 0, {}
   for _, thread in ipairs(threads) do
     ok_total = ok_total + thread:get("ok")
     failed_total = failed_total + thread:get("failed")
     tokens_total = tokens_total + thread:get("tokens")
+    for status, count in pairs(thread:get("statuses")) do
+      status_total[status] = (status_total[status] or 0) + count
+    end
+  end
+  local kinds = {}
+  for status, count in pairs(status_total) do
+    table.insert(kinds, string.format('"%d":%d', status, count))
+  end
+  for _, kind in ipairs({"connect", "read", "write", "timeout"}) do
+    if summary.errors[kind] > 0 then
+      table.insert(kinds, string.format('"%s":%d', kind, summary.errors[kind]))
+    end
   end
   local points = {}
   for _, pct in ipairs({1, 5, 10, 25, 50, 75, 90, 95, 99, 99.9}) do
@@ -64,5 +78,6 @@ function done(summary, latency, requests)
   io.write(string.format('"socket_errors":%d,"timeouts":%d,', e.connect + e.read + e.write, e.timeout))
   io.write(string.format('"p50_us":%d,"p99_us":%d,', latency:percentile(50), latency:percentile(99)))
   io.write(string.format('"mean_us":%.1f,"max_us":%d,', latency.mean, latency.max))
+  io.write(string.format('"error_kinds":{%s},', table.concat(kinds, ",")))
   io.write(string.format('"percentiles_us":{%s}}\n', table.concat(points, ",")))
 end

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,17 @@ class ScaleOutFigures:
         }
         figures["two_replicas_second_share"] = Spread.of(self.second_share).as_dict(3)
         figures["errors_many"] = sum(r.errors for runs in self.loaded.values() for r in runs)
+        figures["errors_by_mode"] = {mode: error_kinds(runs) for mode, runs in self.loaded.items()}
         figures["connections"] = self.connections
         return figures
+
+
+def error_kinds(runs: list[LoadResult]) -> dict[str, int]:
+    """The runs' errors by kind (a status such as "503", or a socket error: "read", "timeout"...), summed."""
+    total: Counter[str] = Counter()
+    for run in runs:
+        total.update(run.error_kinds)
+    return dict(sorted(total.items()))
 
 
 def markdown_row(scale: dict[str, Any], cell: Callable[[dict[str, float]], str]) -> tuple[str, str]:

@@ -16,7 +16,8 @@ from lambdallm.bench.streaming import Stream, StreamBatch, StreamError, read_cha
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/query
 WRK_JSON {"requests":10,"duration_us":2000000,"ok":8,"non_2xx":2,"tokens":64,"socket_errors":1,"timeouts":0,\
-"p50_us":1500,"p99_us":9000,"mean_us":2000.0,"max_us":9100,"percentiles_us":{"50":1500,"99":9000}}
+"p50_us":1500,"p99_us":9000,"mean_us":2000.0,"max_us":9100,"error_kinds":{"503":2,"read":1},\
+"percentiles_us":{"50":1500,"99":9000}}
 """
 
 
@@ -36,6 +37,7 @@ def test_percentile_is_nearest_rank() -> None:
 def test_wrk_summary_counts_non_2xx_and_socket_errors_as_errors() -> None:
     result = parse(WRK_OUTPUT)
     assert (result.ok, result.errors, result.tokens) == (8, 3, 64)
+    assert result.error_kinds == {"503": 2, "read": 1}
     assert result.p50_ms == 1.5
     assert result.rps == 4.0
     assert result.tokens_per_s_per_request == 4000.0  # 8 tokens a request in 2 ms each

@@ -16,8 +16,18 @@ from lambdallm.stack import Stack
 from tests.fakes.servers import debian_binary
 
 
-def _run(ok: int, errors: int = 0) -> LoadResult:
-    return LoadResult(requests=ok, ok=ok, errors=errors, tokens=0, duration_s=2.0, p50_ms=1, p99_ms=1, mean_ms=1)
+def _run(ok: int, errors: int = 0, kinds: dict[str, int] | None = None) -> LoadResult:
+    return LoadResult(
+        requests=ok,
+        ok=ok,
+        errors=errors,
+        tokens=0,
+        duration_s=2.0,
+        p50_ms=1,
+        p99_ms=1,
+        mean_ms=1,
+        error_kinds=kinds or {},
+    )
 
 
 def test_two_over_one_and_one_over_direct_are_ratios_within_each_repetition() -> None:
@@ -25,7 +35,7 @@ def test_two_over_one_and_one_over_direct_are_ratios_within_each_repetition() ->
         loaded={
             "direct": [_run(1000), _run(800)],
             "one_replica": [_run(900), _run(400)],
-            "two_replicas": [_run(720), _run(400, errors=3)],
+            "two_replicas": [_run(720, errors=2, kinds={"503": 2}), _run(400, errors=3, kinds={"503": 1, "read": 2})],
         },
         haproxy_cpu_ms={"one_replica": [0.2, 0.4], "two_replicas": [0.3, 0.3]},
         second_share=[0.5, 0.25],
@@ -37,7 +47,8 @@ def test_two_over_one_and_one_over_direct_are_ratios_within_each_repetition() ->
     assert (result["one_over_direct_rps_many"]["min"], result["one_over_direct_rps_many"]["max"]) == (0.5, 0.9)
     assert result["haproxy_cpu_ms_per_request"]["one_replica"]["median"] == 0.3
     assert result["two_replicas_second_share"]["min"] == 0.25
-    assert (result["errors_many"], result["connections"]) == (3, 64)
+    assert (result["errors_many"], result["connections"]) == (5, 64)
+    assert result["errors_by_mode"] == {"direct": {}, "one_replica": {}, "two_replicas": {"503": 3, "read": 2}}
     name, value = markdown_row(result, lambda spread: f"{spread['median']:g}")
     assert "HAProxy" in name
     assert value == "450 / 325 / 280; 0.9; 0.7"
