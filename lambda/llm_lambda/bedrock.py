@@ -71,9 +71,10 @@ def _sampling(request: QueryRequest, max_tokens_key: str) -> dict[str, Any]:
 
 
 def takes_system_prompt(model_id: str) -> bool:
-    """Whether Converse accepts `system` for `model_id` (a plain id, an ARN or an inference profile)."""
-    name = model_id.rsplit("/", 1)[-1]
-    return not any(family in name for family in NO_SYSTEM_PROMPT)
+    """Whether Converse accepts `system` for `model_id` (a plain id, an ARN or an inference profile). The family
+    is looked for in the whole id: a custom model's ARN names its base model before its own last part
+    (`...:custom-model/amazon.titan-text-express-v1:0:8k/abc123`), and no region or account holds a family name."""
+    return not any(family in model_id for family in NO_SYSTEM_PROMPT)
 
 
 def converse_request(model_id: str, request: QueryRequest) -> dict[str, Any]:

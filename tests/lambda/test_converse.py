@@ -70,6 +70,22 @@ def test_system_goes_to_system_for_a_model_that_takes_one() -> None:
 
 
 @pytest.mark.parametrize(
+    "model_id",
+    [
+        "amazon.titan-text-premier-v1:0",
+        "us.amazon.titan-text-premier-v1:0",  # a cross-region inference profile
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-text-express-v1",
+        "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.titan-text-express-v1:0:8k/a1b2c3d4e5f6",
+    ],
+)
+def test_a_titan_model_gets_no_system_field_however_it_is_named(model_id: str) -> None:
+    request = QueryRequest(None, 5, messages=(Turn("user", "Hi"),), system="Be brief.")
+    arguments = bedrock.converse_request(model_id, request)
+    assert "system" not in arguments
+    assert arguments["messages"] == [{"role": "user", "content": [{"text": "Be brief.\n\nHi"}]}]
+
+
+@pytest.mark.parametrize(
     ("reason", "finish"),
     [
         ("end_turn", "stop"),
