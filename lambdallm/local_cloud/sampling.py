@@ -52,22 +52,6 @@ def sampler_chain(request: GenerationRequest) -> Any:
     return chain
 
 
-def draw_within(grammar: Any, chain: Any, logits: Any) -> int:
-    """A token drawn from the whole vocabulary (`logits`) after `grammar` has ruled out what it does not allow:
-    the highest left without a `chain` (greedy decoding), else the chain's draw.
-
-    The grammar is tried on the best BEST_FIRST tokens first: a grammar's pass over a vocabulary of 262,144 tokens
-    (Gemma's) costs more than the model's step. The draw is the same as over the whole vocabulary whenever the best
-    tokens hold enough allowed ones: any allowed token outside them has a lower logit than each of them, so the
-    highest allowed (greedy), or the TOP_K highest allowed that the chain keeps, are all among them. Otherwise, the
-    whole vocabulary."""
-    token = _draw_among_best(grammar, chain, logits)
-    if token is None:
-        token, _ = _draw_among(grammar, chain, logits, np.arange(len(logits)), 0)
-    assert token is not None  # a draw that needs no allowed token always draws
-    return token
-
-
 class FewAllowed:
     """The tokens a grammar allows where it allows few, by grammar and the tokens it has accepted (which fix where it
     stands): what a pass over the whole vocabulary found, so that the next request to stand there (the same schema's
@@ -108,9 +92,15 @@ class Guide:
         self._accepted.append(token)
 
     def draw(self, chain: Any, logits: Any) -> int:
-        """`draw_within` this grammar where it stands: the same token, with a pass over the whole vocabulary at most
-        once per place where the grammar allows few tokens (it allows the same ones there every time): there, later
-        draws are among those few alone."""
+        """A token drawn from the whole vocabulary (`logits`) after this grammar, where it stands, has ruled out what
+        it does not allow: the highest left without a `chain` (greedy decoding), else the chain's draw.
+
+        The grammar is tried on the best BEST_FIRST tokens first: a grammar's pass over a vocabulary of 262,144
+        tokens (Gemma's) costs more than the model's step. The draw is the same as over the whole vocabulary whenever
+        the best tokens hold enough allowed ones: any allowed token outside them has a lower logit than each of them,
+        so the highest allowed (greedy), or the TOP_K highest allowed that the chain keeps, are all among them.
+        Otherwise, the whole vocabulary, at most once per place where the grammar allows few tokens (it allows the
+        same ones there every time): there, later draws are among those few alone."""
         place = (self.grammar, tuple(self._accepted))
         known = self._memory.get(place)
         if known is not None:
@@ -127,7 +117,7 @@ class Guide:
 
 
 def _draw_among_best(grammar: Any, chain: Any, logits: Any) -> int | None:
-    """The draw among the best BEST_FIRST tokens, or None if they hold too few allowed ones (see draw_within)."""
+    """The draw among the best BEST_FIRST tokens, or None if they hold too few allowed ones (see Guide.draw)."""
     threshold = np.partition(logits, -BEST_FIRST)[-BEST_FIRST] if len(logits) > BEST_FIRST else -np.inf
     best = np.flatnonzero(logits >= threshold)  # in id order, ties with the last included, as argmax breaks them
     return _draw_among(grammar, chain, logits, best, 1 if chain is None else TOP_K)[0]

@@ -20,7 +20,6 @@ from lambdallm.local_cloud.sampling import (
     FewAllowed,
     Guide,
     allows,
-    draw_within,
     sampler_chain,
     token_array,
 )
@@ -69,19 +68,23 @@ def grammar_after(vocabulary: Any, text: str) -> Any:
 def test_the_draw_among_the_best_tokens_is_the_whole_vocabulary_draw(
     vocabulary: Any, text: str, temperature: float
 ) -> None:
+    guide = guide_after(vocabulary, text, FewAllowed(places=0))  # remembers nothing: every draw tries the best first
     grammar = grammar_after(vocabulary, text)
     rng = np.random.default_rng(7)
     request = GenerationRequest("", max_tokens=1, temperature=temperature, top_p=0.95, seed=11)
-    for _ in range(20):
-        logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
-        chains = sampler_chain(request), sampler_chain(request)  # the same seed: the same draw from the same set
-        try:
-            assert draw_within(grammar, chains[0], logits) == whole_vocabulary_draw(grammar, chains[1], logits)
-        finally:
-            for chain in chains:
-                if chain is not None:
-                    llama_cpp.llama_sampler_free(chain)
-    llama_cpp.llama_sampler_free(grammar)
+    try:
+        for _ in range(20):
+            logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
+            chains = sampler_chain(request), sampler_chain(request)  # the same seed: the same draw from the same set
+            try:
+                assert guide.draw(chains[0], logits) == whole_vocabulary_draw(grammar, chains[1], logits)
+            finally:
+                for chain in chains:
+                    if chain is not None:
+                        llama_cpp.llama_sampler_free(chain)
+    finally:
+        guide.free()
+        llama_cpp.llama_sampler_free(grammar)
 
 
 def guide_after(vocabulary: Any, text: str, memory: FewAllowed) -> Guide:
