@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -102,6 +103,8 @@ class LeanTracer:
     def __init__(self, provider: Any, processor: Any, scope: InstrumentationScope = SCOPE) -> None:
         self.sampler, self.ids, self.resource = provider.sampler, provider.id_generator, provider.resource
         self.processor, self.scope = processor, scope
+        self.follows_parent = follows_parent(self.sampler)
+        self.samples_roots = self.follows_parent and self.sampler._root is ALWAYS_ON  # trace_ratio 1.0
 
     def start_span(
         self,
@@ -114,21 +117,27 @@ class LeanTracer:
         """A span, the child of `context`'s current span (None: the current context's), recording when sampled."""
         parent = trace.get_current_span(context).get_span_context()
         parent_context = parent if parent.is_valid else None
-        trace_id = parent.trace_id if parent_context else self.ids.generate_trace_id()
-        result = self.sampler.should_sample(context, trace_id, name, kind, attributes)
-        sampled = result.decision.is_sampled()
+        if parent_context and self.follows_parent:  # the sampler's own answers, without asking it
+            trace_id, sampled, trace_state, kept = (
+                parent.trace_id,
+                parent.trace_flags.sampled,
+                parent.trace_state,
+                attributes,
+            )
+        elif not parent_context and self.samples_roots:
+            trace_id, sampled, trace_state, kept = self.ids.generate_trace_id(), True, None, attributes
+        else:
+            trace_id = parent.trace_id if parent_context else self.ids.generate_trace_id()
+            result = self.sampler.should_sample(context, trace_id, name, kind, attributes)
+            sampled, trace_state, kept = result.decision.is_sampled(), result.trace_state, result.attributes
         span_context = SpanContext(
-            trace_id,
-            self.ids.generate_span_id(),
-            False,
-            SAMPLED if sampled else NOT_SAMPLED,
-            result.trace_state,
+            trace_id, self.ids.generate_span_id(), False, SAMPLED if sampled else NOT_SAMPLED, trace_state
         )
         if not sampled:
             return NonRecordingSpan(span_context)
         span = LeanSpan(self, name, span_context, parent_context, kind)
-        if result.attributes:
-            span.set_attributes(result.attributes)
+        if kept:
+            span.set_attributes(kept)
         return span
 
     @contextmanager
@@ -171,6 +180,21 @@ class LeanTracer:
         span.events.extend(Event(event, None, at) for event, at in events)
         span.end(end)
         return context
+
+
+def follows_parent(sampler: Any) -> bool:
+    """Whether `sampler` samples a span with a parent as its parent was (ParentBased with its default delegates, as
+    every tier's is), keeping the parent's trace state and the span's attributes."""
+    delegates = (
+        "_remote_parent_sampled",
+        "_local_parent_sampled",
+        "_remote_parent_not_sampled",
+        "_local_parent_not_sampled",
+    )
+    expected = (ALWAYS_ON, ALWAYS_ON, ALWAYS_OFF, ALWAYS_OFF)
+    return type(sampler) is ParentBased and all(
+        getattr(sampler, d, None) is e for d, e in zip(delegates, expected, strict=True)
+    )
 
 
 class LeanProvider(TracerProvider):
