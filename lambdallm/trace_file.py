@@ -9,37 +9,50 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode  # what orjson refuses: ints past 64 bits
 _kinds: dict[Any, str] = {}  # SpanKind -> its str(), made once each
+_resources: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(resource) -> (resource, its field), made once each
 
 
-def span_line(span: ReadableSpan) -> str:
-    """The span as one line: the fields and names of the SDK's `ReadableSpan.to_json`, times in nanoseconds since
-    the epoch (its own writer, indented with ISO times, took most of the exporter's time), the fixed fields
-    formatted here and only the free ones (names, attributes) through the JSON encoder."""
-    context, parent, kind = span.context, span.parent, span.kind
+def span_fields(span: ReadableSpan) -> dict[str, Any]:
+    """The span's fields as one line holds them: those of the SDK's `ReadableSpan.to_json`, in its order and with
+    its names, times in nanoseconds since the epoch (its own writer, indented with ISO times, took most of the
+    exporter's time). A LeanSpan (lambdallm/trace_lean.py) reads the same."""
+    context, parent, kind, resource = span.context, span.parent, span.kind, span.resource
     if kind not in _kinds:
-        _kinds[kind] = _encode(str(kind))
-    ids = f'{{"trace_id":"0x{context.trace_id:032x}","span_id":"0x{context.span_id:016x}"}}' if context else "{}"
-    events = span.events
-    listed = (
-        _encode([{"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})} for e in events])
-        if events
-        else "[]"
-    )
-    service = _encode(span.resource.attributes.get("service.name"))
-    parent_id = f'"0x{parent.span_id:016x}"' if parent else "null"
-    return (
-        f'{{"name":{_encode(span.name)},"context":{ids},"kind":{_kinds[kind]},'
-        f'"parent_id":{parent_id},'
-        f'"start_time":{_encode(span.start_time)},"end_time":{_encode(span.end_time)},'
-        f'"status":{{"status_code":"{span.status.status_code.name}"}},'
-        f'"attributes":{_encode(dict(span.attributes or {}))},'
-        f'"events":{listed},"resource":{{"attributes":{{"service.name":{service}}}}}}}'
-    )
+        _kinds[kind] = str(kind)
+    if id(resource) not in _resources:
+        _resources[id(resource)] = resource, {"attributes": {"service.name": resource.attributes.get("service.name")}}
+    attributes = span.attributes
+    return {
+        "name": span.name,
+        "context": {"trace_id": f"0x{context.trace_id:032x}", "span_id": f"0x{context.span_id:016x}"}
+        if context
+        else {},
+        "kind": _kinds[kind],
+        "parent_id": f"0x{parent.span_id:016x}" if parent else None,
+        "start_time": span.start_time,
+        "end_time": span.end_time,
+        "status": {"status_code": span.status.status_code.name},
+        "attributes": attributes if type(attributes) is dict else dict(attributes or {}),
+        "events": [
+            {"name": e.name, "timestamp": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events
+        ],
+        "resource": _resources[id(resource)][1],
+    }
+
+
+def span_line(span: ReadableSpan) -> bytes:
+    """The span as one JSON line (orjson's: a tenth of the standard encoder's time)."""
+    fields = span_fields(span)
+    try:
+        return orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        return (_encode(fields) + "\n").encode()
 
 
 class JsonLinesExporter(SpanExporter):
@@ -51,7 +64,7 @@ class JsonLinesExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Write the batch in one append."""
-        lines = "".join(span_line(span) + "\n" for span in spans).encode()
+        lines = b"".join(map(span_line, spans))
         with self._lock:
             if self._fd < 0:
                 return SpanExportResult.FAILURE

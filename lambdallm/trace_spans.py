@@ -16,10 +16,9 @@ from typing import Any
 import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.propagators import textmap
 from opentelemetry.propagators.aws import AwsXRayPropagator
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -29,7 +28,6 @@ from lambdallm.proxy.wrapping import wrapped
 SERVER = SpanKind.SERVER
 ERROR = Status(StatusCode.ERROR)
 TRACE_HEADERS = (b"traceparent", b"tracestate", b"x-amzn-trace-id")  # W3C's and X-Ray's: all the propagator reads
-SCOPE = InstrumentationScope("lambdallm")  # the scope of the spans the tiers' tracers make
 ROOT = otel_context.Context()  # a request that brings no trace starts one: no parent, whatever is current
 NAMES_KEPT = 256
 SpanNamer = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
@@ -48,14 +46,50 @@ def extracted(carrier: dict[str, str]) -> otel_context.Context:
     cost."""
     if not carrier:
         return ROOT
-    if carrier.keys() <= ONLY_TRACEPARENT and (match := TRACEPARENT.fullmatch(carrier.get("traceparent", ""))):
-        trace_id, span_id, flags = int(match[1], 16), int(match[2], 16), int(match[3], 16)
-        if trace_id and span_id:
-            remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
-            return trace.set_span_in_context(NonRecordingSpan(remote), ROOT)
+    if carrier.keys() <= ONLY_TRACEPARENT and (remote := _remote(carrier.get("traceparent"))):
+        return trace.set_span_in_context(NonRecordingSpan(remote), ROOT)
     if "x-amzn-trace-id" in carrier:  # the X-Ray propagator looks its header up by its own spelling only
         carrier = carrier | {"X-Amzn-Trace-Id": carrier["x-amzn-trace-id"]}
     return PROPAGATOR.extract(carrier, ROOT)
+
+
+def _remote(traceparent: object) -> SpanContext | None:
+    """The caller's span context in a version-00 `traceparent`, None if it is not one (or its ids are zeros)."""
+    if type(traceparent) is str and (match := TRACEPARENT.fullmatch(traceparent)):
+        trace_id, span_id, flags = int(match[1], 16), int(match[2], 16), int(match[3], 16)
+        if trace_id and span_id:
+            return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    return None
+
+
+class LeanPropagator(textmap.TextMapPropagator):
+    """PROPAGATOR, with `extracted`'s and `inject`'s shortcuts where they give what it gives (a dict carrier with a
+    version-00 `traceparent` and no `tracestate`; the current context, a dict carrier): the global one, for code
+    that propagates through the API (the Lambda's span)."""
+
+    def extract(
+        self, carrier: Any, context: otel_context.Context | None = None, getter: Any = textmap.default_getter
+    ) -> otel_context.Context:
+        """The context in `carrier`'s trace headers, on `context` (None: the current one)."""
+        plain = getter is textmap.default_getter and type(carrier) is dict and "tracestate" not in carrier
+        if plain and (remote := _remote(carrier.get("traceparent"))):  # W3C's wins over X-Ray's in PROPAGATOR too
+            base = otel_context.get_current() if context is None else context
+            return trace.set_span_in_context(NonRecordingSpan(remote), base)
+        return PROPAGATOR.extract(carrier, context, getter)
+
+    def inject(
+        self, carrier: Any, context: otel_context.Context | None = None, setter: Any = textmap.default_setter
+    ) -> None:
+        """Write the trace of `context` (None: the current one) into `carrier`."""
+        if context is None and setter is textmap.default_setter and type(carrier) is dict:
+            inject(carrier)
+        else:
+            PROPAGATOR.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        """The headers it reads and writes."""
+        return PROPAGATOR.fields
 
 
 def inject(carrier: Any, xray: bool = True) -> None:
@@ -163,36 +197,3 @@ def instrument_botocore() -> None:
         return prepare_request(endpoint, request)
 
     Endpoint.prepare_request = traced_request
-
-
-def finished_span(
-    provider: Any,
-    processor: Any,
-    name: str,
-    parent: Any,
-    start: int,
-    end: int,
-    attributes: dict[str, Any] | None,
-    events: tuple[tuple[str, int], ...],
-) -> SpanContext | None:
-    """A span already over, handed to `processor` (the provider's exporting one) as a ReadableSpan: the record
-    the SDK's live span makes at its end, without its sampler, locks and copies (see tracing.finished_span)."""
-    if parent is None:
-        parent = trace.get_current_span().get_span_context()
-    if not parent.is_valid or not parent.trace_flags.sampled:
-        return None
-    context = SpanContext(parent.trace_id, provider.id_generator.generate_span_id(), False, parent.trace_flags)
-    processor.on_end(
-        ReadableSpan(
-            name,
-            context,
-            parent,
-            provider.resource,
-            attributes or {},
-            tuple(Event(event, timestamp=at) for event, at in events),
-            start_time=start,
-            end_time=end,
-            instrumentation_scope=SCOPE,
-        )
-    )
-    return context

@@ -15,9 +15,8 @@ _on = False
 _settings = TraceSettings()
 _providers: dict[str, Any] = {}  # by service, those made by provider_for
 _hooks: dict[str, Any] = {}  # the propagators' inject and the current span's getter, once configured
-_processors: dict[str, Any] = {}  # by service, each provider's span processor (finished_span hands it spans)
+_processor: list[Any] = []  # the process's one exporting span processor, shared by its providers
 _process_service = [""]  # the service of the process's own provider, the global one
-_tracers: dict[str, Any] = {}  # by service ("": the process's provider), made by tracer
 
 
 def configure(settings: TraceSettings, service: str) -> bool:
@@ -36,9 +35,9 @@ def configure(settings: TraceSettings, service: str) -> bool:
     _settings = settings
     trace.set_tracer_provider(provider_for(service))
     _process_service[:] = [service]
-    from lambdallm.trace_spans import PROPAGATOR, inject
+    from lambdallm.trace_spans import PROPAGATOR, LeanPropagator, inject
 
-    propagate.set_global_textmap(PROPAGATOR)  # for the Lambda's span (lambda/llm_lambda/tracing.py)
+    propagate.set_global_textmap(LeanPropagator())  # for the Lambda's span (lambda/llm_lambda/tracing.py)
     # What each request calls, looked up once here rather than imported per call.
     _hooks.update(fields=frozenset(name.lower() for name in PROPAGATOR.fields), inject=inject)
     _hooks["current_span"] = trace.get_current_span
@@ -48,34 +47,31 @@ def configure(settings: TraceSettings, service: str) -> bool:
 
 def provider_for(service: str) -> Any:
     """A tracer provider of its own for `service` (a tier that shares its process with others: the local cloud's
-    API Gateway and Bedrock beside the Lambda), exporting as configured; one per service."""
+    API Gateway and Bedrock beside the Lambda), its tracers lean (lambdallm/trace_lean.py); one per service, all
+    of a process exporting through one span processor (one thread, one file or connection)."""
     if service in _providers:
         return _providers[service]
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 
+    from lambdallm.trace_lean import LeanProvider
+
+    if not _processor:
+        _processor.append(BatchSpanProcessor(_exporter(_settings)))
     ratio = _settings.trace_ratio
-    provider = TracerProvider(
+    provider = LeanProvider(
+        _processor[0],
         resource=Resource.create({"service.name": service}),
         sampler=ParentBased(ALWAYS_ON if ratio >= 1.0 else TraceIdRatioBased(ratio)),
     )
-    processor = BatchSpanProcessor(_exporter(_settings))
-    provider.add_span_processor(processor)
-    _processors[service] = processor
     return _providers.setdefault(service, provider)
 
 
 def tracer(service: str) -> Any:
-    """The tracer of `service`'s own provider, if one was made, else the process's (made once, then kept): lean
-    spans exported through that provider's processor (lambdallm/trace_lean.py)."""
-    if service not in _tracers:
-        from lambdallm.trace_lean import LeanTracer
-
-        key = service if service in _providers else _process_service[0]
-        _tracers[service] = LeanTracer(_providers[key], _processors[key])
-    return _tracers[service]
+    """The tracer of `service`'s own provider, if one was made, else the process's: lean spans
+    (lambdallm/trace_lean.py)."""
+    return _providers.get(service, _providers[_process_service[0]]).get_tracer("lambdallm")
 
 
 def finished_span(
@@ -90,9 +86,7 @@ def finished_span(
     """An INTERNAL span of `service` that has already ended (times in ns since the epoch), the child of `parent`
     (a span context; None: the current span's), handed to the exporter as it is; its context, or None when the
     parent is not sampled (or there is none)."""
-    from lambdallm.trace_spans import finished_span as finish
-
-    return finish(_providers[service], _processors[service], name, parent, start, end, attributes, events)
+    return tracer(service).finished(name, parent, start, end, attributes, events)
 
 
 def _exporter(settings: TraceSettings) -> Any:
@@ -104,8 +98,10 @@ def _exporter(settings: TraceSettings) -> Any:
         return JsonLinesExporter(settings.trace_file)
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+    from lambdallm.trace_lean import AsReadable
+
     endpoint = settings.trace_endpoint or None  # the SDK's default (or OTEL_EXPORTER_OTLP_*): localhost:4318
-    return OTLPSpanExporter(endpoint=endpoint, headers=otlp_headers(settings.trace_headers))
+    return AsReadable(OTLPSpanExporter(endpoint=endpoint, headers=otlp_headers(settings.trace_headers)))
 
 
 def otlp_headers(text: str) -> dict[str, str]:

@@ -174,3 +174,38 @@ def test_the_hand_written_propagation_reads_and_writes_what_the_propagators_do(f
         trace_spans.otel_context.detach(token)
     assert written == expected and set(expected) == {"X-Amzn-Trace-Id", "traceparent"}
     assert w3c_only == {"traceparent": carrier["traceparent"]}
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "content-type": "application/json"},
+        {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", "tracestate": "k=v"},
+        {"x-amzn-trace-id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"},
+        {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"},
+        {"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"},
+        {},
+    ],
+)
+def test_the_global_propagator_reads_and_writes_what_the_propagators_do(carrier: dict[str, str]) -> None:
+    """The global propagator (the Lambda's span reads its event's headers through it): its shortcut for a plain
+    `traceparent` gives the propagators' context, on the current context, and writes their headers."""
+    from opentelemetry import trace
+
+    from lambdallm import trace_spans
+
+    ours, theirs = trace_spans.LeanPropagator(), trace_spans.PROPAGATOR
+    read = ours.extract(carrier)
+    assert (
+        trace.get_current_span(read).get_span_context()
+        == trace.get_current_span(theirs.extract(carrier)).get_span_context()
+    )
+    token = trace_spans.otel_context.attach(read)
+    try:
+        written: dict[str, str] = {}
+        expected: dict[str, str] = {}
+        ours.inject(written)
+        theirs.inject(expected)
+    finally:
+        trace_spans.otel_context.detach(token)
+    assert written == expected and ours.fields == theirs.fields
