@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from lambdallm.http_protocol import ConnectionLimits
 from lambdallm.local_cloud.server import running_local_cloud
-from lambdallm.proxy.edge import start_metrics_server
+from lambdallm.proxy.metrics import start_metrics_server
 from lambdallm.settings import CloudSettings
 from tests.fakes.raw_http import build_request, closed_by_server, parse_answer, read_until_closed, send_raw
 from tests.fakes.stack import AUTHORIZATION, running_rest

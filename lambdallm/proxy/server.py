@@ -17,7 +17,8 @@ from lambdallm.http_protocol import ConnectionLimits
 from lambdallm.proxy.auth import RequireToken, proxy_tokens
 from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.decoding import DecodeRequests
-from lambdallm.proxy.edge import Edge, ProxyMetrics, start_metrics_server
+from lambdallm.proxy.edge import Edge
+from lambdallm.proxy.metrics import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.reflection import enable_reflection
 from lambdallm.proxy.service import SERVICE_NAME, BackendHealth, LlmService
 from lambdallm.settings import ProxySettings, SettingsError

@@ -30,10 +30,11 @@ from lambdallm.metrics import Measured
 from lambdallm.rest import auth, problems
 from lambdallm.rest.balancing import SERVICE_CONFIG
 from lambdallm.rest.body_limit import body_limit
-from lambdallm.rest.edge import Admission, Edge, RestMetrics, RouteLabels, keyed_operations
+from lambdallm.rest.edge import Admission, Edge, keyed_operations
 from lambdallm.rest.limit_store import LimitStore, store_for
 from lambdallm.rest.limits import KeyLimits
 from lambdallm.rest.llm import ProxyClient
+from lambdallm.rest.metrics import RestMetrics, RouteLabels
 from lambdallm.rest.middleware import RequestContext
 from lambdallm.rest.openai_errors import PREFIX as OPENAI_PREFIX
 from lambdallm.rest.openai_errors import OpenAIErrors

@@ -1,5 +1,5 @@
-"""The REST tier's edge: GET /metrics, route labels, and admission: at most `max_in_flight` authenticated
-requests at once (a 429 beyond).
+"""The REST tier's edge: GET /metrics, and admission: at most `max_in_flight` authenticated requests at once (a
+429 beyond). The metrics themselves and their route labels are rest/metrics.py.
 
 /metrics is served in front of Connexion, so a scrape costs no routing or validation. Admission runs after
 Connexion's routing and security and before its validation: only a request to an operation that needs the API
@@ -10,65 +10,21 @@ client holds one. A request refused here never waits: there is no queue in front
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lambdallm.body import ClientGone, read_body
-from lambdallm.metrics import RETRY_AFTER_S, UNMATCHED, HttpMetrics, TokenCounter, send_exposition
+from lambdallm.metrics import RETRY_AFTER_S, send_exposition
 from lambdallm.rest.middleware import with_body
 from lambdallm.rest.problems import send_problem
 
+if TYPE_CHECKING:  # rest/metrics.py reads the routed ids from here
+    from lambdallm.rest.metrics import RestMetrics
+
 METRICS_PATH = "/metrics"
 _ROUTING = "connexion_routing"  # where Connexion's router writes the operation it matched
-
-
-class RestMetrics:
-    """The REST tier's metrics, in a registry of their own (docs/metrics.md)."""
-
-    def __init__(self, max_in_flight: int) -> None:
-        self.registry = CollectorRegistry()
-        self.http = HttpMetrics("lambdallm_rest", self.registry)
-        now = "Requests counted against max_in_flight now"
-        self.in_flight = Gauge("lambdallm_rest_requests_in_flight", now, registry=self.registry)
-        limit = Gauge("lambdallm_rest_max_in_flight", "The max_in_flight setting", registry=self.registry)
-        limit.set(max_in_flight)
-        why = "Requests refused with 429 because max_in_flight were in flight"
-        self.refused = Counter("lambdallm_rest_refused", why, registry=self.registry)
-        self.tokens = TokenCounter("lambdallm_rest", self.registry)
-
-
-class RouteLabels:
-    """The route label of a request: the path template of the operation Connexion routed it to, else one of a
-    few fixed values, never the raw path."""
-
-    def __init__(self, *specs: Path) -> None:
-        self.templates: dict[str, str] = {}
-        for spec in specs:
-            document = yaml.safe_load(spec.read_text())
-            base = urlsplit(document.get("servers", [{}])[0].get("url", "")).path.rstrip("/")
-            self.templates |= {
-                routed_id(operation): base + path
-                for path, item in document["paths"].items()
-                for operation in item.values()
-                if isinstance(operation, dict) and "operationId" in operation
-            }
-        self.fixed = {p for p in self.templates.values() if "{" not in p} | {METRICS_PATH, "/openapi.json"}
-
-    def __call__(self, scope: Scope) -> str:
-        routed = scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id")
-        if isinstance(routed, str) and routed in self.templates:
-            return self.templates[routed]
-        path: str = scope["path"]
-        if path in self.fixed:
-            return path
-        for fixed in ("/ui", "/playground"):  # Swagger UI's files and the playground's, one label each
-            if path == fixed or path.startswith(fixed + "/"):
-                return fixed
-        return UNMATCHED
 
 
 def keyed_operations(spec: Path) -> frozenset[str]:

@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from lambdallm.local_cloud.metrics import CloudMetrics
 from lambdallm.local_cloud.models import ModelHost
-from lambdallm.proxy.edge import ProxyMetrics
-from lambdallm.rest.edge import RestMetrics
+from lambdallm.proxy.metrics import ProxyMetrics
+from lambdallm.rest.metrics import RestMetrics
 from lambdallm.rest.usage import UsageMetrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import grpc
 
 import lambdallm.rest  # noqa: F401  (imports connexion with its dependency warnings silenced)
 from lambdallm.proxy.backend import Backend
-from lambdallm.proxy.edge import ProxyMetrics, start_metrics_server
+from lambdallm.proxy.metrics import ProxyMetrics, start_metrics_server
 from lambdallm.proxy.server import create_server
 from lambdallm.settings import ProxySettings
 from lambdallm.tier import ANNOUNCE_FILE

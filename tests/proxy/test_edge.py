@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm.metrics import LATENCY_BUCKETS
-from lambdallm.proxy.edge import ProxyMetrics
+from lambdallm.proxy.metrics import ProxyMetrics
 from lambdallm.proxy.wrapping import status_of
 from tests.fakes.backend import Reply, problem
 from tests.fakes.raw_http import build_request, send_raw

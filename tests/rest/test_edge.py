@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lambdallm.rest.edge import RestMetrics
+from lambdallm.rest.metrics import RestMetrics
 from tests.fakes.backend import Reply
 from tests.fakes.stack import AUTHORIZATION, running_rest
 from tests.scrape import moved, scrape_async, value

@@ -161,9 +161,12 @@ async def test_over_its_tokens_per_minute_a_key_waits_for_the_next_window(servic
         streamed = await client.post("/query", json=VALID, headers={"Accept": "text/event-stream"})
         assert streamed.status_code == 200  # a streamed answer's usage counts too
         refused = await client.post("/query", json=VALID)
+        scraped = samples((await client.get("/metrics")).text)
 
     assert_problem(refused, 429, f"tokens_per_minute limit ({TOKENS_PER_ANSWER})")
     assert 1 <= int(refused.headers["retry-after"]) <= 60
+    # Under its key and its model, as a whole answer's usage is.
+    assert value(scraped, "lambdallm_rest_key_requests_total", key="team-a", model=DEFAULT_MODEL) == 1
 
 
 async def test_a_key_holds_its_concurrent_streams_until_they_end(service, team_a):

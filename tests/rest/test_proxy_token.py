@@ -45,7 +45,8 @@ async def test_a_tier_whose_token_the_proxy_refuses_is_not_ready(proxy):
 
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
-    assert "refuses this tier's token" in ready.json()["detail"]
+    detail = "the gRPC proxy refuses this tier's token (UNAUTHENTICATED): check grpc_token or grpc_token_file"
+    assert ready.json()["detail"] == detail  # what to check, in the words of the settings
     assert "not-the-proxys-token" not in ready.text
 
 

@@ -11,7 +11,8 @@ from prometheus_client import generate_latest
 
 from lambdallm.metrics import Measured
 from lambdallm.rest.app import SnakeCaseResolver
-from lambdallm.rest.edge import Edge, RestMetrics, RouteLabels, keyed_operations
+from lambdallm.rest.edge import Edge, keyed_operations
+from lambdallm.rest.metrics import RestMetrics, RouteLabels
 from tests.scrape import samples
 
 TEMPLATED = """
