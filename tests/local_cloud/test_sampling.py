@@ -52,6 +52,18 @@ def whole_vocabulary_draw(grammar: Any, chain: Any, logits: Any) -> int:
     return int(array.data[array.selected].id)
 
 
+def assert_draws_as_the_whole_vocabulary(guide: Guide, reference: Any, request: GenerationRequest, logits: Any) -> None:
+    """The guide's draw is the reference grammar's over the whole vocabulary, each with its own chain of the
+    request's (the same seed: the same draw from the same set)."""
+    chains = sampler_chain(request), sampler_chain(request)
+    try:
+        assert guide.draw(chains[0], logits) == whole_vocabulary_draw(reference, chains[1], logits)
+    finally:
+        for chain in chains:
+            if chain is not None:
+                llama_cpp.llama_sampler_free(chain)
+
+
 def grammar_after(vocabulary: Any, text: str) -> Any:
     """The schema's grammar sampler, having accepted the tokens of `text`."""
     grammar = vocabulary.grammar_sampler(json_grammar(STORY))
@@ -75,13 +87,7 @@ def test_the_draw_among_the_best_tokens_is_the_whole_vocabulary_draw(
     try:
         for _ in range(20):
             logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
-            chains = sampler_chain(request), sampler_chain(request)  # the same seed: the same draw from the same set
-            try:
-                assert guide.draw(chains[0], logits) == whole_vocabulary_draw(grammar, chains[1], logits)
-            finally:
-                for chain in chains:
-                    if chain is not None:
-                        llama_cpp.llama_sampler_free(chain)
+            assert_draws_as_the_whole_vocabulary(guide, grammar, request, logits)
     finally:
         guide.free()
         llama_cpp.llama_sampler_free(grammar)
@@ -115,13 +121,7 @@ def test_a_place_that_allows_few_tokens_is_passed_over_once_and_draws_as_the_who
         for _ in range(10):
             logits = rng.normal(0.0, 3.0, vocabulary.size).astype(np.float32)
             for guide in guides:
-                chains = sampler_chain(request), sampler_chain(request)
-                try:
-                    assert guide.draw(chains[0], logits) == whole_vocabulary_draw(reference, chains[1], logits)
-                finally:
-                    for chain in chains:
-                        if chain is not None:
-                            llama_cpp.llama_sampler_free(chain)
+                assert_draws_as_the_whole_vocabulary(guide, reference, request, logits)
     finally:
         for guide in guides:
             guide.free()
