@@ -22,6 +22,13 @@ TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
 FRACTION = '"." [0-9] [0-9]? [0-9]? [0-9]? [0-9]? [0-9]?'  # up to six decimals: a number never runs away
 
 
+# JSON allows no raw control character in a string (RFC 8259, section 7: U+0000 to U+001F must be escaped).
+# llama-cpp-python's converter lets any character but `"` and `\\` in, so a model could write a raw newline inside a
+# string and the answer would not parse; llama.cpp's own converter leaves them out, as this rule does.
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
+
 class SchemaRefused(ValueError):
     """The schema is not a JSON Schema, or uses what no grammar here can enforce."""
 
@@ -61,7 +68,7 @@ def _convert(schema: Any, root: str) -> str:
         converter.visit(resolved, "")
     except (AssertionError, KeyError, ValueError, RecursionError) as exc:
         raise SchemaRefused(f"the schema uses a feature structured output does not support: {exc}") from exc
-    gbnf: str = converter.format_grammar()
+    gbnf: str = converter.format_grammar().replace(_LOOSE_CHAR, _JSON_CHAR)
     if root != "root":
         gbnf = "\n".join(
             f"{root} ::={line[len('root ::=') :]}" if line.startswith("root ::=") else line

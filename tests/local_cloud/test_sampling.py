@@ -145,3 +145,17 @@ def test_a_place_is_the_grammar_and_the_tokens_it_accepted(vocabulary: Any) -> N
             guide.free()
 
     assert len(memory) == 2  # after `{` (twice) and after `{"story"`
+
+
+def test_a_string_takes_no_raw_control_character_only_its_escape(vocabulary: Any) -> None:
+    """JSON allows no raw newline or tab in a string (a model that wrote one answered JSON that does not parse)."""
+    grammar = grammar_after(vocabulary, '{"story": "Once upon')
+    try:
+        for raw in ("\n", "\t", "\r", "\n\n"):
+            token = vocabulary.tokenize(raw, parse_special=False)[-1]
+            assert not allows(grammar, token), repr(raw)
+        escaped = vocabulary.tokenize("\\n", parse_special=False)[1]  # a backslash, or the pair as one token
+        assert allows(grammar, escaped)
+        assert allows(grammar, vocabulary.tokenize(" a time", parse_special=False)[1])
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
