@@ -214,3 +214,24 @@ async def test_losing_a_rest_replica_and_a_proxy_under_load_loses_only_what_they
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"the restarted REST replica ({rest_back}) or proxy ({proxy_back}) took no load")
+
+
+async def test_a_client_that_hangs_up_through_haproxy_stops_its_work_at_the_backend(scaled_out: ScaledOut) -> None:
+    fake = scaled_out.fake
+    fake.replies.append(Reply(hold=asyncio.Event()))  # a whole answer that never comes unless it is cancelled
+    host, port = scaled_out.url.removeprefix("http://").split(":")
+    body = b'{"prompt": "whole", "max_tokens": 5}'
+    request = (
+        f"POST /query HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTHORIZATION['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    await fake.wait_for_queries(1)
+
+    writer.close()  # the client leaves before its answer
+    await writer.wait_closed()
+
+    # HAProxy closes the replica's connection, the replica cancels its gRPC call, the proxy its backend request.
+    await asyncio.wait_for(fake.cancelled.wait(), EVENT_TIMEOUT_S)
