@@ -114,6 +114,15 @@ class FakeBackend:
 
         await asyncio.wait_for(arrived(), timeout_s)
 
+    async def wait_for_probes(self, count: int, timeout_s: float = 10.0) -> None:
+        """Wait until `count` readiness probes (empty queries) have arrived."""
+
+        async def arrived() -> None:
+            while sum(1 for _, body in self.requests if body == {}) < count:
+                await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(arrived(), timeout_s)
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()

@@ -33,10 +33,18 @@ async def test_a_thousand_checks_make_one_probe_per_interval_plus_one(fake):
 
 
 async def test_checks_during_a_probe_share_it(fake):
-    fake.probe = Reply(status=400, body={"status": 400}, delay_s=0.3)
-    async with running_proxy(fake, ready_interval_s=0.0) as proxy, proxy_channel(proxy.target) as channel:
+    probing = asyncio.Event()  # the probe's answer waits for the test, not for a fixed delay
+    fake.probe = Reply(status=400, body={"status": 400}, hold=probing)
+    settings = {"ready_interval_s": 0.0, "probe_timeout_s": 20.0}  # the probe outlasts the test's wait
+    async with running_proxy(fake, **settings) as proxy, proxy_channel(proxy.target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
-        replies = await asyncio.gather(*(health.Check(CHECK, timeout=10) for _ in range(50)))
+        checks = asyncio.gather(*(health.Check(CHECK, timeout=30) for _ in range(50)))
+        await fake.wait_for_probes(1)
+        # 50 calls on loopback reach the proxy within milliseconds; a second, however slow the machine, is
+        # generous (with a 0.3 s answer this test once saw a second probe on a loaded machine).
+        await asyncio.sleep(2.0)
+        probing.set()
+        replies = await checks
 
     assert [reply.status for reply in replies] == [SERVING] * 50
     assert probes(fake) == 1
