@@ -6,6 +6,7 @@ import base64
 import binascii
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,10 +72,17 @@ class QueryRequest:
 
     @property
     def chars(self) -> int:
-        """Characters of input text: the prompt, or every turn and the system text."""
+        """Characters of input text: the prompt, or every turn (its calls' arguments too) and the system text."""
         if self.prompt is not None:
             return len(self.prompt)
-        return sum(len(turn.content) for turn in self.messages) + len(self.system or "")
+        return conversation_chars(self.messages, self.system)
+
+
+def conversation_chars(turns: Sequence[Turn], system: str | None) -> int:
+    """A conversation's text, what MAX_PROMPT_CHARS bounds: every turn's, its calls' arguments (the model's
+    text too), and the system text."""
+    spoken = sum(len(turn.content) + sum(len(call.arguments) for call in turn.tool_calls) for turn in turns)
+    return spoken + len(system or "")
 
 
 def parse_event(event: Any) -> QueryRequest:
@@ -202,7 +210,7 @@ def parse_conversation(data: dict[str, Any]) -> tuple[tuple[Turn, ...], str | No
     system = data.get("system")
     if system is not None and (not isinstance(system, str) or not 1 <= len(system) <= MAX_SYSTEM_CHARS):
         raise BackendError(400, f"system: a string of 1 to {MAX_SYSTEM_CHARS} characters")
-    if sum(len(t.content) for t in turns) + len(system or "") > MAX_PROMPT_CHARS:
+    if conversation_chars(turns, system) > MAX_PROMPT_CHARS:
         raise BackendError(400, f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters")
     return tuple(turns), system
 

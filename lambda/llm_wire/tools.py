@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_wire.errors import BackendError
-from llm_wire.limits import MAX_PROMPT_CHARS, MAX_SCHEMA_CHARS, MAX_TOOLS
+from llm_wire.limits import MAX_PROMPT_CHARS, MAX_SCHEMA_CHARS, MAX_TOOLS, MAX_TOOLS_CHARS
 
 TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 AUTO, REQUIRED, NONE, NAMED = "auto", "required", "none", "named"
@@ -67,13 +67,16 @@ def bad(field: str, rule: str) -> BackendError:
 
 
 def parse_tools(data: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolChoice]:
-    """`tools` and `tool_choice`: at most MAX_TOOLS tools with unique names; a choice of one of them."""
+    """`tools` and `tool_choice`: at most MAX_TOOLS tools with unique names, their descriptions and parameters
+    within MAX_TOOLS_CHARS together; a choice of one of them."""
     items = data.get("tools", [])
     if not isinstance(items, list) or len(items) > MAX_TOOLS or ("tools" in data and not items):
         raise bad("tools", f"a list of 1 to {MAX_TOOLS} tools")
     tools = tuple(_tool(item, i) for i, item in enumerate(items))
     if len({tool.name for tool in tools}) != len(tools):
         raise bad("tools", "each tool's name must be unique")
+    if sum(len(tool.description) + len(json.dumps(tool.parameters)) for tool in tools) > MAX_TOOLS_CHARS:
+        raise bad("tools", f"all descriptions and parameters (as JSON) together exceed {MAX_TOOLS_CHARS} characters")
     if "tool_choice" not in data:
         return tools, ToolChoice()
     if not tools:

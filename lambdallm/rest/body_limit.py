@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from lambdallm.settings import RestSettings, SettingsError
+from llm_wire.limits import MAX_TOOLS_CHARS
 
 WIDEST_CHARACTER = "\U0001f600"  # 12 bytes escaped as a surrogate pair
 # The longest way json.dumps writes a number within 0..1 (23 characters: 17 digits and an exponent).
@@ -22,10 +23,12 @@ LONGEST_FRACTION = 2.2250738585072014e-308
 
 
 def largest_requests(spec: Path) -> list[dict[str, Any]]:
-    """The largest valid GenerateRequest of each shape (a prompt, a conversation), at every bound of the spec.
+    """The largest valid GenerateRequest of each shape (a prompt, a conversation, a conversation with tools and
+    their calls), at every bound of the spec.
 
-    A conversation's turns and `system` share the prompt's `maxLength` (the schema's description says so, and
-    the proxy checks it), so the largest conversation spends it on the most turns and the longest `system`."""
+    A conversation's turns, its calls' arguments and `system` share the prompt's `maxLength`, and all the tools'
+    descriptions and parameters MAX_TOOLS_CHARS (the schema's descriptions say so, and the proxy checks them), so
+    the largest conversation spends it on the most turns and the longest `system`."""
     schemas = yaml.safe_load(spec.read_text())["components"]["schemas"]
     fields = schemas["GenerateRequest"]["properties"]
     total = fields["prompt"]["maxLength"]
@@ -47,7 +50,47 @@ def largest_requests(spec: Path) -> list[dict[str, Any]]:
     return [
         {"prompt": WIDEST_CHARACTER * total} | common,
         {"messages": messages, "system": WIDEST_CHARACTER * system} | common,
+        _largest_with_tools(schemas, total, system) | common,
     ]
+
+
+def _largest_with_tools(schemas: dict[str, Any], total: int, system: int) -> dict[str, Any]:
+    """The largest conversation with tools: every tool, its description taking the tools' budget; then, in every
+    turn a tool call can take, a call (each answered by a tool turn right after it, as the rules ask), with the
+    longest ids. The text budget is shared by the turns, the calls' arguments and `system` (llm_wire.limits)."""
+    tool_count = schemas["GenerateRequest"]["properties"]["tools"]["maxItems"]
+    calls_per_turn = schemas["Message"]["properties"]["tool_calls"]["maxItems"]
+    id_chars = schemas["ToolCall"]["properties"]["id"]["maxLength"]
+    turn_count = schemas["GenerateRequest"]["properties"]["messages"]["maxItems"]
+    parameters = {"type": "object"}
+    names = [f"tool_{i}".ljust(64, "_") for i in range(tool_count)]  # the name pattern's longest
+    description_chars = _split(MAX_TOOLS_CHARS - tool_count * len(json.dumps(parameters)), tool_count)
+    tools = [
+        {"name": name, "description": WIDEST_CHARACTER * chars, "parameters": parameters}
+        for name, chars in zip(names, description_chars, strict=True)
+    ]
+    messages: list[dict[str, Any]] = [{"role": "user"}]
+    calls = 0
+    while len(messages) + 2 <= turn_count:  # an assistant turn, and a tool turn for each of its calls
+        batch = min(calls_per_turn, turn_count - len(messages) - 1)
+        ids = [f"{calls + j:04d}".rjust(id_chars, WIDEST_CHARACTER) for j in range(batch)]
+        messages.append({"role": "assistant", "tool_calls": [{"id": i, "name": names[0]} for i in ids]})
+        messages += [{"role": "tool", "tool_call_id": i} for i in ids]
+        calls += batch
+    # Each call's arguments an empty object; the rest of the text budget in the turns, the widest way.
+    texts = [m for m in messages if m["role"] != "assistant"]
+    contents = _split(total - system - 2 * calls, len(texts))
+    for message, chars in zip(texts, contents, strict=True):
+        message["content"] = WIDEST_CHARACTER * chars
+    for message in messages:
+        for call in message.get("tool_calls", ()):
+            call["arguments"] = "{}"
+    return {
+        "messages": messages,
+        "system": WIDEST_CHARACTER * system,
+        "tools": tools,
+        "tool_choice": {"name": names[0]},
+    }
 
 
 def largest_request_bytes(spec: Path) -> int:

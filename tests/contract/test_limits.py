@@ -52,6 +52,7 @@ def test_the_module_names_every_limit_the_test_checks() -> None:
         "MAX_MODEL_ID_CHARS",
         "MAX_TOOLS",
         "MAX_SCHEMA_CHARS",
+        "MAX_TOOLS_CHARS",
     }
 
 
@@ -62,6 +63,9 @@ def test_the_tool_limits_are_the_ones_the_backend_spec_states() -> None:
     assert schemas["Message"]["properties"]["tool_calls"]["maxItems"] == limits.MAX_TOOLS
     assert schemas["Tool"]["properties"]["description"]["maxLength"] == limits.MAX_SCHEMA_CHARS
     assert f"{limits.MAX_SCHEMA_CHARS} characters" in request["properties"]["json_schema"]["description"]
+    assert f"at most {limits.MAX_TOOLS_CHARS} together" in schemas["BackendRequest"]["description"]
+    public = _schemas("openapi.yaml")["GenerateRequest"]["properties"]["tools"]["description"]
+    assert f"together are at most {limits.MAX_TOOLS_CHARS} characters" in public
 
 
 def test_the_openai_api_states_the_same_limits() -> None:
@@ -82,6 +86,7 @@ def test_the_openai_api_states_the_same_limits() -> None:
     description = schemas["ChatCompletionRequest"]["description"]
     assert f"{limits.MAX_PROMPT_CHARS} characters" in description
     assert f"{limits.MAX_SYSTEM_CHARS} characters" in description
+    assert f"(as JSON text) together at most {limits.MAX_TOOLS_CHARS} characters" in description
     assert f"{limits.MAX_TOKENS} (the most" in chat["max_tokens"]["description"]
     model = schemas["ModelId"]
     assert (model["maxLength"], model["pattern"]) == (limits.MAX_MODEL_ID_CHARS, limits.MODEL_ID_PATTERN)

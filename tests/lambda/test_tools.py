@@ -12,6 +12,7 @@ from botocore.stub import ANY, Stubber
 from llm_lambda import bedrock
 from llm_lambda.handler import Function
 from llm_wire.errors import BackendError
+from llm_wire.limits import MAX_PROMPT_CHARS, MAX_TOOLS, MAX_TOOLS_CHARS
 from llm_wire.request import parse_body
 from llm_wire.tools import ToolCallPiece
 
@@ -163,3 +164,39 @@ def test_tools_need_a_conversation_and_tool_turns_need_tools() -> None:
         parse_body({"prompt": "Hi", "max_tokens": 5, "tools": TOOLS})
     with pytest.raises(BackendError, match="tools: required"):
         parse_body({"messages": ROUND_TRIP, "max_tokens": 5})
+
+
+def _tools_of(total_chars: int) -> list[dict[str, Any]]:
+    """MAX_TOOLS tools whose descriptions and parameters (as JSON text) come to `total_chars` together."""
+    parameters = {"type": "object"}
+    share, extra = divmod(total_chars - MAX_TOOLS * len(json.dumps(parameters)), MAX_TOOLS)
+    return [
+        {"name": f"tool_{i}", "description": "d" * (share + (i < extra)), "parameters": parameters}
+        for i in range(MAX_TOOLS)
+    ]
+
+
+def test_all_tools_together_may_take_their_whole_budget_and_not_a_character_more() -> None:
+    assert len(parse_body(body(tools=_tools_of(MAX_TOOLS_CHARS))).tools) == MAX_TOOLS
+
+    with pytest.raises(BackendError) as caught:
+        parse_body(body(tools=_tools_of(MAX_TOOLS_CHARS + 1)))
+    assert (caught.value.status, caught.value.detail) == (
+        400,
+        f"tools: all descriptions and parameters (as JSON) together exceed {MAX_TOOLS_CHARS} characters",
+    )
+
+
+def test_the_calls_arguments_count_in_the_conversations_text() -> None:
+    arguments = '{"city": "Oslo"}'
+    turns = [
+        {"role": "user", "content": "x" * (MAX_PROMPT_CHARS - len(arguments) - len("result"))},
+        {"role": "assistant", "tool_calls": [{**CALL, "arguments": arguments}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "result"},
+    ]
+    assert parse_body(body(messages=turns)).chars == MAX_PROMPT_CHARS
+
+    turns[1]["tool_calls"] = [{**CALL, "arguments": '{"city": "Oslo!"}'}]
+    with pytest.raises(BackendError) as caught:
+        parse_body(body(messages=turns))
+    assert caught.value.detail == f"messages: all turns and system together exceed {MAX_PROMPT_CHARS} characters"

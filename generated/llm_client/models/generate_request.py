@@ -25,7 +25,7 @@ class GenerateRequest:
     """Exactly one of `prompt` (text the model continues) and `messages` (a conversation the model answers,
     with an optional `system` text) is required; sending both, or neither, is a 400 naming the two fields.
     `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with `user`; all its
-    text and `system` together are at most 32000 characters.
+    text (its tool calls' arguments included) and `system` together are at most 32000 characters.
 
         Attributes:
             max_tokens (int): Upper bound on generated tokens.
@@ -52,7 +52,8 @@ class GenerateRequest:
             tools (list[Tool] | Unset): Functions the model may call instead of answering in text (names unique); only with
                 `messages`, and only
                 on a model that can use tools (not Titan Text: a 400 naming the model). The answer's `tool_calls` then
-                holds the calls, with `finish_reason` `tool_calls`; send each result back as a `tool` turn.
+                holds the calls, with `finish_reason` `tool_calls`; send each result back as a `tool` turn. All the
+                tools' descriptions and parameters (as JSON text) together are at most 32000 characters.
             tool_choice (GenerateRequestToolChoiceType0 | GenerateRequestToolChoiceType1 | Unset): Only with `tools`
                 (absent: `auto`): `auto` (text or a call, as the model sees fit), `required` (a call of
                 one of the tools), `none` (text; the tools are only described), or `{"name": ...}` (a call of that tool).

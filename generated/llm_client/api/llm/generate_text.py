@@ -124,7 +124,8 @@ def sync_detailed(
             two fields.
             `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
             `user`; all its
-            text and `system` together are at most 32000 characters.
+            text (its tool calls' arguments included) and `system` together are at most 32000
+            characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -162,7 +163,8 @@ def sync(
             two fields.
             `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
             `user`; all its
-            text and `system` together are at most 32000 characters.
+            text (its tool calls' arguments included) and `system` together are at most 32000
+            characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -195,7 +197,8 @@ async def asyncio_detailed(
             two fields.
             `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
             `user`; all its
-            text and `system` together are at most 32000 characters.
+            text (its tool calls' arguments included) and `system` together are at most 32000
+            characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -231,7 +234,8 @@ async def asyncio(
             two fields.
             `messages` starts with a `user` turn, alternates `user` and `assistant`, and ends with
             `user`; all its
-            text and `system` together are at most 32000 characters.
+            text (its tool calls' arguments included) and `system` together are at most 32000
+            characters.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
