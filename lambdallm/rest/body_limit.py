@@ -94,8 +94,34 @@ def _largest_with_tools(schemas: dict[str, Any], total: int, system: int) -> dic
 
 
 def largest_request_bytes(spec: Path) -> int:
-    """The size of the largest valid request, every character escaped as a surrogate pair and indented."""
-    return max(len(json.dumps(request, indent=2).encode()) for request in largest_requests(spec))
+    """The size of the largest valid request, every character escaped as a surrogate pair and indented: of
+    `POST /query`'s, and of the same requests in OpenAI's shape (`/v1` shares the limit)."""
+    requests = largest_requests(spec)
+    requests += [openai_form(request) for request in requests]
+    return max(len(json.dumps(request, indent=2).encode()) for request in requests)
+
+
+def openai_form(request: dict[str, Any]) -> dict[str, Any]:
+    """`request` (a GenerateRequest) as `/v1` takes it: a prompt as a completion's, a conversation as a chat
+    completion's, with `system` its first message, and each tool, call and choice in OpenAI's wrapping. Fields
+    `/v1` accepts and ignores (`metadata`, `user`, a message's `refusal`...) are not in it: a request padded
+    with them may exceed the limit (docs/api.md)."""
+    common = {"model": request["model"], "max_tokens": request["max_tokens"], "stop": request["stop_sequences"]}
+    common |= {"temperature": request["temperature"], "top_p": request["top_p"]}
+    if "prompt" in request:
+        return {"prompt": request["prompt"]} | common
+    messages = [{"role": "system", "content": request["system"]}]
+    for message in request["messages"]:
+        calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in message.get("tool_calls", ())
+        ]
+        messages.append(message | ({"tool_calls": calls} if calls else {}))
+    chat = {"messages": messages, "max_completion_tokens": request["max_tokens"]} | common
+    if "tools" in request:
+        chat["tools"] = [{"type": "function", "function": tool} for tool in request["tools"]]
+        chat["tool_choice"] = {"type": "function", "function": request["tool_choice"]}
+    return chat
 
 
 def body_limit(settings: RestSettings, spec: Path) -> int:

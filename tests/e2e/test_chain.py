@@ -277,26 +277,31 @@ def test_a_backend_url_that_answers_404_is_not_ready(chain_with_a_wrong_backend_
     assert ready.status_code == 503
 
 
+@pytest.mark.parametrize("api", ["query", "openai"])
 @pytest.mark.parametrize("shape", ["prompt", "messages", "tools"])
-def test_the_largest_valid_request_json_escaped_crosses_every_tier(instant_chain: Stack, shape: str) -> None:
+def test_the_largest_valid_request_json_escaped_crosses_every_tier(instant_chain: Stack, shape: str, api: str) -> None:
     from lambdallm.rest.app import SPEC
-    from lambdallm.rest.body_limit import largest_request_bytes, largest_requests
+    from lambdallm.rest.body_limit import largest_request_bytes, largest_requests, openai_form
 
     prompt, conversation, with_tools = largest_requests(SPEC)
     largest = {"prompt": prompt, "messages": conversation, "tools": with_tools}[shape]
     # Every field at its bound but `model`: an id of 2048 characters is valid and served by no backend (a 404).
     # Titan Text takes no tools; Gemma does.
     largest["model"] = "google.gemma-3-270m" if shape == "tools" else "amazon.titan-text-premier-v1:0"
+    path = "/query"
+    if api == "openai":  # /v1 shares the body limit: the same request in OpenAI's shape fits it too
+        largest, path = openai_form(largest), "/v1/completions" if shape == "prompt" else "/v1/chat/completions"
     headers = {"Content-Type": "application/json"} | instant_chain.auth_headers
-    # Every character a 12-byte escaped surrogate pair (json.dumps's default): about 390 KB, 930 KB with tools.
+    # Every character a 12-byte escaped surrogate pair (json.dumps's default): about 390 KB, 940 KB with tools.
     body = json.dumps(largest, indent=2)
     assert len(body.encode()) <= largest_request_bytes(SPEC)  # within the default max_body_bytes
 
-    response = httpx.post(f"{instant_chain.rest_url}/query", content=body, headers=headers, timeout=60)
+    response = httpx.post(f"{instant_chain.rest_url}{path}", content=body, headers=headers, timeout=60)
 
     if shape == "tools":  # every tier took it, up to the model itself: the instant (echo) engine calls no tool
         assert response.status_code == 400, response.text[:300]
-        assert response.json()["detail"].endswith("the local echo engine) doesn't support tool use.")
+        detail = response.json()["error"]["message"] if api == "openai" else response.json()["detail"]
+        assert detail.endswith("the local echo engine) doesn't support tool use."), detail
         return
     assert response.status_code == 200, response.text[:300]
-    assert response.json()["input_tokens"] > 0
+    assert response.json()["usage" if api == "openai" else "input_tokens"]
