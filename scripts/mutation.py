@@ -166,7 +166,8 @@ def summary(by_module: dict[str, Counter[str]], others: dict[str, list[str]]) ->
         f"mutmut {version('mutmut')}, {datetime.date.today().isoformat()}: `make mutation` ([tool.mutmut] in "
         "pyproject.toml); tests/README.md accounts for each survivor.",
         "Score: (killed + timeout) / (killed + timeout + survived); a timeout is a mutant that hung the tests.",
-        "A module with no result in the checkout that wrote this keeps its row and mutants from the file before.",
+        "A module not run, or run in part, in the checkout that wrote this keeps the file before's results of the "
+        "mutants not run there.",
         "",
         f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} "
         f"{'not run':>7} {'score':>6}",
