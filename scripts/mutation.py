@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 RESULTS = ROOT / "tests" / "mutation-results.txt"
+# The result file as it was when .mutation/ was made: what this checkout's results are merged over, every time.
+BEFORE = WORK / "results-before.txt"
 # What .mutation/ links to in the checkout: the packages mutmut copies and mutates, the tests, their data.
 LINKS = {
     "lambdallm": "lambdallm",
@@ -37,13 +39,16 @@ _RESULT = re.compile(r"^\s*(?P<module>[\w.]+)\.(?P<function>xǁ\S+|x_\S+)__mutmu
 
 
 def prepare() -> None:
-    """.mutation/ with its links and a copy of pyproject.toml (mutmut's config and pytest's)."""
+    """.mutation/ with its links, a copy of pyproject.toml (mutmut's config and pytest's) and, the first time, of the
+    result file (`BEFORE`: merged over again at each report, it is not counted twice)."""
     WORK.mkdir(exist_ok=True)
     for name, target in LINKS.items():
         link = WORK / name
         if not link.is_symlink():
             link.symlink_to(ROOT / target, target_is_directory=True)
     shutil.copy2(ROOT / "pyproject.toml", WORK / "pyproject.toml")
+    if not BEFORE.exists() and RESULTS.exists():
+        shutil.copy2(RESULTS, BEFORE)
 
 
 # mutmut's fork server hands pytest a mutant's tests in set order, and pytest stops at the first failure (-x): in
@@ -196,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare()
     if not options.report_only:
         mutmut("run", "--max-children", str(options.max_children), *options.mutants)
-    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    previous = BEFORE.read_text() if BEFORE.exists() else ""
     RESULTS.write_text(summary(*merged(mutmut("results", "--all", "true", capture=True), previous)))
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
