@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 RESULTS = ROOT / "tests" / "mutation-results.txt"
+# The result file as it was when .mutation/ was made: what this checkout's results are merged over, every time.
+BEFORE = WORK / "results-before.txt"
 # What .mutation/ links to in the checkout: the packages mutmut copies and mutates, the tests, their data.
 LINKS = {
     "lambdallm": "lambdallm",
@@ -37,13 +39,16 @@ _RESULT = re.compile(r"^\s*(?P<module>[\w.]+)\.(?P<function>xǁ\S+|x_\S+)__mutmu
 
 
 def prepare() -> None:
-    """.mutation/ with its links and a copy of pyproject.toml (mutmut's config and pytest's)."""
+    """.mutation/ with its links, a copy of pyproject.toml (mutmut's config and pytest's) and, the first time, of the
+    result file (`BEFORE`: merged over again at each report, it is not counted twice)."""
     WORK.mkdir(exist_ok=True)
     for name, target in LINKS.items():
         link = WORK / name
         if not link.is_symlink():
             link.symlink_to(ROOT / target, target_is_directory=True)
     shutil.copy2(ROOT / "pyproject.toml", WORK / "pyproject.toml")
+    if not BEFORE.exists() and RESULTS.exists():
+        shutil.copy2(RESULTS, BEFORE)
 
 
 # mutmut's fork server hands pytest a mutant's tests in set order, and pytest stops at the first failure (-x): in
@@ -115,15 +120,44 @@ def committed(text: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]
 
 
 def merged(results: str, previous: str) -> tuple[dict[str, Counter[str]], dict[str, list[str]]]:
-    """This checkout's results, where a module has none (every mutant "not checked": mutmut keeps results in
-    .mutation/, which a new checkout lacks) its row and mutants from the `previous` result file instead."""
+    """This checkout's results over the `previous` result file's. A module with no result here (every mutant "not
+    checked": mutmut keeps results in .mutation/, which a new checkout lacks) keeps its row and mutants from the
+    file; one run in part here, with as many mutants as its row there, keeps the file's results of the mutants not
+    run here (`patched`); one run whole here, or whose mutants changed in number since, has its results here alone."""
     by_module, others = counts(results)
     old_modules, old_others = committed(previous)
-    kept = {module for module, row in by_module.items() if row["not checked"] == row.total() and module in old_modules}
+    run_here: dict[str, dict[str, str]] = defaultdict(dict)  # module -> mutant run here -> its status
+    for line in results.splitlines():
+        if (match := _RESULT.match(line)) and match["status"].strip() != "not checked":
+            run_here[match["module"]][line.strip().rsplit(":", 1)[0]] = match["status"].strip()
+    old_status = {name: status for status, names in old_others.items() for name in names}
+    kept = {
+        module
+        for module, row in by_module.items()
+        if module in old_modules
+        and (not run_here[module] or (row["not checked"] and row.total() == old_modules[module].total()))
+    }
     for status, names in old_others.items():
         others[status] = [name for name in others.get(status, []) if _module(name) not in kept]
-        others[status] += [name for name in names if _module(name) in kept]
-    return {**by_module, **{module: old_modules[module] for module in kept}}, others
+        others[status] += [name for name in names if _module(name) in kept and name not in run_here[_module(name)]]
+    for module in kept:
+        others_here = [name for name, status in run_here[module].items() if status not in ("killed", "timeout")]
+        for name in others_here:
+            others[run_here[module][name]].append(name)
+    rows = {module: patched(old_modules[module], run_here[module], old_status) for module in kept}
+    return {**by_module, **rows}, others
+
+
+def patched(row: Counter[str], run_here: dict[str, str], old_status: dict[str, str]) -> Counter[str]:
+    """A module's `row` in the file before, each mutant of `run_here` moved from its status there to its status
+    here. The file names only the mutants not killed: one it does not name was not run then, or (once the row's
+    mutants not run are used up) killed."""
+    row = Counter(row)
+    for name, status in run_here.items():
+        before = old_status.get(name) or next((s for s in ("not checked", "killed", "timeout") if row[s] > 0), "killed")
+        row[before] -= 1
+        row[status] += 1
+    return +row
 
 
 def _module(name: str) -> str:
@@ -137,7 +171,8 @@ def summary(by_module: dict[str, Counter[str]], others: dict[str, list[str]]) ->
         f"mutmut {version('mutmut')}, {datetime.date.today().isoformat()}: `make mutation` ([tool.mutmut] in "
         "pyproject.toml); tests/README.md accounts for each survivor.",
         "Score: (killed + timeout) / (killed + timeout + survived); a timeout is a mutant that hung the tests.",
-        "A module with no result in the checkout that wrote this keeps its row and mutants from the file before.",
+        "A module not run, or run in part, in the checkout that wrote this keeps the file before's results of the "
+        "mutants not run there.",
         "",
         f"{'module':36} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} "
         f"{'not run':>7} {'score':>6}",
@@ -166,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare()
     if not options.report_only:
         mutmut("run", "--max-children", str(options.max_children), *options.mutants)
-    previous = RESULTS.read_text() if RESULTS.exists() else ""
+    previous = BEFORE.read_text() if BEFORE.exists() else ""
     RESULTS.write_text(summary(*merged(mutmut("results", "--all", "true", capture=True), previous)))
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0

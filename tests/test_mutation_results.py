@@ -53,10 +53,33 @@ def test_a_module_without_results_here_keeps_its_committed_row_and_survivors(mut
     }
 
 
-def test_a_module_run_here_replaces_its_committed_row(mutation):
-    before = mutation.summary(*mutation.counts(results(a_old=["survived", "survived"])))
+def test_a_module_run_whole_here_replaces_its_committed_row(mutation):
+    before = mutation.summary(*mutation.counts(results(a_old=["survived", "not checked"])))
 
-    rows, others = mutation.merged(results(a_old=["killed", "not checked"]), before)
+    rows, others = mutation.merged(results(a_old=["killed", "survived"]), before)
 
-    assert {module: dict(row) for module, row in rows.items()} == {"a.old": {"killed": 1, "not checked": 1}}
+    assert {module: dict(row) for module, row in rows.items()} == {"a.old": {"killed": 1, "survived": 1}}
+    assert others == {"survived": ["a.old.x_f__mutmut_2"]}
+
+
+def test_a_module_run_in_part_here_keeps_the_committed_results_of_the_mutants_not_run_here(mutation):
+    # The file before: mutants 1-3 run (1 killed, 2 timed out, 3 survived), 4-6 not run.
+    before = mutation.summary(*mutation.counts(results(a_old=["killed", "timeout", "survived", *["not checked"] * 3])))
+
+    # Here: the mutants not run before (4-6), and the survivor again (3), after a test was written for it.
+    now = results(a_old=["not checked", "not checked", "killed", "survived", "killed", "not checked"])
+    rows, others = mutation.merged(now, before)
+
+    assert {module: dict(row) for module, row in rows.items()} == {
+        "a.old": {"killed": 3, "timeout": 1, "survived": 1, "not checked": 1}
+    }
+    assert others == {"survived": ["a.old.x_f__mutmut_4"]}
+
+
+def test_a_module_whose_mutants_changed_in_number_has_its_results_here_alone(mutation):
+    before = mutation.summary(*mutation.counts(results(a_old=["survived", "killed"])))
+
+    rows, others = mutation.merged(results(a_old=["killed", "not checked", "not checked"]), before)
+
+    assert {module: dict(row) for module, row in rows.items()} == {"a.old": {"killed": 1, "not checked": 2}}
     assert not others["survived"]

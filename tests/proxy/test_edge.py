@@ -1,6 +1,7 @@
 """The proxy's edge over real gRPC: at most max_in_flight calls (RESOURCE_EXHAUSTED beyond), and /metrics."""
 
 import asyncio
+import time
 
 import grpc
 import httpx
@@ -97,6 +98,7 @@ async def test_a_stream_counts_until_it_ends_and_health_is_never_refused(stub, l
 
 async def test_metrics_count_calls_by_method_and_code_latency_in_flight_and_tokens(stub, limited, http):
     before = await scrape_async(http, limited.metrics_url)
+    started = time.perf_counter()
     gate, calls = await hold(stub, limited.fake, LIMIT)
     during = await scrape_async(http, limited.metrics_url)
     with pytest.raises(grpc.aio.AioRpcError):
@@ -108,6 +110,7 @@ async def test_metrics_count_calls_by_method_and_code_latency_in_flight_and_toke
         await stub.GenerateText(query(), timeout=10)
     stream = stub.GenerateTextStream(llm_pb2.GenerateTextStreamRequest(query=query()))
     assert [m async for m in stream][-1].summary.output_tokens == 4
+    elapsed = time.perf_counter() - started
     after = await scrape_async(http, limited.metrics_url)
 
     def grew(name, **labels):
@@ -122,6 +125,8 @@ async def test_metrics_count_calls_by_method_and_code_latency_in_flight_and_toke
     assert grew("lambdallm_proxy_rpcs_total", method=STREAM, code="OK") == 1
     assert grew("lambdallm_proxy_refused_total") == 1
     assert grew("lambdallm_proxy_rpc_duration_seconds_count", method=GENERATE) == LIMIT + 2
+    # Each call's time lies within the test's: the sum of the GenerateText calls' at most that many times it.
+    assert 0 < grew("lambdallm_proxy_rpc_duration_seconds_sum", method=GENERATE) <= (LIMIT + 2) * elapsed
     assert grew("lambdallm_proxy_tokens_total", type="input") == 3 * LIMIT + 3
     assert grew("lambdallm_proxy_tokens_total", type="output") == 4 * LIMIT + 4  # "echo: Hi there you", word by word
 

@@ -164,6 +164,23 @@ async def test_sampling_options_reach_the_backend(http, fake):
     assert fake.requests[-1][1] == VALID | options
 
 
+async def test_structured_output_s_schema_reaches_the_backend(http, fake):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+    response = await http.post("/query", json=VALID | {"json_schema": schema})
+
+    assert response.status_code == 200, response.text
+    assert fake.requests[-1][1] == VALID | {"json_schema": schema}
+
+
+async def test_a_whole_answer_s_server_timing_has_the_proxy_s_part(http):
+    response = await http.post("/query", json=VALID)
+
+    assert response.status_code == 200, response.text
+    names = {part.split(";")[0] for part in response.headers["server-timing"].split(", ")}
+    assert {"total", "rest", "proxy"} <= names  # the proxy's part from its trailing metadata
+
+
 async def test_the_deadline_bounds_the_call(proxy, fake):
     gate = asyncio.Event()  # the backend answers only once the client has had its 504
     fake.replies.append(Reply(hold=gate))

@@ -191,3 +191,11 @@ def test_a_keyword_read_differently_is_left_to_the_judge(keyword: str) -> None:
     assert not check.compiled
     assert check.accepts({"a": "2026-12-02T05:00:00Z"})
     assert check.first_error({"a": 1}) == "a: must be of type string"
+
+
+def test_a_schema_that_admits_null_judges_every_other_instance_on_its_own() -> None:
+    schema = {"type": "object", "nullable": True, "properties": {"a": {"type": "string"}}}
+    check = SchemaCheck(Draft4RequestValidator(schema))
+    assert check.accepts(None)
+    assert not check.accepts({"a": 1})
+    assert check.first_error({"a": 1}) == "a: must be of type string"
