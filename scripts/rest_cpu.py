@@ -23,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import uvloop
@@ -41,15 +42,14 @@ async def request(app: App, state: dict[str, Any], authorization: bytes) -> None
     """One `POST /query` through `app`; an AssertionError unless it is a 200."""
     sent: list[dict[str, Any]] = []
     read = False
-    answered = asyncio.Event()
 
     async def receive() -> dict[str, Any]:
         nonlocal read
         if not read:
             read = True
             return {"type": "http.request", "body": BODY, "more_body": False}
-        await answered.wait()  # as uvicorn: a disconnect only once the answer is out
-        return {"type": "http.disconnect"}
+        await asyncio.Event().wait()  # a client that stays: the app's hang-up watch ends with the app
+        raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -62,7 +62,6 @@ async def request(app: App, state: dict[str, Any], authorization: bytes) -> None
         **{"client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8080), "extensions": {}, "state": dict(state)},
     }
     await app(scope, receive, send)
-    answered.set()
     assert sent and sent[0]["status"] == 200, sent
 
 
@@ -122,10 +121,11 @@ def main() -> int:
     args = parser.parse_args()
     # The whole chain, for its proxy and local cloud (its own REST tier idles): the in-process apps call that proxy.
     with open(os.devnull, "w") as log, Stack(Ports.any(), engine="instant", log=log) as stack:
-        os.environ["LAMBDALLM_REST_GRPC_TARGET"] = f"127.0.0.1:{stack.ports.grpc}"
-        os.environ["LAMBDALLM_REST_GRPC_TOKEN"] = stack.proxy_token
-        os.environ["LAMBDALLM_REST_API_KEYS"] = key = "rest-cpu-key-0123456789"
-        shipped: App = create_app(settings.load(settings.RestSettings, "rest", None))
+        key = "rest-cpu-key-0123456789"
+        config = settings.load(settings.RestSettings, "rest", None)
+        target = f"127.0.0.1:{stack.ports.grpc}"
+        config = replace(config, grpc_target=target, grpc_token=stack.proxy_token, api_keys=key)
+        shipped: App = create_app(config)
         apps = {"shipped": shipped} if args.profile else {"bare": bare_app(shipped), "shipped": shipped}
         authorization = f"Bearer {key}".encode()
         profile = cProfile.Profile() if args.profile else None
