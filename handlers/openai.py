@@ -7,7 +7,7 @@ from typing import Any
 from connexion import request
 
 from lambdallm import logs
-from lambdallm.rest import models, openai
+from lambdallm.rest import answers, models, openai
 from lambdallm.rest.event_stream import EventStreamResponse
 
 JSON = {"Content-Type": "application/json"}
@@ -16,23 +16,14 @@ Answer = tuple[dict[str, Any], int, dict[str, str]]
 
 async def create_chat_completion(body: dict[str, Any]) -> Answer | EventStreamResponse:
     """createChatCompletion: a chat.completion, or its chunks as server-sent events when `stream` is true."""
-    state = request.state
-    deadline_s = state.settings.stream_deadline_s if body.get("stream") else state.settings.deadline_s
-    answer = await openai.create_chat_completion(
-        state.llm, body, logs.request_id.get(), deadline_s, state.metrics.tokens
-    )
-    if isinstance(answer, dict):
-        return answer, 200, JSON
-    return EventStreamResponse(answer)
+    answer = await answers.create_chat_completion(request.state, body, request.headers)
+    return answer if isinstance(answer, EventStreamResponse) else (answer, 200, JSON)
 
 
-async def create_completion(body: dict[str, Any]) -> Answer:
+async def create_completion(body: dict[str, Any]) -> Answer | EventStreamResponse:
     """createCompletion: the prompt continued as it is."""
-    state = request.state
-    answer = await openai.create_completion(
-        state.llm, body, logs.request_id.get(), state.settings.deadline_s, state.metrics.tokens
-    )
-    return answer, 200, JSON
+    answer = await answers.create_completion(request.state, body, request.headers)
+    return answer if isinstance(answer, EventStreamResponse) else (answer, 200, JSON)
 
 
 async def list_models() -> Answer:

@@ -27,7 +27,7 @@ from lambdallm import logs, tier, tracing
 from lambdallm.bearer import authorization_metadata, read_tokens
 from lambdallm.http_protocol import ProblemHttpProtocol, connection_limits
 from lambdallm.metrics import Measured
-from lambdallm.rest import auth, problems
+from lambdallm.rest import auth, flat, problems
 from lambdallm.rest.balancing import SERVICE_CONFIG
 from lambdallm.rest.body_limit import body_limit
 from lambdallm.rest.edge import Admission, Edge, keyed_operations
@@ -142,7 +142,8 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     UI at /ui, and Prometheus metrics at /metrics in front of the spec (docs/metrics.md); a SettingsError for a
     bad key, CA or proxy token setting. `admission=False` leaves out the in-flight limit (the bench's baseline)."""
     metrics = RestMetrics(settings.max_in_flight)
-    security_map = auth.security_map(settings)  # the API keys' setting is named first, then the proxy's token
+    keys = auth.key_ring(settings)  # the API keys' setting is named first, then the proxy's token
+    security_map = auth.security_map(keys)
     key_usage = UsageMetrics(metrics.registry)
     key_store = store_for(settings, key_usage)  # each key's limits: in this process, or in Redis
     app = connexion.AsyncApp(__name__, lifespan=lifespan_for(settings, metrics, key_store))
@@ -168,19 +169,19 @@ def create_app(settings: RestSettings, *, admission: bool = True) -> connexion.A
     )
     app.add_middleware(Edge, position=before_exception, metrics=metrics)
     app.add_middleware(Playground, position=before_exception)  # the page's static files, open to all (no key)
-    # After routing and security: only authenticated generation work, with its body in, takes a slot.
+    # After routing and security: only authenticated generation work, with its body in, takes a slot; and each
+    # key's limits. One chain of them, for the requests Connexion serves and for those of the flat path.
     limited = keyed_operations(SPEC) | keyed_operations(OPENAI_SPEC)
+    junction = flat.Junction()
+    limits: Any = KeyLimits(junction, store=key_store, metrics=key_usage, limited=limited)
     if admission:
-        app.add_middleware(
-            Admission,
-            position=MiddlewarePosition.BEFORE_VALIDATION,
-            metrics=metrics,
-            max_in_flight=settings.max_in_flight,
-            max_body_bytes=max_body_bytes,
-            limited=limited,
-        )
+        limits = Admission(limits, metrics, settings.max_in_flight, max_body_bytes, limited)
+    served = flat.operations(SPEC, "", limited) | flat.operations(OPENAI_SPEC, OPENAI_PREFIX, limited)
     app.add_middleware(
-        KeyLimits, position=MiddlewarePosition.BEFORE_VALIDATION, store=key_store, metrics=key_usage, limited=limited
+        flat.FlatPath, position=before_exception, served=served, keys=keys, max_body_bytes=max_body_bytes, limits=limits
+    )
+    app.add_middleware(
+        flat.SharedLimits, position=MiddlewarePosition.BEFORE_VALIDATION, limits=limits, junction=junction
     )
     app.add_error_handler(ProblemException, problems.on_problem)
     app.add_error_handler(HTTPException, problems.on_problem)

@@ -11,7 +11,7 @@ from typing import Any
 from connexion.exceptions import OAuthProblem
 from connexion.security import BearerSecurityHandler, SecurityHandlerFactory
 
-from lambdallm.rest.keyring import KeyRing
+from lambdallm.rest.keyring import Key, KeyRing
 from lambdallm.settings import RestSettings, SettingsError
 
 # What an HTTP header can carry as a bearer token (RFC 6750's b64token), so that every key can be sent.
@@ -44,26 +44,41 @@ def api_keys(settings: RestSettings) -> tuple[bytes, ...]:
     return tuple(key.encode() for key in keys)
 
 
+def key_ring(settings: RestSettings) -> KeyRing:
+    """The operator's keys (`api_keys`, `api_keys_file`, `keys_file`); a SettingsError as `api_keys` says."""
+    return KeyRing(settings, api_keys(settings))
+
+
+def bearer_key(keys: KeyRing, token: str) -> Key | None:
+    """The key a bearer `token` is (as the Authorization header carries it after its scheme), or None."""
+    # Whitespace around a field value is not part of it (RFC 9110 5.5); Connexion keeps what trails the token.
+    return keys.identify(token.strip(" \t"))
+
+
+def token_info(key: Key) -> dict[str, Any]:
+    """What the security check of a request sent with `key` says of its caller: the key's id (`sub`), and the key
+    with its limits (KEY, for rest/limits.py)."""
+    return {"sub": key.id, KEY: key}
+
+
 def key_checker(keys: KeyRing) -> Callable[[str], dict[str, Any]]:
     """Connexion's bearer info function for `keys`: which key matched (its id as `sub`, and the key with its
     limits), or a 401 (OAuthProblem)."""
 
     def check(token: str) -> dict[str, Any]:
-        # Whitespace around a field value is not part of it (RFC 9110 5.5); Connexion keeps what trails the token.
-        key = keys.identify(token.strip(" \t"))
+        key = bearer_key(keys, token)
         if key is None:
             problem = OAuthProblem(detail="the API key is not valid")
             problem.headers = {"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'}
             raise problem
-        return {"sub": key.id, KEY: key}
+        return token_info(key)
 
     return check
 
 
-def security_map(settings: RestSettings) -> dict[str, type[BearerSecurityHandler]]:
-    """Connexion's `security_map`: the spec's bearer scheme checked against the operator's keys, or (auth none)
-    not checked at all."""
-    keys = KeyRing(settings, api_keys(settings))
+def security_map(keys: KeyRing) -> dict[str, type[BearerSecurityHandler]]:
+    """Connexion's `security_map`: the spec's bearer scheme checked against the operator's `keys`, or (none: auth
+    none) not checked at all."""
     check = key_checker(keys)
 
     class ApiKeyHandler(BearerSecurityHandler):  # type: ignore[misc]

@@ -52,7 +52,7 @@ def test_a_header_parameter_is_still_checked_against_its_schema() -> None:
 
 
 def test_the_key_check_signature_is_read_once() -> None:
-    handler = auth.security_map(RestSettings(api_keys="k1"))["bearer"]()
+    handler = auth.security_map(auth.key_ring(RestSettings(api_keys="k1")))["bearer"]()
     check = auth.key_checker(KeyRing(RestSettings(), (b"k1",)))
     with mock.patch.object(
         connexion.security, "inspect_function_arguments", wraps=connexion.security.inspect_function_arguments
