@@ -213,6 +213,16 @@ def test_a_nested_schema_is_read_as_connexion_reads_it(where: str) -> None:
     assert not formatted.compiled
 
 
+def test_an_integer_field_refuses_a_whole_float_as_draft_4_does() -> None:
+    """`max_tokens: 1.0` is not an integer to draft 4 (Connexion's judge) but is to draft 6 and later, which
+    fastjsonschema reads a schema by unless told: the compiled code must be draft 4's, or it lets such a body in."""
+    check = SchemaCheck(Draft4RequestValidator({"type": "object", "properties": {"max_tokens": {"type": "integer"}}}))
+    assert check.compiled
+    assert check.accepts({"max_tokens": 1})
+    assert not check.accepts({"max_tokens": 1.0})
+    assert check.first_error({"max_tokens": 1.0}) == "max_tokens: must be of type integer"
+
+
 def test_a_check_leaves_the_body_it_judges_as_it_was() -> None:
     """A schema's `default` is not written into the instance: the judge does not, so neither does the compiled code
     (a body would otherwise reach the handler with fields the client did not send, on the fast path alone)."""
