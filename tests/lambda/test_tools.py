@@ -141,7 +141,8 @@ def test_stream_events_of_a_call_become_its_pieces_numbered_in_order() -> None:
             {"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "x", "content": "1"}]},
             "tool only right after",
         ),
-        ({"messages": ROUND_TRIP[:3]}, "have no tool turn with their result"),
+        # The turn named is the last one, where the conversation ends with a call unanswered.
+        ({"messages": ROUND_TRIP[:3]}, "messages[2]: the calls ['call_2'] have no tool turn with their result"),
         ({"messages": [*ROUND_TRIP[:2], {**ROUND_TRIP[2], "tool_call_id": "nope"}]}, "tool_call_id"),
         ({"messages": [*ROUND_TRIP[:2], {"role": "user", "content": "x"}]}, "have no tool turn"),
         ({"tools": [{**TOOLS[0], "parameters": {"type": "string"}}]}, "tools[0].parameters"),

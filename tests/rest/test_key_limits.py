@@ -2,6 +2,7 @@
 a 429 naming the limit with a Retry-After from the window, on /query (problem+json) and /v1 (OpenAI's error)."""
 
 import asyncio
+import logging
 import time
 
 import httpx
@@ -105,8 +106,9 @@ def team_a(tmp_path):
     return make
 
 
-async def test_over_its_requests_per_minute_a_key_gets_a_429_naming_the_limit(service, team_a):
+async def test_over_its_requests_per_minute_a_key_gets_a_429_naming_the_limit(service, team_a, caplog):
     await fresh_window()
+    caplog.set_level(logging.INFO)
     secret, overrides = team_a(Limits(requests_per_minute=2))
     async with (
         fake_llm_service(service) as target,
@@ -128,6 +130,8 @@ async def test_over_its_requests_per_minute_a_key_gets_a_429_naming_the_limit(se
     assert value(scraped, "lambdallm_rest_key_requests_total", key="team-a", model=DEFAULT_MODEL) == 2
     assert value(scraped, "lambdallm_rest_key_tokens_total", key="team-a", model=DEFAULT_MODEL, type="input") == 14
     assert value(scraped, "lambdallm_rest_key_tokens_total", key="team-a", model=DEFAULT_MODEL, type="output") == 6
+    [record] = [r for r in caplog.records if r.getMessage() == "key over its limit"]  # the operator's side
+    assert (record.levelname, record.key, record.limit) == ("INFO", "team-a", "requests_per_minute")
 
 
 async def test_on_v1_the_429_is_openais_rate_limit_error_with_retry_after(service, team_a):

@@ -129,7 +129,12 @@ async def test_with_redis_away_closed_refuses_limited_keys_with_a_503(redis, ser
         finally:
             redis.start()
 
-    assert_problem(refused, 503, "the limits store is unreachable")
+    body = assert_problem(refused, 503)
+    assert (body["title"], body["detail"]) == (
+        "Service Unavailable",
+        "the limits store is unreachable, and this server refuses limited keys without it",
+    )
+    assert refused.headers["retry-after"] == "1"
     assert service.requests == []
 
 

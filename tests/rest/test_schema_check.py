@@ -182,6 +182,57 @@ def test_nullable_admits_null_where_connexion_does() -> None:
     assert check.compiled_accepts({"a": None})
     assert not check.compiled_accepts({"b": None})
     assert draft4({"enum": ["x"], "nullable": True}) == {"enum": ["x", None], "nullable": True}
+    # Swagger 2's spelling, and a type that is a list of names: Connexion lets null pass both.
+    for nullable in ({"type": "string", "x-nullable": True}, {"type": ["string", "integer"], "nullable": True}):
+        assert SchemaCheck(Draft4RequestValidator(nullable)).compiled_accepts(None), nullable
+    assert not SchemaCheck(Draft4RequestValidator({"type": "string", "x-nullable": False})).compiled_accepts(None)
+
+
+# Every place draft 4 nests a schema: `inner` put there, and an instance with `value` where `inner` judges it.
+NESTED = {
+    "properties": (lambda inner: {"type": "object", "properties": {"a": inner}}, lambda value: {"a": value}),
+    "items": (lambda inner: {"type": "array", "items": inner}, lambda value: [value]),
+    "items, a list": (lambda inner: {"type": "array", "items": [inner]}, lambda value: [value]),
+    "additionalItems": (lambda inner: {"type": "array", "items": [{}], "additionalItems": inner}, lambda v: [1, v]),
+    "additionalProperties": (lambda inner: {"type": "object", "additionalProperties": inner}, lambda v: {"a": v}),
+    "allOf": (lambda inner: {"allOf": [inner]}, lambda value: value),
+    "anyOf": (lambda inner: {"anyOf": [inner]}, lambda value: value),
+    "oneOf": (lambda inner: {"oneOf": [inner]}, lambda value: value),
+}
+
+
+@pytest.mark.parametrize("where", NESTED)
+def test_a_nested_schema_is_read_as_connexion_reads_it(where: str) -> None:
+    """At any depth, a nullable schema admits null in the compiled code too, and a keyword read differently
+    leaves the whole schema to the judge (its compiled check would answer for the nested one)."""
+    wrap, place = NESTED[where]
+    nullable = SchemaCheck(Draft4RequestValidator(wrap({"type": "string", "nullable": True})))
+    assert nullable.compiled_accepts(place(None))
+    assert not nullable.accepts(place(1))
+    formatted = SchemaCheck(Draft4RequestValidator(wrap({"type": "string", "format": "date-time"})))
+    assert not formatted.compiled
+
+
+def test_an_integer_field_refuses_a_whole_float_as_draft_4_does() -> None:
+    """`max_tokens: 1.0` is not an integer to draft 4 (Connexion's judge) but is to draft 6 and later, which
+    fastjsonschema reads a schema by unless told: the compiled code must be draft 4's, or it lets such a body in."""
+    check = SchemaCheck(Draft4RequestValidator({"type": "object", "properties": {"max_tokens": {"type": "integer"}}}))
+    assert check.compiled
+    assert check.accepts({"max_tokens": 1})
+    assert not check.accepts({"max_tokens": 1.0})
+    assert check.first_error({"max_tokens": 1.0}) == "max_tokens: must be of type integer"
+
+
+def test_a_check_leaves_the_body_it_judges_as_it_was() -> None:
+    """A schema's `default` is not written into the instance: the judge does not, so neither does the compiled code
+    (a body would otherwise reach the handler with fields the client did not send, on the fast path alone)."""
+    schema = {"type": "object", "properties": {"a": {"type": "string", "default": "x"}}}
+    check = SchemaCheck(Draft4RequestValidator(schema))
+    body: dict[str, Any] = {}
+    assert check.compiled
+    assert check.accepts(body)
+    assert check.first_error(body) is None
+    assert body == {}
 
 
 @pytest.mark.parametrize("keyword", ["format", "writeOnly"])
