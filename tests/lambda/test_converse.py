@@ -14,6 +14,7 @@ from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
 from llm_wire.errors import BackendError
 from llm_wire.request import QueryRequest, Turn
+from llm_wire.timing import parse_timing
 
 TURNS = [
     {"role": "user", "content": [{"text": "Answer in one short sentence.\n\nMy name is Ada."}]},
@@ -57,6 +58,32 @@ def test_a_conversation_goes_to_converse_with_every_turn(call: Any, event: Any, 
         "finish_reason": "stop",
         "request_id": "req-chat-1",
     }
+
+
+def test_converse_s_latency_is_the_answer_s_model_time(
+    function: Function, event: Any, context: Any, stubbed: Stubber
+) -> None:
+    stubbed.add_response("converse", converse_answer())  # metrics.latencyMs: 120
+    response = function.lambda_handler(event("query_conversation.json"), context)
+    timing = parse_timing(response["headers"]["Server-Timing"])
+    assert list(timing) == ["backend", "model"] and timing["model"] == 120.0
+
+
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        ("250", 250.0),
+        (0, 0.0),
+        (12.5, 12.5),
+        (-1, None),
+        (float("inf"), None),
+        ("nan", None),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_bedrock_s_latency_is_read_only_as_a_finite_non_negative_number(value: Any, ms: float | None) -> None:
+    assert bedrock.latency(value) == ms
 
 
 def test_system_goes_to_system_for_a_model_that_takes_one() -> None:

@@ -89,6 +89,25 @@ def test_a_third_turn_that_is_not_the_users_is_named_with_the_role_it_must_have(
     assert detail == "messages[2].role: must be user (turns alternate, user first)"
 
 
+@pytest.mark.parametrize(
+    ("turn", "detail"),
+    [
+        ("Hi", "messages[0]: an object with exactly `role` and `content`"),
+        ({"role": "user", "content": "Hi", "name": "Ada"}, "messages[0]: an object with exactly `role` and `content`"),
+        ({"role": "user"}, "messages[0]: an object with exactly `role` and `content`"),
+        ({"role": ["user"], "content": "Hi"}, "messages[0].role: must be user (turns alternate, user first)"),
+        ({"role": "user", "content": " \n\t"}, "messages[0].content: must not be blank (Bedrock refuses a blank turn)"),
+    ],
+)
+def test_a_turn_of_the_wrong_shape_is_a_400_naming_it(turn: Any, detail: str) -> None:
+    assert refused({"messages": [turn], "max_tokens": 4}) == detail
+
+
+def test_continuation_is_read_with_a_prompt() -> None:
+    assert parse_body({"prompt": "Once upon", "max_tokens": 4, "continuation": True}).continuation is True
+    assert parse_body({"prompt": "Once upon", "max_tokens": 4}).continuation is False
+
+
 def test_a_conversation_ending_with_the_assistant_names_messages() -> None:
     assert refused(conversation((USER, "a"), (ASSISTANT, "b"))) == "messages: the last turn must be the user's"
 

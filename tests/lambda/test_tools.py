@@ -143,13 +143,22 @@ def test_stream_events_of_a_call_become_its_pieces_numbered_in_order() -> None:
         ),
         # The turn named is the last one, where the conversation ends with a call unanswered.
         ({"messages": ROUND_TRIP[:3]}, "messages[2]: the calls ['call_2'] have no tool turn with their result"),
-        ({"messages": [*ROUND_TRIP[:2], {**ROUND_TRIP[2], "tool_call_id": "nope"}]}, "tool_call_id"),
-        ({"messages": [*ROUND_TRIP[:2], {"role": "user", "content": "x"}]}, "have no tool turn"),
+        (
+            {"messages": [*ROUND_TRIP[:2], {**ROUND_TRIP[2], "tool_call_id": "nope"}]},
+            "messages[2].tool_call_id: must be the id of a call of the assistant turn before it",
+        ),
+        (
+            {"messages": [*ROUND_TRIP[:2], {"role": "user", "content": "x"}]},
+            "messages[2]: the calls ['call_1', 'call_2'] have no tool turn with their result",
+        ),
         ({"tools": [{**TOOLS[0], "parameters": {"type": "string"}}]}, "tools[0].parameters"),
         ({"tools": TOOLS * 2}, "unique"),
         ({"tool_choice": {"name": "nope"}}, "tool_choice.name"),
         ({"json_schema": WEATHER}, "json_schema: not with tools"),
-        ({"messages": [ROUND_TRIP[0], {**ROUND_TRIP[1], "tool_calls": [{**CALL, "arguments": "[1]"}]}]}, "arguments"),
+        (
+            {"messages": [ROUND_TRIP[0], {**ROUND_TRIP[1], "tool_calls": [{**CALL, "arguments": "[1]"}]}]},
+            "messages[1].tool_calls[0].arguments: a JSON object as text",
+        ),
         ({"messages": [*ROUND_TRIP[:2], ROUND_TRIP[1]]}, "messages[2].role"),
     ],
 )
@@ -160,11 +169,20 @@ def test_a_bad_tool_request_is_a_400_naming_the_field(fields: dict[str, Any], sa
     assert says in caught.value.detail
 
 
-def test_tools_need_a_conversation_and_tool_turns_need_tools() -> None:
-    with pytest.raises(BackendError, match="tools: only with messages"):
-        parse_body({"prompt": "Hi", "max_tokens": 5, "tools": TOOLS})
-    with pytest.raises(BackendError, match="tools: required"):
-        parse_body({"messages": ROUND_TRIP, "max_tokens": 5})
+@pytest.mark.parametrize(
+    ("request_body", "detail"),
+    [
+        (
+            {"prompt": "Hi", "max_tokens": 5, "tools": TOOLS},
+            "tools: only with messages (a prompt is continued, not answered)",
+        ),
+        ({"messages": ROUND_TRIP, "max_tokens": 5}, "tools: required when the conversation holds tool calls"),
+    ],
+)
+def test_tools_need_a_conversation_and_tool_turns_need_tools(request_body: dict[str, Any], detail: str) -> None:
+    with pytest.raises(BackendError) as caught:
+        parse_body(request_body)
+    assert (caught.value.status, caught.value.detail) == (400, detail)
 
 
 def _tools_of(total_chars: int) -> list[dict[str, Any]]:

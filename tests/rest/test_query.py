@@ -1,6 +1,7 @@
 """POST /query over real HTTP through a real proxy to the fake backend."""
 
 import asyncio
+import dataclasses
 import gzip
 import json
 import logging
@@ -8,7 +9,7 @@ import logging
 import httpx
 import pytest
 
-from lambdallm.rest import llm
+from lambdallm.rest import llm, models
 from lambdallm.rest.app import SPEC, create_app
 from lambdallm.rest.body_limit import largest_request_bytes, largest_requests
 from lambdallm.settings import RestSettings, SettingsError
@@ -371,13 +372,32 @@ async def test_an_unexpected_failure_is_a_500_problem_without_its_traceback(http
     assert logged and logged[0].exc_info is not None and "secret" in str(logged[0].exc_info[1])
 
 
-async def test_an_answer_that_breaks_the_contract_is_a_500_problem_that_does_not_quote_it(http, monkeypatch, caplog):
-    async def nonconforming(*args, **kwargs):
-        return {"text": "a secret answer"}  # no model, no counts
+@dataclasses.dataclass
+class _SecretModel:
+    id: str = "a secret model"  # no owned_by, no instruct
 
-    monkeypatch.setattr(llm, "generate_text", nonconforming)
 
-    response = await http.post("/query", json=VALID)
+async def _secret_models(*args, **kwargs):
+    return [_SecretModel()]
+
+
+async def _secret_answer(*args, **kwargs):
+    return {"text": "a secret answer"}  # no model, no counts
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "module", "name", "work"),
+    [
+        ("POST", "/query", llm, "generate_text", _secret_answer),  # the flat path's check of the answer
+        ("GET", "/models", models, "list_models", _secret_models),  # Connexion's (rest/validators.py)
+    ],
+)
+async def test_an_answer_that_breaks_the_contract_is_a_500_problem_that_does_not_quote_it(
+    http, monkeypatch, caplog, method, path, module, name, work
+):
+    monkeypatch.setattr(module, name, work)
+
+    response = await http.request(method, path, json=VALID if method == "POST" else None)
 
     detail = "the answer does not conform to the API specification; the logs have this request id"
     assert assert_problem(response, 500)["detail"] == detail
