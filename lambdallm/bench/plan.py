@@ -26,6 +26,10 @@ class Plan:
     # Abandoned before the RSS is first read: a tier's RSS climbs over the first few thousand (allocator arenas at
     # peak concurrency) and then stays; a leak goes on growing after it.
     abandon_warm_up: int = 4000
+    # The bare grpc.aio floor (lambdallm/bench/grpc_floor.py): unary calls, 64 at once, then streams of
+    # `generation_tokens` messages in a row at the model's pace.
+    floor_calls: int = 4000
+    floor_streams: int = 8
     generation_cap_s: float = 900.0  # batches end when answered; this only bounds a stuck run
     # Bounded queue of the local Bedrock: room for every load connection, so throttling is not what is measured.
     queue_size: int = 64
@@ -33,11 +37,11 @@ class Plan:
     @property
     def steps(self) -> int:
         """Progress-bar steps: two stack starts, the load runs (the REST tier's under attack and its baseline
-        without issue 18's edge included), /v1/chat/completions beside /query,
+        without issue 18's edge included), /v1/chat/completions beside /query, the bare grpc.aio floor,
         llama-server's start, the generation runs (direct, time to first token, streamed pace, chain and
         llama-server at 1 and many clients, whole and streamed), the abandoned streams, the memory reading,
         tracing off beside on, and the scale-out (its start, then one step a repetition)."""
-        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1 + 1
+        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1 + 1 + 1) + 1 + self.repetitions * 9 + 1 + 1 + 1
 
 
 FULL = Plan()
@@ -56,4 +60,6 @@ QUICK = Plan(
     stream_requests=1,
     abandoned_streams=200,
     abandon_warm_up=50,
+    floor_calls=256,
+    floor_streams=1,
 )

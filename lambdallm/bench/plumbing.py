@@ -10,6 +10,7 @@ from typing import Any
 from lambdallm.bench.abandon import rss_growth_mb
 from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock, query_body
+from lambdallm.bench.grpc_floor import FloorRun, floor_cpu_ms
 from lambdallm.bench.loadgen import LoadResult
 from lambdallm.bench.memory import cpu_s
 from lambdallm.bench.plan import Plan
@@ -62,6 +63,9 @@ class PlumbingFigures:
     # Each tier's RSS growth in MiB over the plan's abandoned streams (lambdallm/bench/abandon.py), after a warm-up.
     abandoned_growth_mb: dict[str, float] = field(default_factory=dict)
     abandoned_streams: int = 0
+    # Per repetition: a bare grpc.aio client's and server's CPU ms per call and per streamed message
+    # (lambdallm/bench/grpc_floor.py), the floor under the REST tier (a client) and the proxy (a server).
+    grpc_floor: list[dict[str, dict[str, float]]] = field(default_factory=list)
 
     def growth_mb_per_10k_abandoned(self) -> dict[str, float]:
         """Each tier's RSS growth in MiB per 10,000 abandoned streams (issue 26: at most 2 each)."""
@@ -179,6 +183,9 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
         figures.bursts.append(BurstProbe(quiet, probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)))
         figures.loaded.append(result)
         figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
+    for rep in range(plan.repetitions):
+        step(f"bare grpc.aio client and server, the floor under REST and the proxy ({rep + 1}/{plan.repetitions})")
+        figures.grpc_floor.append(floor_cpu_ms(FloorRun(plan.floor_calls, plan.floor_streams, plan.generation_tokens)))
     step(f"{plan.abandoned_streams} abandoned streams")
     figures.abandoned_growth_mb = rss_growth_mb(stack, plan.abandoned_streams, plan.abandon_warm_up)
     figures.abandoned_streams = plan.abandoned_streams

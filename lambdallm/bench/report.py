@@ -117,6 +117,9 @@ def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -
 
     per_request = [run["rest"] + run["proxy"] for run in plumbing.cpu_ms_per_request]
     per_token = [run["rest"] + run["proxy"] for run in generation.stream_cpu_ms_per_token]
+    floor = plumbing.grpc_floor
+    floors = {"per_request": "per_request", "per_streamed_token": "per_message"}
+    measured = {"per_request": per_request, "per_streamed_token": per_token}
     return {
         "chain_p50_ms_c1": Spread.of([r.p50_ms for r in runs["rest"]]).as_dict(),
         "chain_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
@@ -124,6 +127,15 @@ def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -
         "rest_plus_proxy_cpu_ms": {
             "per_request": Spread.of(per_request).as_dict(),
             "per_streamed_token": Spread.of(per_token).as_dict(),
+        },
+        "grpc_floor_cpu_ms": {
+            key: {side: Spread.of([run[of][side] for run in floor]).as_dict(3) for side in ("client", "server", "both")}
+            for key, of in floors.items()
+        },
+        # Within each repetition: the REST tier plus the proxy over the bare client plus server.
+        "rest_plus_proxy_over_grpc_floor": {
+            key: Spread.of([mine / run[of]["both"] for mine, run in zip(measured[key], floor, strict=True)]).as_dict()
+            for key, of in floors.items()
         },
     }
 
@@ -210,6 +222,7 @@ def markdown(results: dict[str, Any]) -> str:
         figures = results["plumbing"]
         hops = figures["hop_p50_ms_c1"]
         cpu = figures["rest_plus_proxy_cpu_ms"]
+        floor, over = figures["grpc_floor_cpu_ms"], figures["rest_plus_proxy_over_grpc_floor"]
         rows += [
             (
                 "one client p50 per hop, instant model: REST / proxy / API Gateway + Lambda / Bedrock",
@@ -218,6 +231,12 @@ def markdown(results: dict[str, Any]) -> str:
             (
                 "REST + proxy CPU ms: per request (64 connections) / per streamed token (one client)",
                 f"{cell(cpu['per_request'])} / {cell(cpu['per_streamed_token'])}",
+            ),
+            (
+                "bare grpc.aio client + server CPU ms (the floor under REST + proxy): per call (64 at once) / per "
+                "streamed message (8 ms apart); REST + proxy over it",
+                f"{cell(floor['per_request']['both'])} / {cell(floor['per_streamed_token']['both'])}; "
+                f"{cell(over['per_request'])} / {cell(over['per_streamed_token'])}",
             ),
         ]
     if "tracing_cost" in results:

@@ -57,6 +57,8 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     spreads += [results["llama_server"]["tokens_per_s"], results["llama_server"]["aggregate_c8"]]
     spreads += [results["cpu_ms_per_request"][tier] for tier in ("rest", "proxy", "cloud", "chain")]
     assert results["cpu_ms_per_request"]["chain"]["median"] > 0
+    floor = results["plumbing"]["grpc_floor_cpu_ms"]
+    assert floor["per_request"]["client"]["median"] > 0 and floor["per_streamed_token"]["client"]["median"] > 0
     assert set(results["after_burst_ms"]) == {"quiet_p99", "first", "settled_p99", "settled_p99_over_quiet"}
     spreads += results["after_burst_ms"].values()
     assert set(results["rest_under_attack_ms"]) == {"p50", "p99", "p99_minus_quiet_p99", "errors"}

@@ -119,6 +119,10 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     plumbing.cpu_ms_per_request = [{"rest": 1.0, "proxy": 0.5, "cloud": 2.0}, {"rest": 2.0, "proxy": 1.0, "cloud": 2.0}]
     generation = GenerationFigures()
     generation.stream_cpu_ms_per_token = [{"rest": 0.25, "proxy": 0.25}, {"rest": 0.5, "proxy": 0.25}]
+    plumbing.grpc_floor = [
+        {"per_request": floor(0.25, 0.5), "per_message": floor(0.1, 0.15)},
+        {"per_request": floor(0.5, 1.0), "per_message": floor(0.5, 0.25)},
+    ]
 
     figures = plumbing_figures(plumbing, generation)
     assert figures["chain_p50_ms_c1"] == Spread.of([5.0, 6.0]).as_dict()
@@ -131,3 +135,13 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     cpu = figures["rest_plus_proxy_cpu_ms"]
     assert cpu["per_request"] == Spread.of([1.5, 3.0]).as_dict()
     assert cpu["per_streamed_token"] == Spread.of([0.5, 0.75]).as_dict()
+    floors = figures["grpc_floor_cpu_ms"]
+    assert floors["per_request"]["server"] == Spread.of([0.5, 1.0]).as_dict(3)
+    assert floors["per_streamed_token"]["both"] == Spread.of([0.25, 0.75]).as_dict(3)
+    over = figures["rest_plus_proxy_over_grpc_floor"]
+    assert over["per_request"] == Spread.of([2.0, 2.0]).as_dict()  # 1.5 / 0.75 and 3.0 / 1.5
+    assert over["per_streamed_token"] == Spread.of([2.0, 1.0]).as_dict()  # 0.5 / 0.25 and 0.75 / 0.75
+
+
+def floor(client: float, server: float) -> dict[str, float]:
+    return {"client": client, "server": server, "both": client + server}
