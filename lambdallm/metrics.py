@@ -17,7 +17,7 @@ from prometheus_client.exposition import choose_encoder
 
 from lambdallm.http_protocol import answered_by_server
 
-if TYPE_CHECKING:  # the proxy serves its metrics with aiohttp: its install has no starlette
+if TYPE_CHECKING:  # the proxy serves its metrics without starlette, which its install lacks
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Seconds: from a plumbing hop (about a millisecond) to a generation at the edge of the 29 s budget.

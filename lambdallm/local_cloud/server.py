@@ -104,7 +104,7 @@ def _server(app: Any, grace_s: int, settings: CloudSettings, http: type[ProblemH
     # Idle keep-alive connections stay open keep_alive_s (75 s; uvicorn's default is 5 s). A client that reuses a
     # pooled connection at the instant the server closes it gets a reset; the Lambda makes one Bedrock attempt and
     # the proxy does not resend a POST, so that race would be a 503. The clients' own idle limits are shorter (the
-    # proxy's aiohttp pool: 30 s), and the Lambda's boto3 pool is reused at least every few seconds under load.
+    # proxy's pool: 30 s), and the Lambda's boto3 pool is reused at least every few seconds under load.
     config = uvicorn.Config(
         app,
         http=http.with_limits(connection_limits(settings)),

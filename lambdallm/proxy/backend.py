@@ -1,6 +1,7 @@
-"""The proxy's one long-lived HTTP client for the LLM backend's `POST /query/stream`: streams are passed on as they
-come, and whole answers are the same stream collected, so that a caller who goes away stops either within a token.
-`GET /models` (the models the backend serves) goes through the same client, signed the same way."""
+"""The proxy's one long-lived HTTP client (lambdallm/proxy/backend_http.py) for the LLM backend's
+`POST /query/stream`: streams are passed on as they come, and whole answers are the same stream collected, so that a
+caller who goes away stops either within a token. `GET /models` (the models the backend serves) goes through the same
+client, signed the same way."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-
-import aiohttp
+from urllib.parse import urlsplit
 
 from lambdallm import tracing
+from lambdallm.proxy.backend_http import BackendHTTP, BackendHTTPError, Response
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
@@ -28,6 +29,8 @@ MAX_BODY_BYTES = 6 * 1024 * 1024
 PROBE_ANSWER = 400
 # The model list is small (ids and two attributes each): a larger answer is no working backend's.
 MAX_MODELS_BYTES = 256 * 1024
+MAX_LINE_BYTES = 128 * 1024  # a stream event: no working backend's is longer
+DRAIN_BYTES = 65536  # read after the done event so that the connection is reused; more, and it closes
 _INT32_MAX = 2**31 - 1
 
 
@@ -126,28 +129,16 @@ def _timing(timing: Any) -> tuple[tuple[str, float], ...]:
     return tuple((name, ms) for name, ms in durations if ms is not None)
 
 
-async def read_capped(response: aiohttp.ClientResponse, limit: int = MAX_BODY_BYTES) -> bytes:
+async def read_capped(response: Response, limit: int = MAX_BODY_BYTES) -> bytes:
     """The response body, or an INTERNAL ProxyError as soon as it exceeds `limit` bytes."""
-    if (response.content_length or 0) > limit:
+    body = await response.read(limit)
+    if body is None:
         raise bad_backend_answer(f"body exceeds {limit} bytes")
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(65536):
-        body += chunk
-        if len(body) > limit:
-            raise bad_backend_answer(f"body exceeds {limit} bytes")
-    return bytes(body)
-
-
-async def _drain(content: aiohttp.StreamReader, limit: int = 65536) -> None:
-    """Read what follows the done event (nothing, from a working backend) to the end of the stream, so that the
-    connection goes back to the pool instead of being closed; past `limit` bytes, give up (and close it)."""
-    read = 0
-    while read <= limit and (chunk := await content.readany()):
-        read += len(chunk)
+    return body
 
 
 class Backend:
-    """One pooled aiohttp session per process for generations, and a separate one for readiness probes,
+    """One pool of backend connections per process for generations, and a separate one for readiness probes,
     so that a full pool of long generations never makes the backend look down."""
 
     def __init__(self, settings: ProxySettings) -> None:
@@ -156,8 +147,9 @@ class Backend:
         # route every call needs answers.
         self._url = settings.backend_url.rstrip("/") + "/query/stream"
         self._models_url = settings.backend_url.rstrip("/") + "/models"
-        self._session: aiohttp.ClientSession | None = None
-        self._probe_session: aiohttp.ClientSession | None = None
+        self._path, self._models_path = urlsplit(self._url).path, urlsplit(self._models_url).path
+        self._http: BackendHTTP | None = None
+        self._probe_http: BackendHTTP | None = None
         self._signer = BackendSigner.from_settings(settings)
 
     async def _request(
@@ -173,32 +165,33 @@ class Backend:
             return body, await self._signer.sign("GET" if payload is None else "POST", url, body, headers)
 
     async def __aenter__(self) -> Self:
-        # Idle connections close after 30 s, before the backend's side does (the local cloud's: 75 s), so a
-        # request never goes out on a connection the backend is closing.
-        connector = aiohttp.TCPConnector(limit=self._settings.max_connections, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        self._probe_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4), raise_for_status=False)
+        # Idle connections are not used again after 30 s, before the backend's side closes them (the local
+        # cloud's: 75 s), so a request never goes out on a connection the backend is closing.
+        settings = self._settings
+        self._http = BackendHTTP(settings.backend_url, settings.max_connections, settings.connect_timeout_s)
+        self._probe_http = BackendHTTP(settings.backend_url, 4, settings.probe_timeout_s)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        for session in (self._session, self._probe_session):
-            if session is not None:
-                await session.close()
-        self._session = self._probe_session = None
+        for pool in (self._http, self._probe_http):
+            if pool is not None:
+                pool.close()
+        self._http = self._probe_http = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        """The open session; using the backend outside its `async with` block is a bug."""
-        if self._session is None:
+    def http(self) -> BackendHTTP:
+        """The open pool; using the backend outside its `async with` block is a bug."""
+        if self._http is None:
             raise RuntimeError("Backend is not open")
-        return self._session
+        return self._http
 
-    def _timeout(self, budget_s: float | None, limit_s: float) -> aiohttp.ClientTimeout:
-        """The caller's budget, within `limit_s`."""
+    @staticmethod
+    def _timeout(budget_s: float | None, limit_s: float) -> float:
+        """The caller's budget, within `limit_s`, in seconds."""
         total = limit_s if budget_s is None else min(budget_s, limit_s)
-        return aiohttp.ClientTimeout(total=max(total, 0.001), connect=self._settings.connect_timeout_s)
+        return max(total, 0.001)
 
     async def generate(self, payload: dict[str, Any], request_id: str, budget_s: float | None) -> Completion:
         """The whole answer: the backend's stream collected within `budget_s` and `backend_timeout_s`. A caller who
@@ -240,19 +233,19 @@ class Backend:
         body, headers = await self._request(self._url, payload, headers)
         timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)
         with map_backend_errors():
-            async with self.session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
+            async with self.http.request("POST", self._path, body, headers, timeout) as response:
                 if response.status != 200:
                     body = await read_capped(response)
-                    raise from_backend_status(response.status, body, response.headers.get("Retry-After"))
+                    raise from_backend_status(response.status, body, response.headers.get("retry-after"))
                 try:
-                    async for line in response.content:
+                    async for line in response.lines(MAX_LINE_BYTES):
                         if line.strip():
                             event = parse_stream_event(line)
                             yield event
                             if isinstance(event, Completion):
-                                await _drain(response.content)
+                                await response.drain(DRAIN_BYTES)
                                 return
-                except ValueError as exc:  # aiohttp's "Chunk too big": a line over 128 KiB, which no event is
+                except ValueError as exc:  # a line over MAX_LINE_BYTES, which no event is
                     raise bad_backend_answer("a stream line is too long") from exc
         raise bad_backend_answer("the stream ended without a done event")
 
@@ -264,23 +257,23 @@ class Backend:
         _, headers = await self._request(self._models_url, None, headers)
         timeout = self._timeout(budget_s, self._settings.backend_timeout_s)
         with map_backend_errors():
-            async with self.session.get(self._models_url, headers=headers, timeout=timeout) as response:
+            async with self.http.request("GET", self._models_path, b"", headers, timeout) as response:
                 answer = await read_capped(response, MAX_MODELS_BYTES)
                 if response.status != 200:
-                    raise from_backend_status(response.status, answer, response.headers.get("Retry-After"))
+                    raise from_backend_status(response.status, answer, response.headers.get("retry-after"))
         return parse_models(answer)
 
     async def reachable(self) -> bool:
         """A cheap probe on its own connection: an empty query, which a backend that can generate refuses with
         a 400 without running the model. Any other answer (a 404 or API Gateway's 403 for a wrong URL, a 5xx)
         or none within probe_timeout_s means not ready."""
-        if self._probe_session is None:
+        if self._probe_http is None:
             raise RuntimeError("Backend is not open")
-        timeout = aiohttp.ClientTimeout(total=self._settings.probe_timeout_s)
+        timeout = self._settings.probe_timeout_s
         try:
             body, headers = await self._request(self._url, {}, {"X-Request-ID": "health-probe"})
-            async with self._probe_session.post(self._url, data=body, headers=headers, timeout=timeout) as response:
+            async with self._probe_http.request("POST", self._path, body, headers, timeout) as response:
                 await read_capped(response, 65536)
                 return response.status == PROBE_ANSWER
-        except (aiohttp.ClientError, TimeoutError, ProxyError):
+        except (BackendHTTPError, OSError, ProxyError):  # TimeoutError is an OSError
             return False

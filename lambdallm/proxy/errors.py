@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 import grpc
 from botocore.exceptions import BotoCoreError
+
+from lambdallm.proxy.backend_http import BackendHTTPError, ConnectTimeout, Unreachable
 
 # Backend HTTP status -> gRPC code; any other non-200 status is INTERNAL. A 502 is a failure behind the
 # backend that retrying will not cure (AccessDenied, a broken function), so it is INTERNAL, which the REST
@@ -34,10 +35,11 @@ MAX_RETRY_AFTER_S = 3600
 # Transport failures, most specific first: a connect timeout means the backend is unreachable,
 # any other timeout means it did not answer in time.
 _EXCEPTION_CODES: tuple[tuple[type[BaseException], grpc.StatusCode, str], ...] = (
-    (aiohttp.ConnectionTimeoutError, grpc.StatusCode.UNAVAILABLE, "backend connect timed out"),
+    (ConnectTimeout, grpc.StatusCode.UNAVAILABLE, "backend connect timed out"),
     (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED, "backend did not answer in time"),
-    (aiohttp.ClientConnectionError, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),
-    (aiohttp.ClientError, grpc.StatusCode.INTERNAL, "backend request failed"),
+    (Unreachable, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),
+    (OSError, grpc.StatusCode.UNAVAILABLE, "backend unreachable"),  # a connection that failed under a request
+    (BackendHTTPError, grpc.StatusCode.INTERNAL, "backend request failed"),
     (BotoCoreError, grpc.StatusCode.UNAVAILABLE, "the proxy has no valid AWS credentials to sign with"),
 )
 
@@ -93,9 +95,9 @@ def bad_backend_answer(why: str) -> ProxyError:
 
 @contextmanager
 def map_backend_errors() -> Iterator[None]:
-    """Translate aiohttp and timeout exceptions raised inside the block into ProxyError. Its details say what
-    failed, never the exception's text (the backend's address, aiohttp's internals): that stays its __cause__,
-    which the log shows."""
+    """Translate the backend client's and timeout exceptions raised inside the block into ProxyError. Its details
+    say what failed, never the exception's text (the backend's address, the client's internals): that stays its
+    __cause__, which the log shows."""
     try:
         yield
     except ProxyError:

@@ -35,4 +35,4 @@ async def test_a_stream_cut_mid_answer_is_named_without_the_exception(stub, prox
             pass
 
     assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INTERNAL, "backend request failed")
-    assert "payload" in _causes(caplog).lower()  # aiohttp's words stay in the log
+    assert "payload" in _causes(caplog).lower()  # the client's words stay in the log
