@@ -148,18 +148,17 @@ class Response:
         """Each line of the body (with its newline) as it arrives; ValueError for a line over `max_line` bytes."""
         connection = self._connection
         pending = b""
-        while True:
-            if connection.body:
-                pending += connection.body
-                connection.body.clear()
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line + b"\n"
-                if len(pending) > max_line:
-                    raise ValueError("a line is too long")
-            if connection.complete:
-                break
-            await connection.more()
+        while connection.body or not connection.complete:  # bytes may arrive (and the answer end) while it yields
+            if not connection.body:
+                await connection.more()
+                continue
+            pending += connection.body
+            connection.body.clear()
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line + b"\n"
+            if len(pending) > max_line:
+                raise ValueError("a line is too long")
         if pending:
             yield pending
 

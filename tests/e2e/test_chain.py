@@ -22,6 +22,7 @@ from generated.llm_client import AuthenticatedClient
 from generated.llm_client.api.llm import generate_text
 from generated.llm_client.models import FinishReason, GenerateRequest, GenerateResponse, Message, MessageRole
 from lambdallm.stack import Ports, Stack
+from tests.sse import parse_events
 
 pytestmark = [pytest.mark.e2e]
 
@@ -305,3 +306,23 @@ def test_the_largest_valid_request_json_escaped_crosses_every_tier(instant_chain
         return
     assert response.status_code == 200, response.text[:300]
     assert response.json()["usage" if api == "openai" else "input_tokens"]
+
+
+@pytest.mark.parametrize("accept", ["text/event-stream", "application/json"])
+def test_a_long_answer_at_the_instant_models_pace_arrives_whole(instant_chain: Stack, accept: str) -> None:
+    # The instant model sends its pieces faster than any tier passes them on: every piece, and the end of each
+    # stream, arrives while the tier in front is still busy with the ones before.
+    words = [f"w{n}" for n in range(400)]
+    body = {"prompt": " ".join(words), "max_tokens": 400}
+    headers = instant_chain.auth_headers | {"Accept": accept}
+
+    answer = httpx.post(f"{instant_chain.rest_url}/query", json=body, headers=headers, timeout=30)
+
+    assert answer.status_code == 200, answer.text
+    if accept == "application/json":
+        assert (answer.json()["text"], answer.json()["output_tokens"]) == (" ".join(words), 400)
+        return
+    events = parse_events(answer.text)
+    texts = [data["text"] for event, data in events if event == "text"]
+    assert "".join(texts) == " ".join(words) and len(texts) == 400  # one event a piece, none lost or merged
+    assert events[-1][0] == "done" and events[-1][1]["output_tokens"] == 400

@@ -95,6 +95,25 @@ async def test_lines_come_whole_across_chunks_and_the_request_is_as_sent() -> No
     ]
 
 
+async def test_lines_that_arrive_with_the_end_while_the_reader_is_busy_are_all_read() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(CHUNKED_HEAD + chunk(b"0\n"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"".join(chunk(b"%d\n" % n) for n in range(1, 50)) + chunk(b""))
+        await reader.read()
+
+    async with serving(answer) as (_, url):
+        lines = []
+        async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
+            async for line in response.lines(1024):
+                lines.append(line)
+                await asyncio.sleep(0.2 if len(lines) == 1 else 0)  # the rest, and the end, come meanwhile
+
+    assert lines == [b"%d\n" % n for n in range(50)]
+
+
 async def test_a_connection_read_to_its_end_carries_the_next_request() -> None:
     async with serving(keep_answering(b"hello")) as (server, url):
         client = BackendHTTP(url, max_connections=4, connect_timeout_s=2)
