@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
-_SET_HERE = frozenset({"host", "content-length"})  # request headers this client writes itself
+_SET_HERE = frozenset({"host", "content-length", "user-agent"})  # request headers this client writes itself
+USER_AGENT = "lambdallm-proxy"  # some gateways and firewalls in front of a backend refuse requests without one
 
 
 class BackendHTTPError(Exception):
@@ -65,8 +66,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.head_done:
             self._fail(Unreachable("the backend closed the connection before it answered"))
-        elif not self.complete and self._ends_at_close():
-            self.complete = True  # a body without length or chunks ends with the connection
+        elif not self.complete and exc is None and self._ends_at_close():
+            self.complete = True  # a body without length or chunks ends with the connection (closed, not reset)
         elif not self.complete:
             self._fail(BrokenAnswer("Response payload is not completed: the backend closed the connection"))
         self.failure = self.failure or ConnectionResetError("connection closed")
@@ -113,6 +114,10 @@ class _Connection(asyncio.Protocol):
         await self._waiter
         if self.failure is not None and not self.complete and not self.body:
             raise self.failure
+
+    def closing(self) -> bool:
+        """Whether the connection is closing (the backend's FIN has come, say) before connection_lost says so."""
+        return self.transport is None or self.transport.is_closing()
 
     def reusable(self) -> bool:
         return self.complete and self.failure is None and self.keep_alive
@@ -214,7 +219,8 @@ class BackendHTTP:
         loop = asyncio.get_running_loop()
         while self._idle:
             connection = self._idle.pop()  # the most recently used: the least likely to be closing
-            if connection.failure is None and loop.time() - connection.idle_since < self._keepalive_s:
+            fresh = loop.time() - connection.idle_since < self._keepalive_s
+            if fresh and connection.failure is None and not connection.closing():
                 return connection
             if connection.transport is not None:
                 connection.transport.close()
@@ -233,6 +239,7 @@ class BackendHTTP:
 
     def _head(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host_header}", f"Content-Length: {len(body)}"]
+        lines.append(f"User-Agent: {USER_AGENT}")
         lines += (f"{name}: {value}" for name, value in headers.items() if name.lower() not in _SET_HERE)
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -90,7 +91,7 @@ async def test_lines_come_whole_across_chunks_and_the_request_is_as_sent() -> No
     port = url.rsplit(":", 1)[1]
     assert server.heads == [
         b"POST /prod/query/stream HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Length: 8\r\n"
-        b"Content-Type: application/json\r\nX-Request-ID: r1\r\n\r\n"
+        b"User-Agent: lambdallm-proxy\r\nContent-Type: application/json\r\nX-Request-ID: r1\r\n\r\n"
         b'{"x": 1}' % port.encode()
     ]
 
@@ -156,12 +157,13 @@ async def test_a_body_past_the_limit_is_none_by_length_or_as_it_arrives() -> Non
         writer.write(CHUNKED_HEAD + chunk(b"x" * 300))
         await reader.read()  # never ends its body
 
-    async with serving(keep_answering(b"y" * 300)) as (_, url):
-        async with BackendHTTP(url, 4, 2).request("GET", "/", b"", {}, 5) as response:
-            assert await response.read(299) is None  # by its Content-Length
-    async with serving(answer) as (_, url):
-        async with BackendHTTP(url, 4, 2).request("GET", "/", b"", {}, 5) as response:
-            assert await response.read(299) is None  # chunked: as soon as more than the limit has come
+    async def read_within(answer: Answer, limit: int) -> bytes | None:
+        async with serving(answer) as (_, url), BackendHTTP(url, 4, 2).request("GET", "/", b"", {}, 5) as response:
+            return await response.read(limit)
+
+    assert await read_within(keep_answering(b"y" * 300), 299) is None  # by its Content-Length
+    assert await read_within(answer, 299) is None  # chunked: as soon as more than the limit has come
+    assert await read_within(keep_answering(b"y" * 300), 300) == b"y" * 300
 
 
 async def test_a_line_past_the_limit_is_a_value_error() -> None:
@@ -170,11 +172,10 @@ async def test_a_line_past_the_limit_is_a_value_error() -> None:
         writer.write(CHUNKED_HEAD + chunk(b"x" * 2000))
         await reader.read()
 
-    async with serving(answer) as (_, url):
-        async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
-            with pytest.raises(ValueError, match="too long"):
-                async for _ in response.lines(1024):
-                    pass
+    async with serving(answer) as (_, url), BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
+        with pytest.raises(ValueError, match="too long"):
+            async for _ in response.lines(1024):
+                pass
 
 
 async def test_a_connection_closed_before_the_answer_is_unreachable() -> None:
@@ -199,6 +200,30 @@ async def test_a_connection_closed_mid_body_is_a_broken_answer_after_what_came()
                 async for line in response.lines(1024):
                     seen.append(line)
     assert seen == [b"one\n"]
+
+
+@pytest.mark.parametrize("reset", [False, True])
+async def test_a_body_without_length_ends_with_the_connection_unless_it_is_reset(reset: bool) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+        await writer.drain()
+        await asyncio.sleep(0.1)  # the client has read what came
+        if reset:  # SO_LINGER 0: close with a reset, not a FIN
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async with serving(answer) as (server, url):
+        client = BackendHTTP(url, 4, 2)
+        async with client.request("GET", "/", b"", {}, 5) as response:
+            if reset:
+                with pytest.raises(BrokenAnswer):
+                    await response.read(100)
+            else:
+                assert await response.read(100) == b"all of it"
+        async with client.request("GET", "/", b"", {}, 5) as response:
+            pass  # a connection that ended its answer by closing is never used again
+    assert server.connections == 2
 
 
 async def test_an_answer_that_is_not_http_is_a_broken_answer() -> None:
