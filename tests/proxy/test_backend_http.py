@@ -59,8 +59,8 @@ async def serving(answer: Answer) -> AsyncIterator[tuple[Server, str]]:
         listener.close()
 
 
-def keep_answering(body: bytes) -> Answer:
-    """Answer every request of the connection with a 200 of `body` (Content-Length)."""
+def keep_answering(body: bytes, after: asyncio.Event | None = None) -> Answer:
+    """Answer every request of the connection with a 200 of `body` (Content-Length), each once `after` is set."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -68,10 +68,25 @@ def keep_answering(body: bytes) -> Answer:
                 await read_request(reader)
             except asyncio.IncompleteReadError:
                 return
+            if after is not None:
+                await after.wait()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
             await writer.drain()
 
     return answer
+
+
+async def ask(url: str) -> None:
+    """A POST whose answer's head is all that is waited for."""
+    async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5):
+        pass
+
+
+async def read_lines(url: str, seen: list[bytes], timeout_s: float = 5) -> None:
+    """A POST's answer read line by line into `seen`, which keeps what came before a failure."""
+    async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, timeout_s) as response:
+        async for line in response.lines(1024):
+            seen.append(line)
 
 
 async def test_lines_come_whole_across_chunks_and_the_request_is_as_sent() -> None:
@@ -172,10 +187,9 @@ async def test_a_line_past_the_limit_is_a_value_error() -> None:
         writer.write(CHUNKED_HEAD + chunk(b"x" * 2000))
         await reader.read()
 
-    async with serving(answer) as (_, url), BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
+    async with serving(answer) as (_, url):
         with pytest.raises(ValueError, match="too long"):
-            async for _ in response.lines(1024):
-                pass
+            await read_lines(url, [])
 
 
 async def test_a_connection_closed_before_the_answer_is_unreachable() -> None:
@@ -184,8 +198,7 @@ async def test_a_connection_closed_before_the_answer_is_unreachable() -> None:
 
     async with serving(answer) as (_, url):
         with pytest.raises(Unreachable):
-            async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5):
-                pass
+            await ask(url)
 
 
 async def test_a_connection_closed_mid_body_is_a_broken_answer_after_what_came() -> None:
@@ -194,11 +207,9 @@ async def test_a_connection_closed_mid_body_is_a_broken_answer_after_what_came()
         writer.write(CHUNKED_HEAD + chunk(b"one\ntwo"))
 
     async with serving(answer) as (_, url):
-        seen = []
+        seen: list[bytes] = []
         with pytest.raises(BrokenAnswer, match="payload is not completed"):
-            async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
-                async for line in response.lines(1024):
-                    seen.append(line)
+            await read_lines(url, seen)
     assert seen == [b"one\n"]
 
 
@@ -234,8 +245,7 @@ async def test_an_answer_that_is_not_http_is_a_broken_answer() -> None:
 
     async with serving(answer) as (_, url):
         with pytest.raises(BrokenAnswer, match="not HTTP"):
-            async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5):
-                pass
+            await ask(url)
 
 
 async def test_the_total_time_bounds_the_body_and_closes_the_connection() -> None:
@@ -247,11 +257,9 @@ async def test_the_total_time_bounds_the_body_and_closes_the_connection() -> Non
         server.closed.set()
 
     async with serving(answer) as (server, url):
-        seen = []
+        seen: list[bytes] = []
         with pytest.raises(TimeoutError):
-            async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 0.5) as response:
-                async for line in response.lines(1024):
-                    seen.append(line)
+            await read_lines(url, seen, timeout_s=0.5)
         await asyncio.wait_for(server.closed.wait(), 5)
     assert seen == [b"first\n"]
 
@@ -259,22 +267,13 @@ async def test_the_total_time_bounds_the_body_and_closes_the_connection() -> Non
 async def test_a_request_beyond_max_connections_waits_for_one_to_be_free() -> None:
     release = asyncio.Event()
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            await release.wait()
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-    async def ask(client: BackendHTTP) -> bytes | None:
+    async def fetch(client: BackendHTTP) -> bytes | None:
         async with client.request("GET", "/", b"", {}, 5) as response:
             return await response.read(10)
 
-    async with serving(answer) as (server, url):
+    async with serving(keep_answering(b"ok", after=release)) as (server, url):
         client = BackendHTTP(url, max_connections=1, connect_timeout_s=2)
-        first, second = asyncio.ensure_future(ask(client)), asyncio.ensure_future(ask(client))
+        first, second = asyncio.ensure_future(fetch(client)), asyncio.ensure_future(fetch(client))
         await asyncio.sleep(0.2)
         assert server.connections == 1 and not second.done()
         release.set()
