@@ -2,8 +2,8 @@
 each, every response parsed by httptools (uvicorn's parser, C) as its bytes arrive and read as they come.
 
 It does what the proxy needs and no more: POST and GET of whole bodies, connect and total timeouts, bodies and lines
-read within bounds. A general client (aiohttp, which this replaced) spent twice the CPU of this one per generation
-(issue 28; the measurement is in bench/README.md)."""
+read within bounds. A general client (aiohttp, which this replaced) spent about 1.6 times the CPU of this one per
+generation (issue 28; the measurement is in bench/README.md)."""
 
 from __future__ import annotations
 
