@@ -80,7 +80,11 @@ def test_the_backend_contract_holds_at_the_local_api_gateway(instant_chain: Stac
     # an Authorization header stands in for the signature the spec requires, so the fuzz is of the contract.
     unsigned = "Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request"
     url = f"http://127.0.0.1:{instant_chain.ports.apigw}"
-    result = _schemathesis(SPECS / "backend.yaml", url, tmp_path, "--header", unsigned)
+    # No stateful phase: the one link it infers here (a tool call's id from /query's answer into a stream's turns)
+    # can't be followed, since the fuzzed echo engine calls no tools; its 844 scenarios covered nothing and took
+    # seven of the test's eight minutes (schemathesis 4.32, 3 December). Tools are tested on the real model.
+    phases = "examples,fuzzing"
+    result = _schemathesis(SPECS / "backend.yaml", url, tmp_path, "--header", unsigned, "--phases", phases)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
