@@ -25,16 +25,25 @@ class Edge(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.max_in_flight = max_in_flight
         self.limited_prefix = f"/{limited_service}/"
         self.in_flight = 0
+        # Each served method's measured handler, built at its first call (the methods are fixed at start, and an
+        # unknown one is never kept, so the map's size is bounded).
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method = str(handler_call_details.method)
+        if (measured := self._handlers.get(method)) is not None:
+            return measured
         handler = await continuation(handler_call_details)
         if handler is None:  # an unknown method: gRPC answers UNIMPLEMENTED, and no label is made for it
             return handler
-        method = str(handler_call_details.method)
+        self._handlers[method] = self._measured(method, handler)
+        return self._handlers[method]
+
+    def _measured(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         limited = method.startswith(self.limited_prefix)
         label = method.lstrip("/")
 
