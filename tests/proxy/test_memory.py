@@ -11,14 +11,21 @@ import grpc
 import pytest
 
 from lambdallm.proxy.decoding import DecodeRequests
+from lambdallm.proxy.edge import Edge
+from lambdallm.proxy.metrics import ProxyMetrics
 from tests.fakes.stack import fake_backend, proxy_channel, proxy_process_environment
 
 LAMBDALLM = str(Path(sys.executable).with_name("lambdallm"))
 NAME_BYTES = 4096
 
 
-async def test_the_decoding_cache_keeps_only_served_methods():
-    decode = DecodeRequests()
+@pytest.mark.parametrize(
+    "interceptor",
+    [DecodeRequests, lambda: Edge(ProxyMetrics(4), 4, "llm.v1.LlmService")],
+    ids=["decoding", "edge"],
+)
+async def test_the_interceptors_caches_keep_only_served_methods(interceptor):
+    cache = interceptor()
     served = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
 
     async def lookup(details):
@@ -26,11 +33,12 @@ async def test_the_decoding_cache_keeps_only_served_methods():
 
     for i in range(10_000):
         details = SimpleNamespace(method=f"/unknown{i}.Service/{'m' * NAME_BYTES}", invocation_metadata=())
-        assert await decode.intercept_service(lookup, details) is None
+        assert await cache.intercept_service(lookup, details) is None
     known = SimpleNamespace(method="/llm.v1.LlmService/GenerateText", invocation_metadata=())
-    assert await decode.intercept_service(lookup, known) is not None
+    first = await cache.intercept_service(lookup, known)
+    assert first is not None and await cache.intercept_service(lookup, known) is first
 
-    assert len(decode._handlers) == 1
+    assert len(cache._handlers) == 1
 
 
 def _rss_kb(pid: int) -> int:
