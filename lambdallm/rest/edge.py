@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lambdallm.body import ClientGone, read_body
 from lambdallm.metrics import RETRY_AFTER_S, send_exposition
+from lambdallm.rest import routing
 from lambdallm.rest.middleware import with_body
 from lambdallm.rest.problems import send_problem
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:  # rest/metrics.py reads the routed ids from here
     from lambdallm.rest.metrics import RestMetrics
 
 METRICS_PATH = "/metrics"
-_ROUTING = "connexion_routing"  # where Connexion's router writes the operation it matched
 
 
 def keyed_operations(spec: Path) -> frozenset[str]:
@@ -89,7 +89,7 @@ class Admission:
         metrics.in_flight.set_function(lambda: self.in_flight)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id") not in self.limited:
+        if routing.operation_id(scope) not in self.limited:
             await self.app(scope, receive, send)
             return
         try:

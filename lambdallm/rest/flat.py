@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lambdallm.body import ClientGone, read_body
-from lambdallm.rest import answers, problems
+from lambdallm.rest import answers, problems, routing
 from lambdallm.rest.auth import bearer_key, token_info
 from lambdallm.rest.event_stream import EventStreamResponse
 from lambdallm.rest.keyring import KeyRing
@@ -40,7 +40,6 @@ from lambdallm.schema_check import SchemaCheck
 from llm_wire import strict_json
 
 JSON = "application/json"
-_ROUTING = "connexion_routing"  # where Connexion's router writes the operation it matched (rest/edge.py)
 _CONTEXT = "connexion_context"  # where Connexion's security writes the checked key's token info (rest/limits.py)
 _BROUGHT = "lambdallm_flat"  # a request the flat path brought to the limits: its operation and body
 # The work of each operation this path serves, by the id Connexion routes it by (rest/edge.py's `routed_id`).
@@ -148,7 +147,7 @@ class FlatPath:
             await self.app(scope, _replay(read, receive), send)
             return
         extensions = scope.setdefault("extensions", {})  # shared with the outer layers' scope: they see these
-        extensions[_ROUTING] = {"api_base_path": operation.base_path, "operation_id": operation.operation_id}
+        extensions[routing.EXTENSION] = {"api_base_path": operation.base_path, "operation_id": operation.operation_id}
         if info:
             extensions.setdefault(_CONTEXT, {})["token_info"] = info
         extensions[_BROUGHT] = (operation, body)

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lambdallm.rest import usage
+from lambdallm.rest import routing, usage
 from lambdallm.rest.auth import KEY
 from lambdallm.rest.keyring import Key
 from lambdallm.rest.limit_store import LimitStore, Refusal, StoreAway
@@ -18,7 +18,6 @@ from lambdallm.rest.problems import send_problem
 from lambdallm.rest.usage import UsageMetrics
 
 log = logging.getLogger("lambdallm.rest")
-_ROUTING = "connexion_routing"
 _CONTEXT = "connexion_context"  # where Connexion's security writes the token info of the checked key
 
 
@@ -46,7 +45,7 @@ class KeyLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = caller(scope)
-        routed = scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id")
+        routed = routing.operation_id(scope)
         if key is None or routed not in self.limited:
             await self.app(scope, receive, send)
             return

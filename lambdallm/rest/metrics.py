@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import Scope
 
 from lambdallm.metrics import UNMATCHED, HttpMetrics, TokenCounter
-from lambdallm.rest.edge import _ROUTING, METRICS_PATH, routed_id
+from lambdallm.rest import routing
+from lambdallm.rest.edge import METRICS_PATH, routed_id
 
 
 class RestMetrics:
@@ -47,7 +48,7 @@ class RouteLabels:
         self.fixed = {p for p in self.templates.values() if "{" not in p} | {METRICS_PATH, "/openapi.json"}
 
     def __call__(self, scope: Scope) -> str:
-        routed = scope.get("extensions", {}).get(_ROUTING, {}).get("operation_id")
+        routed = routing.operation_id(scope)
         if isinstance(routed, str) and routed in self.templates:
             return self.templates[routed]
         path: str = scope["path"]

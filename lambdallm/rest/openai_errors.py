@@ -10,10 +10,10 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lambdallm.rest import routing
 from llm_wire.problems import PROBLEM_JSON
 
 PREFIX = "/v1"
-_ROUTING = "connexion_routing"
 # HTTP status -> OpenAI's (type, code), as OpenAI answers them; a status not here is its class's row (4xx, 5xx).
 _OPENAI_ERROR: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
@@ -83,7 +83,7 @@ class OpenAIErrors:
         if not isinstance(problem, dict):
             problem = {}
         problem.setdefault("status", start["status"])
-        routed = bool(scope["extensions"].get(_ROUTING, {}).get("operation_id"))
+        routed = bool(routing.operation_id(scope))
         key_sent = "authorization" in Headers(scope=scope)
         error = json.dumps(from_problem(problem, routed=routed, key_sent=key_sent), ensure_ascii=False).encode()
         headers = MutableHeaders(raw=list(start["headers"]))
