@@ -72,10 +72,11 @@ def parse_tools(data: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolChoice]:
     items = data.get("tools", [])
     if not isinstance(items, list) or len(items) > MAX_TOOLS or ("tools" in data and not items):
         raise bad("tools", f"a list of 1 to {MAX_TOOLS} tools")
-    tools = tuple(_tool(item, i) for i, item in enumerate(items))
+    parsed = [_tool(item, i) for i, item in enumerate(items)]
+    tools = tuple(tool for tool, _ in parsed)
     if len({tool.name for tool in tools}) != len(tools):
         raise bad("tools", "each tool's name must be unique")
-    if sum(len(tool.description) + len(json.dumps(tool.parameters)) for tool in tools) > MAX_TOOLS_CHARS:
+    if sum(len(tool.description) + parameters_chars for tool, parameters_chars in parsed) > MAX_TOOLS_CHARS:
         raise bad("tools", f"all descriptions and parameters (as JSON) together exceed {MAX_TOOLS_CHARS} characters")
     if "tool_choice" not in data:
         return tools, ToolChoice()
@@ -91,7 +92,8 @@ def parse_tools(data: dict[str, Any]) -> tuple[tuple[Tool, ...], ToolChoice]:
     raise bad("tool_choice", 'one of "auto", "required", "none", or {"name": <a tool\'s name>}')
 
 
-def _tool(item: Any, i: int) -> Tool:
+def _tool(item: Any, i: int) -> tuple[Tool, int]:
+    """The i-th tool, and the length of its parameters as JSON (measured once, for both bounds)."""
     if not isinstance(item, dict) or not {"name", "parameters"} <= set(item) <= {"name", "description", "parameters"}:
         raise bad(f"tools[{i}]", "an object with name, parameters and optionally description")
     name, description, parameters = item["name"], item.get("description", ""), item["parameters"]
@@ -101,9 +103,9 @@ def _tool(item: Any, i: int) -> Tool:
         raise bad(f"tools[{i}].description", f"a string of at most {MAX_SCHEMA_CHARS} characters")
     if not isinstance(parameters, dict) or parameters.get("type") != "object":
         raise bad(f"tools[{i}].parameters", 'a JSON Schema of an object (with "type": "object")')
-    if len(json.dumps(parameters)) > MAX_SCHEMA_CHARS:
+    if (parameters_chars := len(json.dumps(parameters))) > MAX_SCHEMA_CHARS:
         raise bad(f"tools[{i}].parameters", f"at most {MAX_SCHEMA_CHARS} characters as JSON")
-    return Tool(name, description, parameters)
+    return Tool(name, description, parameters), parameters_chars
 
 
 def parse_json_schema(data: dict[str, Any]) -> dict[str, Any] | None:
