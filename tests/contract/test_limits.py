@@ -3,6 +3,7 @@ a spec without the code, or the reverse, fails here."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,73 @@ def test_the_openai_api_is_served_where_its_spec_says() -> None:
 
     server = yaml.safe_load((SPECS / "openai.yaml").read_text())["servers"][0]["url"]
     assert server.endswith(PREFIX)
+
+
+# Free-form JSON Schemas (a tool's parameters, an answer's schema): OpenAPI 3.0 cannot bound them, so the tiers do,
+# as JSON text (llm_wire.tools.MAX_SCHEMA_CHARS, checked above against the spec's words).
+FREE_FORM = {"parameters", "schema", "json_schema"}
+BOUNDED_PATTERN = re.compile(r"\^\[[^\]]+\]\{\d+,\d+\}\$")  # a name's pattern, such as ^[a-zA-Z0-9_-]{1,64}$
+
+
+def _unbounded(spec: dict[str, Any]) -> list[str]:
+    """The fields of the spec's request bodies whose size it does not bound: strings without maxLength, enum or a
+    bounded pattern, arrays without maxItems, objects with open properties and no maxProperties."""
+    schemas = spec["components"]["schemas"]
+    found: list[str] = []
+
+    def walk(schema: Any, path: str, seen: frozenset[str]) -> None:
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(schemas[name], path, seen | {name})
+            return
+        for alternative in (*schema.get("anyOf", ()), *schema.get("oneOf", ()), *schema.get("allOf", ())):
+            walk(alternative, path, seen)
+        kind = schema.get("type")
+        if kind == "string" and not ({"maxLength", "enum"} & set(schema) or _bounded(schema.get("pattern"))):
+            found.append(path)
+        if kind == "array":
+            if "maxItems" not in schema:
+                found.append(path)
+            walk(schema.get("items", {}), f"{path}[]", seen)
+        if kind == "object" and path.rsplit(".", 1)[-1] not in FREE_FORM:
+            if schema.get("additionalProperties", True) is not False and "maxProperties" not in schema:
+                found.append(path)
+            for name, field in schema.get("properties", {}).items():
+                walk(field, f"{path}.{name}", seen)
+            if isinstance(schema.get("additionalProperties"), dict):
+                walk(schema["additionalProperties"], f"{path}.*", seen)
+
+    for route, item in spec["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {}) if isinstance(operation, dict) else {}
+            for media in content.values():
+                walk(media["schema"], f"{method.upper()} {route}", frozenset())
+    return found
+
+
+def _bounded(pattern: str | None) -> bool:
+    return pattern is not None and BOUNDED_PATTERN.fullmatch(pattern) is not None
+
+
+@pytest.mark.parametrize("spec", ["openapi.yaml", "openai.yaml", "backend.yaml"])
+def test_every_field_of_a_request_is_bounded_by_its_spec(spec: str) -> None:
+    # Ignored fields included: a field the tiers do not read is still read, parsed and held by each of them.
+    assert _unbounded(yaml.safe_load((SPECS / spec).read_text())) == []
+
+
+def test_an_unbounded_field_is_found() -> None:
+    # The walk above sees through references, alternatives, items and nested properties.
+    spec = {
+        "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/A"}}}}}}},
+        "components": {"schemas": {"A": {"type": "object", "additionalProperties": False, "properties": {
+            "ok": {"type": "string", "pattern": "^[a-z]{1,8}$"},
+            "turns": {"type": "array", "maxItems": 2, "items": {"anyOf": [{"type": "string", "maxLength": 4}, {
+                "type": "object", "additionalProperties": False, "properties": {"refusal": {"type": "string"}}}]}},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a"]}},
+            "schema": {"type": "object"},
+            "meta": {"type": "object", "additionalProperties": {"type": "string"}},
+        }}}},
+    }  # fmt: skip
+
+    assert _unbounded(spec) == ["POST /x.turns[].refusal", "POST /x.tags", "POST /x.meta", "POST /x.meta.*"]
