@@ -12,17 +12,17 @@ import functools
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
-from llm_lambda.bedrock import Generation, generate, generate_stream
+from llm_lambda.bedrock import Generation, StreamPieces, generate, generate_stream
 from llm_lambda.config import FunctionConfig
 from llm_lambda.models import chosen_model, served_models
 from llm_lambda.tracing import invocation_span
 from llm_wire.errors import BackendError
 from llm_wire.jsonlog import function_logger, request_ids
 from llm_wire.negotiation import allows
-from llm_wire.request import QueryRequest, field_value, header, parse_event
+from llm_wire.request import BATCH_HEADER, MAX_BATCH_MS, QueryRequest, field_value, header, parse_event
 from llm_wire.request_id import kept
 from llm_wire.timing import HEADER as SERVER_TIMING
 from llm_wire.timing import format_timing
@@ -90,14 +90,24 @@ class Function:
         started = time.perf_counter()
         try:
             request = self._parse(event, NDJSON)
+            batch_s = batch_ms(event) / 1000
             model_id = chosen_model(self.config, request.model)
             pieces = generate_stream(self.bedrock, model_id, request)
         except Exception as exc:
             answer = _failed(exc).to_response(request_id)
             yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
             return
+        lines = self._lines(pieces, started, model_id, request_id)
         try:
             yield _metadata(200, {"Content-Type": NDJSON, "X-Request-ID": request_id})
+            yield from (joined(lines, batch_s) if batch_s else lines)
+        finally:
+            lines.close()
+            pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
+
+    def _lines(self, pieces: StreamPieces, started: float, model_id: str, request_id: str) -> Generator[bytes]:
+        """The stream's lines, one an event, for the pieces Bedrock streams; its last a `done` or `error` line."""
+        try:
             for piece in pieces:
                 if isinstance(piece, Generation):
                     _log_answered(started, piece)
@@ -111,8 +121,6 @@ class Function:
         except Exception as exc:
             failure = _failed(exc)
             yield _line({"type": "error", "status": failure.status, "detail": failure.detail})
-        finally:
-            pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
 
     def _parse(self, event: dict[str, Any], answers: str) -> QueryRequest:
         """The event's request, once its `Accept` allows `answers`, what the function will answer with (API
@@ -165,6 +173,37 @@ def stream_handler(event: dict[str, Any], context: Any) -> Iterator[bytes]:
 # and the entry points above build the environment's on their first call.
 if "AWS_LAMBDA_RUNTIME_API" in os.environ:
     aws_function()
+
+
+def batch_ms(event: dict[str, Any]) -> int:
+    """The `X-Batch-Ms` header's milliseconds (specs/backend.yaml), 0 without it; a 400 naming it otherwise."""
+    headers = event.get("headers")
+    sent = headers.items() if isinstance(headers, dict) else ()
+    value = next((v for k, v in sent if isinstance(k, str) and k.lower() == BATCH_HEADER.lower()), None)
+    if value is None:
+        return 0
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and int(value) <= MAX_BATCH_MS):
+        raise BackendError(400, f"{BATCH_HEADER}: an integer from 0 to {MAX_BATCH_MS}")
+    return int(value)
+
+
+def joined(lines: Generator[bytes], batch_s: float) -> Iterator[bytes]:
+    """`lines`, those made within `batch_s` of the last write held and written with the next one, the last ones
+    at the end: fewer writes for a caller that reads the answer whole. A caller's hang-up is seen at the next
+    write, as without: closing this closes `lines`, and so Bedrock's stream."""
+    held: list[bytes] = []
+    written = time.perf_counter()
+    try:
+        for line in lines:
+            held.append(line)
+            if (now := time.perf_counter()) - written >= batch_s:
+                yield b"".join(held)
+                held.clear()
+                written = now
+        if held:
+            yield b"".join(held)
+    finally:
+        lines.close()
 
 
 def _failed(exc: Exception) -> BackendError:

@@ -108,6 +108,10 @@ def parse_event(event: Any) -> QueryRequest:
     return parse_body(data)
 
 
+# How long the streaming function may hold its lines to write them together (specs/backend.yaml, /query/stream).
+BATCH_HEADER, MAX_BATCH_MS = "X-Batch-Ms", 1000
+
+
 def header(event: Any, name: str) -> str | None:
     """The value of the event's header `name` (any case), if the event has one that is a non-empty string."""
     headers = event.get("headers") if isinstance(event, dict) else None

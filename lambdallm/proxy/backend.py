@@ -19,6 +19,7 @@ from lambdallm.proxy.backend_http import BackendHTTP, BackendHTTPError, Response
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
+from llm_wire.request import BATCH_HEADER
 from llm_wire.timing import finite_ms
 from llm_wire.tools import ToolCall, ToolCallPiece
 
@@ -31,6 +32,9 @@ PROBE_ANSWER = 400
 MAX_MODELS_BYTES = 256 * 1024
 MAX_LINE_BYTES = 128 * 1024  # a stream event: no working backend's is longer
 DRAIN_BYTES = 65536  # read after the done event so that the connection is reused; more, and it closes
+# A whole answer's lines may come joined, those the backend made within this long of its last write (X-Batch-Ms,
+# specs/backend.yaml): fewer writes and reads in both tiers, and a hang-up still seen at the next write.
+WHOLE_ANSWER_BATCH_MS = 20
 _INT32_MAX = 2**31 - 1
 
 
@@ -201,7 +205,8 @@ class Backend:
         calls: dict[int, list[str]] = {}  # index -> id, name, arguments so far
         size = 0
         completion: Completion | None = None
-        stream = self.generate_stream(payload, request_id, budget_s, self._settings.backend_timeout_s)
+        limit_s = self._settings.backend_timeout_s
+        stream = self.generate_stream(payload, request_id, budget_s, limit_s, batch_ms=WHOLE_ANSWER_BATCH_MS)
         async with aclosing(stream):
             async for piece in stream:  # to its end, which returns the connection to the pool
                 if isinstance(piece, Completion):
@@ -223,12 +228,21 @@ class Backend:
         return dataclasses.replace(completion, text="".join(text), tool_calls=tool_calls)
 
     async def generate_stream(
-        self, payload: dict[str, Any], request_id: str, budget_s: float | None, limit_s: float | None = None
+        self,
+        payload: dict[str, Any],
+        request_id: str,
+        budget_s: float | None,
+        limit_s: float | None = None,
+        *,
+        batch_ms: int = 0,
     ) -> AsyncGenerator[str | ToolCallPiece | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream (and `limit_s`,
         by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
-        empty). Raise ProxyError on any failure."""
+        empty). Raise ProxyError on any failure. `batch_ms`: the backend may join the lines it makes within that
+        long of its last write (for a whole answer; 0, each line as it is made)."""
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        if batch_ms:
+            headers[BATCH_HEADER] = str(batch_ms)
         tracing.inject_headers(headers)  # the trace goes in the headers, before they are signed
         body, headers = await self._request(self._url, payload, headers)
         timeout = self._timeout(budget_s, self._settings.stream_timeout_s if limit_s is None else limit_s)

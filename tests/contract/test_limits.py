@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from llm_wire import limits
+from llm_wire.request import BATCH_HEADER, MAX_BATCH_MS
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 REQUESTS = {"openapi.yaml": "GenerateRequest", "backend.yaml": "BackendRequest"}  # spec -> its request schema
@@ -168,3 +169,9 @@ def test_an_unbounded_field_is_found() -> None:
     }  # fmt: skip
 
     assert _unbounded(spec) == ["POST /x.turns[].refusal", "POST /x.tags", "POST /x.meta", "POST /x.meta.*"]
+
+
+def test_the_batch_header_is_the_one_the_backend_spec_states() -> None:
+    operation = yaml.safe_load((SPECS / "backend.yaml").read_text())["paths"]["/query/stream"]["post"]
+    (batch,) = [parameter for parameter in operation["parameters"] if parameter["name"] == BATCH_HEADER]
+    assert (batch["in"], batch["schema"]["minimum"], batch["schema"]["maximum"]) == ("header", 0, MAX_BATCH_MS)

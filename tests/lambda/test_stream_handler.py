@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -69,23 +70,19 @@ def bedrock() -> dict[str, Any]:
     return {}
 
 
+ADA = [  # ConverseStream's events for a two-piece answer
+    {"messageStart": {"role": "assistant"}},
+    {"contentBlockDelta": {"delta": {"text": "Your name"}, "contentBlockIndex": 0}},
+    {"contentBlockDelta": {"delta": {"text": ""}, "contentBlockIndex": 0}},  # nothing to pass on
+    {"contentBlockDelta": {"delta": {"text": " is Ada."}, "contentBlockIndex": 0}},
+    {"contentBlockStop": {"contentBlockIndex": 0}},
+    {"messageStop": {"stopReason": "end_turn"}},
+    {"metadata": {"usage": {"inputTokens": 30, "outputTokens": 4, "totalTokens": 34}, "metrics": {"latencyMs": 42}}},
+]
+
+
 def test_a_conversation_streams_through_converse_stream(bedrock: dict[str, Any], event: Any, context: Any) -> None:
-    bedrock["stream"] = FakeStream(
-        [
-            {"messageStart": {"role": "assistant"}},
-            {"contentBlockDelta": {"delta": {"text": "Your name"}, "contentBlockIndex": 0}},
-            {"contentBlockDelta": {"delta": {"text": ""}, "contentBlockIndex": 0}},  # nothing to pass on
-            {"contentBlockDelta": {"delta": {"text": " is Ada."}, "contentBlockIndex": 0}},
-            {"contentBlockStop": {"contentBlockIndex": 0}},
-            {"messageStop": {"stopReason": "end_turn"}},
-            {
-                "metadata": {
-                    "usage": {"inputTokens": 30, "outputTokens": 4, "totalTokens": 34},
-                    "metrics": {"latencyMs": 42},
-                }
-            },
-        ]
-    )
+    bedrock["stream"] = FakeStream(ADA)
 
     metadata, lines = stream(bedrock, event("query_conversation.json"), context)
     timing = lines[-1].pop("timing")  # Bedrock's latency, within the function's own time
@@ -281,3 +278,73 @@ def test_a_conversation_of_99_turns_is_read_and_one_of_101_refused(event: Any) -
     with pytest.raises(BackendError) as caught:
         parse_event(event("query_conversation.json", {"messages": turns, "max_tokens": 5}))
     assert (caught.value.status, caught.value.detail) == (400, "messages: a list of 1 to 99 turns")
+
+
+def batched(event: dict[str, Any], ms: str) -> dict[str, Any]:
+    return event | {"headers": event["headers"] | {"X-Batch-Ms": ms}}
+
+
+def without_timing(written: bytes) -> list[Any]:
+    metadata, _, body = written.partition(handler.STREAM_SEPARATOR)
+    lines = [json.loads(line) for line in body.splitlines()]
+    return [json.loads(metadata)] + [{key: value for key, value in line.items() if key != "timing"} for line in lines]
+
+
+def test_a_batched_stream_writes_the_same_lines_in_fewer_writes(
+    bedrock: dict[str, Any], event: Any, context: Any
+) -> None:
+    function = Function(FunctionConfig(), bedrock=FakeBedrock(bedrock))
+    bedrock["stream"] = FakeStream(ADA)
+    plain = list(function.stream_handler(event("query_conversation.json"), context))
+    bedrock["stream"] = FakeStream(ADA)
+    joined = list(function.stream_handler(batched(event("query_conversation.json"), "1000"), context))
+
+    assert len(plain) == 4  # the metadata, two text lines and the done line, each written as it is made
+    assert len(joined) == 2 and joined[0] == plain[0]  # the metadata, then the lines made within a second of it
+    assert without_timing(b"".join(joined)) == without_timing(b"".join(plain))
+    assert bedrock["stream"].closed
+
+
+def test_lines_made_after_the_window_are_written_as_they_come() -> None:
+    def slow() -> Iterator[bytes]:
+        for i in range(3):
+            time.sleep(0.03)
+            yield f"{i}\n".encode()
+
+    assert list(handler.joined(slow(), 0.01)) == [b"0\n", b"1\n", b"2\n"]
+    assert list(handler.joined(slow(), 10)) == [b"0\n1\n2\n"]
+
+
+def test_a_caller_that_hangs_up_closes_bedrocks_stream_batched_or_not(
+    bedrock: dict[str, Any], event: Any, context: Any
+) -> None:
+    function = Function(FunctionConfig(), bedrock=FakeBedrock(bedrock))
+    for ms in ("0", "1000"):
+        bedrock["stream"] = FakeStream(ADA)
+        written = function.stream_handler(batched(event("query_conversation.json"), ms), context)
+        next(written)  # the metadata: the caller goes away before any line
+        written.close()
+        assert bedrock["stream"].closed, ms
+
+    closed = []
+
+    def endless() -> Iterator[bytes]:
+        try:
+            while True:
+                yield b"x\n"
+        finally:
+            closed.append(True)
+
+    joined = handler.joined(endless(), 0.0)
+    next(joined)
+    joined.close()
+    assert closed == [True]
+
+
+@pytest.mark.parametrize("ms", ["", "-1", "1001", "1.5", "ten", "\u0663"])
+def test_a_bad_batch_header_is_a_400_naming_it(bedrock: dict[str, Any], event: Any, context: Any, ms: str) -> None:
+    metadata, lines = stream(bedrock, batched(event("query_conversation.json"), ms), context)
+
+    assert metadata["statusCode"] == 400
+    assert lines[0]["detail"] == "X-Batch-Ms: an integer from 0 to 1000"
+    assert "converse_stream" not in bedrock

@@ -23,6 +23,7 @@ async def test_success_forwards_fields_and_request_id(stub, proxy):
     assert reply.request_id == "rid-1"
     headers, body = proxy.fake.requests[-1]
     assert headers["X-Request-ID"] == "rid-1"
+    assert headers["X-Batch-Ms"] == "20"  # its lines may come joined: the caller reads them all before answering
     assert body == {"prompt": "Hi there", "max_tokens": 10, "temperature": 0.7, "top_p": 0.9, "stop_sequences": ["\n"]}
     assert proxy.fake.paths[-1] == "/query/stream"  # the whole answer is the backend's stream, collected
 

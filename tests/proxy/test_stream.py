@@ -32,6 +32,7 @@ async def test_pieces_then_a_summary(stub, proxy):
     assert (summary.finish_reason, summary.request_id) == ("stop", "rid-s")
     headers, body = proxy.fake.requests[-1]
     assert headers["X-Request-ID"] == "rid-s"
+    assert "X-Batch-Ms" not in headers  # each piece as the model makes it
     assert body == {"prompt": "Hi there you", "max_tokens": 10}
 
 
