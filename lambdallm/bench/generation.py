@@ -44,6 +44,9 @@ class GenerationFigures:
     server_streamed_many: list[StreamBatch] = field(default_factory=list)
     # Per one-client streamed batch: CPU ms that the REST tier's and the proxy's processes spent per text event.
     stream_cpu_ms_per_token: list[dict[str, float]] = field(default_factory=list)
+    # Per one-client whole-answer batch: the same per generated token (the proxy reads the backend's stream for a
+    # whole answer too, its lines joined by X-Batch-Ms).
+    whole_cpu_ms_per_token: list[dict[str, float]] = field(default_factory=list)
     # Per repetition: the model's mean ms per `generate` forward pass (the local cloud's metrics) during the
     # one-client whole-answer batch and during the one-client streamed one.
     step_ms_whole: list[float] = field(default_factory=list)
@@ -69,6 +72,9 @@ class GenerationFigures:
 
     def stream_cpu_ms(self) -> dict[str, Spread]:
         return {tier: Spread.of([run[tier] for run in self.stream_cpu_ms_per_token]) for tier in STREAM_CPU_TIERS}
+
+    def whole_cpu_ms(self) -> dict[str, Spread]:
+        return {tier: Spread.of([run[tier] for run in self.whole_cpu_ms_per_token]) for tier in STREAM_CPU_TIERS}
 
     def direct_tokens_per_s(self) -> Spread:
         return Spread.of([g.tokens_per_s for g in self.direct])
@@ -152,7 +158,15 @@ def measure_generation(stack: Stack, plan: Plan, log: IO[str], step: Callable[[s
             _time_to_first_token(figures, model, client, chain_url, auth, url, server_prompt, plan)
             step(f"chain, 1 client {of}")
             steps = generate_steps(stack)
-            figures.single.append(load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests))
+            before = {tier: cpu_s(stack.processes[tier].pid) for tier in STREAM_CPU_TIERS}
+            single = load(stack, "rest", PROMPT, tokens, 1, cap, plan.single_requests)
+            figures.whole_cpu_ms_per_token.append(
+                {
+                    tier: 1000 * (cpu_s(stack.processes[tier].pid) - was) / max(single.tokens, 1)
+                    for tier, was in before.items()
+                }
+            )
+            figures.single.append(single)
             drain(stack)
             figures.step_ms_whole.append(ms_per_step(steps, generate_steps(stack)))
             step(f"llama-server, 1 client {of}")

@@ -45,6 +45,7 @@ def build(
         },
         "stream_vs_direct": generation.stream_vs_direct().as_dict(),
         "stream_cpu_ms_per_token": {tier: spread.as_dict(3) for tier, spread in generation.stream_cpu_ms().items()},
+        "whole_cpu_ms_per_token": {tier: spread.as_dict(3) for tier, spread in generation.whole_cpu_ms().items()},
         "decode_step_ms": {key: spread.as_dict(3) for key, spread in generation.decode_step_ms().items()},
         "overhead_ms": {
             entry: {k: s.as_dict() for k, s in spreads.items()} for entry, spreads in plumbing.overhead_ms().items()
@@ -178,6 +179,10 @@ def markdown(results: dict[str, Any]) -> str:
         (
             "streaming one client: CPU ms per token, rest / proxy",
             " / ".join(cell(results["stream_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
+        ),
+        (
+            "whole answers one client: CPU ms per token, rest / proxy",
+            " / ".join(cell(results["whole_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
         ),
         (
             "model ms per generated-token step, one client: whole answers / streamed; streamed / whole",

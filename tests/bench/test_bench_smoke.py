@@ -24,6 +24,7 @@ KEYS = (
     "rest_hop_ms",
     "rss_growth_mb_per_10k_abandoned_streams",
     "stream_cpu_ms_per_token",
+    "whole_cpu_ms_per_token",
     "decode_step_ms",
     "rest_errors_c64",
     "aggregate_vs_single_c8",
@@ -84,8 +85,8 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
         spreads += [scale[f"{mode}_rps_many"] for mode in ("direct", "one_replica", "two_replicas")]
         spreads += [scale["two_over_one_rps_many"], scale["one_over_direct_rps_many"]]
     assert set(results["rss_growth_mb_per_10k_abandoned_streams"]) == {"rest", "proxy", "cloud"}
-    assert set(results["stream_cpu_ms_per_token"]) == {"rest", "proxy"}
-    spreads += results["stream_cpu_ms_per_token"].values()
+    assert set(results["stream_cpu_ms_per_token"]) == set(results["whole_cpu_ms_per_token"]) == {"rest", "proxy"}
+    spreads += [*results["stream_cpu_ms_per_token"].values(), *results["whole_cpu_ms_per_token"].values()]
     assert set(results["decode_step_ms"]) == {"whole", "streamed", "streamed_over_whole"}
     spreads += results["decode_step_ms"].values()
     assert results["decode_step_ms"]["whole"]["median"] > 0  # the real model's steps were counted
