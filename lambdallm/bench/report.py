@@ -158,8 +158,12 @@ def markdown(results: dict[str, Any]) -> str:
     def pair(spreads: dict[str, dict[str, float]], unit: str) -> str:
         return f"{cell(spreads['p50'])} / {cell(spreads['p99'])}{unit}"
 
+    def tiers(spreads: dict[str, dict[str, float]]) -> str:
+        return " / ".join(cell(spreads[tier]) for tier in ("rest", "proxy"))
+
     reps = results["meta"]["repetitions"]
     model = results["meta"].get("model", {}).get("name", "the real model")
+    steps = results["decode_step_ms"]
     rows = [
         (f"direct model ({model}), tokens/s (reference)", cell(results["direct_tokens_per_s"])),
         ("whole chain, tokens/s (one client)", cell(results["e2e_tokens_per_s"])),
@@ -176,19 +180,11 @@ def markdown(results: dict[str, Any]) -> str:
         ("time to first token, chain - direct (p50)", cell(results["ttft_ms"]["chain_minus_direct_p50"], " ms")),
         ("time to first token, llama-server: p50 / p99 (reference)", pair(results["llama_server"]["ttft_ms"], " ms")),
         ("streamed tokens/s: chain / direct (first to last token)", cell(results["stream_vs_direct"])),
-        (
-            "streaming one client: CPU ms per token, rest / proxy",
-            " / ".join(cell(results["stream_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
-        ),
-        (
-            "whole answers one client: CPU ms per token, rest / proxy",
-            " / ".join(cell(results["whole_cpu_ms_per_token"][t]) for t in ("rest", "proxy")),
-        ),
+        ("streaming one client: CPU ms per token, rest / proxy", tiers(results["stream_cpu_ms_per_token"])),
+        ("whole answers one client: CPU ms per token, rest / proxy", tiers(results["whole_cpu_ms_per_token"])),
         (
             "model ms per generated-token step, one client: whole answers / streamed; streamed / whole",
-            " / ".join(cell(results["decode_step_ms"][k], " ms") for k in ("whole", "streamed"))
-            + "; "
-            + cell(results["decode_step_ms"]["streamed_over_whole"]),
+            f"{cell(steps['whole'], ' ms')} / {cell(steps['streamed'], ' ms')}; {cell(steps['streamed_over_whole'])}",
         ),
         ("8 clients, time to first token, chain: p50 / p99", pair(results["ttft_ms_c8"], " ms")),
         ("8 clients, time to first token, chain: p99 / p50", cell(results["ttft_ms_c8"]["p99_over_p50"])),
