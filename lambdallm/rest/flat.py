@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connexion.exceptions import NonConformingResponseBody
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
 from connexion.jsonifier import Jsonifier
 from connexion.lifecycle import ConnexionResponse
@@ -35,7 +34,7 @@ from lambdallm.rest.auth import bearer_key, token_info
 from lambdallm.rest.event_stream import EventStreamResponse
 from lambdallm.rest.keyring import KeyRing
 from lambdallm.rest.middleware import with_body
-from lambdallm.rest.validators import compiled
+from lambdallm.rest.validators import compiled, nonconforming
 from lambdallm.schema_check import SchemaCheck
 from llm_wire import strict_json
 
@@ -221,8 +220,7 @@ class Junction:
         try:
             answer = await operation.work(State(scope["state"]), body, Headers(scope=scope))
             if not isinstance(answer, EventStreamResponse) and not operation.answer.accepts(answer):
-                detail = operation.answer.first_error(answer)
-                raise NonConformingResponseBody(detail=f"Response body does not conform to specification. {detail}")
+                raise nonconforming(operation.answer.first_error(answer) or "")
         except HTTPException as exc:  # what Connexion's exception middleware would answer
             await _send(scope, receive, send, await problems.on_problem(None, exc))
             return

@@ -24,6 +24,12 @@ _MAX_COMPILED = 256  # the spec's schemas are a few dozen; a bound all the same
 _compiled: dict[tuple[int, type], tuple[Any, SchemaCheck]] = {}
 
 
+def nonconforming(detail: str) -> NonConformingResponseBody:
+    """The 500 for an answer that breaks the contract, in Connexion's words, naming the field and the rule (never
+    the value: an answer may hold what the caller must not see)."""
+    return NonConformingResponseBody(detail=f"Response body does not conform to specification. {detail}")
+
+
 def compiled(schema: Any, kind: type = Draft4Validator) -> SchemaCheck:
     """The check of `schema` by the `kind` validator (with format checks), built on first use. Connexion hands each
     operation the same schema objects of its spec on every request, so they are the key (held, so that ids stay
@@ -90,7 +96,7 @@ class JsonResponseValidator(JSONResponseBodyValidator):  # type: ignore[misc]
 
     def _validate(self, body: Any) -> None:
         if (detail := compiled(self._schema, Draft4ResponseValidator).first_error(body)) is not None:
-            raise NonConformingResponseBody(detail=f"Response body does not conform to specification. {detail}")
+            raise nonconforming(detail)
 
 
 _NONE = object()
