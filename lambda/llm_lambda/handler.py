@@ -189,10 +189,11 @@ def batch_ms(event: dict[str, Any]) -> int:
 
 def joined(lines: Generator[bytes], batch_s: float) -> Iterator[bytes]:
     """`lines`, those made within `batch_s` of the last write held and written with the next one, the last ones
-    at the end: fewer writes for a caller that reads the answer whole. A caller's hang-up is seen at the next
-    write, as without: closing this closes `lines`, and so Bedrock's stream."""
+    at the end: fewer writes, and fewer pieces for every tier after this one to pass on. The first line goes at
+    once (a stream's first token is not held). A caller's hang-up is seen at the next write, as without: closing
+    this closes `lines`, and so Bedrock's stream."""
     held: list[bytes] = []
-    written = time.perf_counter()
+    written = float("-inf")
     try:
         for line in lines:
             held.append(line)

@@ -33,7 +33,7 @@ async def _abandon_one(host: str, port: int, authorization: str, events: int) ->
         seen = 0
         while seen < events:
             line = await reader.readline()
-            if not line:
+            if not line or line.startswith(b"event: done"):  # the answer ended first: nothing left to abandon
                 break
             seen += line.startswith(b"event:")
     finally:

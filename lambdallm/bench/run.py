@@ -73,7 +73,11 @@ def measure(plan: Plan, log: IO[str], step: Callable[[str], None]) -> dict[str, 
     env = {"LAMBDALLM_LOCAL_CLOUD_QUEUE_SIZE": str(plan.queue_size)}
     load_at_start = os.getloadavg()  # the machine may be shared: say how busy it was
     step("starting the chain (instant model)")
-    with Stack(Ports.any(), engine="instant", log=log, extra_env=env) as stack:
+    # The instant model makes a whole answer at once: stream_batch_ms 0 streams it in many events (the default, in
+    # two), so that the abandoned streams' clients leave in the middle of theirs (issue 26). Its other figures are
+    # whole answers.
+    instant_env = env | {"LAMBDALLM_PROXY_STREAM_BATCH_MS": "0"}
+    with Stack(Ports.any(), engine="instant", log=log, extra_env=instant_env) as stack:
         plumbing = measure_plumbing(stack, plan, step)
         openai = measure_openai(stack, plan, step)
         tracing = measure_tracing(stack, plan, log, step)

@@ -9,21 +9,19 @@ import dataclasses
 import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 from lambdallm import tracing
+from lambdallm.proxy.answers import Completion, Model, joined_events, parse_models
 from lambdallm.proxy.backend_http import BackendHTTP, BackendHTTPError, Response
 from lambdallm.proxy.errors import ProxyError, bad_backend_answer, from_backend_status, map_backend_errors
 from lambdallm.proxy.signing import BackendSigner
 from lambdallm.settings import ProxySettings
 from llm_wire.request import BATCH_HEADER
-from llm_wire.timing import finite_ms
 from llm_wire.tools import ToolCall, ToolCallPiece
 
-FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls"})
 # Lambda's response payload limit (6 MB): no answer of a working backend is larger.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 # The backend's answer to the readiness probe's empty query: its validation refusal, and nothing else.
@@ -35,102 +33,6 @@ DRAIN_BYTES = 65536  # read after the done event so that the connection is reuse
 # A whole answer's lines may come joined, those the backend made within this long of its last write (X-Batch-Ms,
 # specs/backend.yaml): fewer writes and reads in both tiers, and a hang-up still seen at the next write.
 WHOLE_ANSWER_BATCH_MS = 20
-_INT32_MAX = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class Model:
-    """One model the backend serves (specs/backend.yaml ModelInfo)."""
-
-    id: str
-    owned_by: str
-    instruct: bool
-
-
-def parse_models(body: bytes) -> list[Model]:
-    """The backend's `GET /models` answer (a ModelList); anything else is an INTERNAL ProxyError."""
-    data = _json_object(body)
-    models = data.get("models")
-    if not isinstance(models, list) or not models:
-        raise bad_backend_answer("models is missing or empty")
-    listed = []
-    for item in models:
-        if not isinstance(item, dict) or not all(isinstance(item.get(key), str) for key in ("id", "owned_by")):
-            raise bad_backend_answer("a model has no id or owned_by")
-        if not isinstance(item.get("instruct"), bool):
-            raise bad_backend_answer("a model's instruct is not a boolean")
-        listed.append(Model(item["id"], item["owned_by"], item["instruct"]))
-    return listed
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A backend answer that matches the contract's BackendResponse."""
-
-    text: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str
-    request_id: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    timing: tuple[tuple[str, float], ...] = ()  # the done event's inclusive times (backend, model), in ms
-
-
-def parse_stream_event(line: bytes) -> str | ToolCallPiece | Completion:
-    """One line of a backend stream: the text of a `text` event, a `tool_call` piece, or the Completion of the
-    `done` event (its text empty); an `error` event raises the ProxyError its status maps to, anything else an
-    INTERNAL one."""
-    data = _json_object(line)
-    kind = data.get("type")
-    if kind == "text" and isinstance(data.get("text"), str):
-        return str(data["text"])
-    if kind == "tool_call":
-        index = data.get("index")
-        fields = {key: data.get(key, "") for key in ("id", "name", "arguments")}
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 1024:
-            raise bad_backend_answer("a tool_call event has no index")
-        if not all(isinstance(value, str) for value in fields.values()):
-            raise bad_backend_answer("a tool_call event's id, name or arguments is not a string")
-        return ToolCallPiece(index, **fields)
-    if kind == "done":
-        return _completion(data | {"text": ""})
-    if kind == "error" and isinstance(data.get("status"), int):
-        raise from_backend_status(data["status"], line)
-    raise bad_backend_answer(f"stream event {str(kind)[:20]!r} is unknown or incomplete")
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise bad_backend_answer("body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise bad_backend_answer("body is not an object")
-    return data
-
-
-def _completion(data: dict[str, Any]) -> Completion:
-    for key in ("text", "model", "finish_reason", "request_id"):
-        if not isinstance(data.get(key), str):
-            raise bad_backend_answer(f"{key} is missing or not a string")
-    for key in ("input_tokens", "output_tokens"):
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _INT32_MAX:
-            raise bad_backend_answer(f"{key} is missing or not a count")
-    if data["finish_reason"] not in FINISH_REASONS:
-        raise bad_backend_answer(f"finish_reason {data['finish_reason']!r} is unknown")
-    fields = {key: data[key] for key in Completion.__dataclass_fields__ if key not in ("tool_calls", "timing")}
-    return Completion(**fields, timing=_timing(data.get("timing")))
-
-
-def _timing(timing: Any) -> tuple[tuple[str, float], ...]:
-    """The done event's `timing` entries that are known tiers with a duration; advisory, so nothing in it fails
-    the answer."""
-    if not isinstance(timing, dict):
-        return ()
-    durations = ((name, finite_ms(timing.get(name))) for name in ("backend", "model"))
-    return tuple((name, ms) for name, ms in durations if ms is not None)
 
 
 async def read_capped(response: Response, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -234,13 +136,16 @@ class Backend:
         budget_s: float | None,
         limit_s: float | None = None,
         *,
-        batch_ms: int = 0,
+        batch_ms: int | None = None,
     ) -> AsyncGenerator[str | ToolCallPiece | Completion]:
         """POST the payload to the backend's stream within `budget_s` seconds for the whole stream (and `limit_s`,
-        by default `stream_timeout_s`); yield text as each line arrives, then the final Completion (its text
-        empty). Raise ProxyError on any failure. `batch_ms`: the backend may join the lines it makes within that
-        long of its last write (for a whole answer; 0, each line as it is made)."""
+        by default `stream_timeout_s`); yield text as it arrives (the pieces that came together joined), then the
+        final Completion (its text empty). Raise ProxyError on any failure. `batch_ms`: the backend may join the
+        lines it makes within that long of its last write (by default `stream_batch_ms`; 0, each line as it is
+        made)."""
         headers = {"X-Request-ID": request_id, "Accept": "application/x-ndjson"}
+        if batch_ms is None:
+            batch_ms = self._settings.stream_batch_ms
         if batch_ms:
             headers[BATCH_HEADER] = str(batch_ms)
         tracing.inject_headers(headers)  # the trace goes in the headers, before they are signed
@@ -252,9 +157,8 @@ class Backend:
                     body = await read_capped(response)
                     raise from_backend_status(response.status, body, response.headers.get("retry-after"))
                 try:
-                    async for line in response.lines(MAX_LINE_BYTES):
-                        if line.strip():
-                            event = parse_stream_event(line)
+                    async for lines in response.line_groups(MAX_LINE_BYTES):
+                        for event in joined_events(lines):
                             yield event
                             if isinstance(event, Completion):
                                 await response.drain(DRAIN_BYTES)

@@ -149,8 +149,9 @@ class Response:
         connection.body.clear()
         return body if len(body) <= limit else None
 
-    async def lines(self, max_line: int) -> AsyncIterator[bytes]:
-        """Each line of the body (with its newline) as it arrives; ValueError for a line over `max_line` bytes."""
+    async def line_groups(self, max_line: int) -> AsyncIterator[list[bytes]]:
+        """The body's lines (each with its newline) as they arrive, those that came in one read together, so that
+        a reader can pass on at once what the sender wrote at once; ValueError for a line over `max_line` bytes."""
         connection = self._connection
         pending = b""
         while connection.body or not connection.complete:  # bytes may arrive (and the answer end) while it yields
@@ -160,12 +161,12 @@ class Response:
             pending += connection.body
             connection.body.clear()
             *lines, pending = pending.split(b"\n")
-            for line in lines:
-                yield line + b"\n"
+            if lines:
+                yield [line + b"\n" for line in lines]
             if len(pending) > max_line:
                 raise ValueError("a line is too long")
         if pending:
-            yield pending
+            yield [pending]
 
     async def drain(self, limit: int) -> None:
         """Read the rest of the body, so that the connection can carry the next request; past `limit` bytes,

@@ -17,7 +17,8 @@ from grpc_health.v1.health import aio as health_aio
 from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from lambdallm import logs, tracing
 from lambdallm.metrics import TokenCounter
-from lambdallm.proxy.backend import Backend, Completion
+from lambdallm.proxy.answers import Completion
+from lambdallm.proxy.backend import Backend
 from lambdallm.proxy.errors import NO_RETRY, ORIGIN_TRAILER, ProxyError
 from llm_wire.errors import BackendError
 from llm_wire.request import parse_body

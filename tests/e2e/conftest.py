@@ -33,6 +33,13 @@ def instant_chain() -> Iterator[Stack]:
     yield from _stack("instant")
 
 
+@pytest.fixture(scope="module")
+def word_by_word_chain() -> Iterator[Stack]:
+    """The instant chain with stream_batch_ms 0, so that its streams come in many events: the instant model makes
+    a whole answer at once, which the default sends in two, and no client could leave in the middle of one."""
+    yield from _stack("instant", LAMBDALLM_PROXY_STREAM_BATCH_MS="0")
+
+
 @pytest.fixture
 def one_slot_chain() -> Iterator[Stack]:
     """The real chain whose model generates one request at a time: the next one waits until the slot is free."""

@@ -85,8 +85,8 @@ async def ask(url: str) -> None:
 async def read_lines(url: str, seen: list[bytes], timeout_s: float = 5) -> None:
     """A POST's answer read line by line into `seen`, which keeps what came before a failure."""
     async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, timeout_s) as response:
-        async for line in response.lines(1024):
-            seen.append(line)
+        async for group in response.line_groups(1024):
+            seen.extend(group)
 
 
 async def test_lines_come_whole_across_chunks_and_the_request_is_as_sent() -> None:
@@ -99,10 +99,10 @@ async def test_lines_come_whole_across_chunks_and_the_request_is_as_sent() -> No
         client = BackendHTTP(url + "/prod", max_connections=4, connect_timeout_s=2)
         headers = {"Content-Type": "application/json", "X-Request-ID": "r1"}
         async with client.request("POST", "/prod/query/stream", b'{"x": 1}', headers, 5) as response:
-            lines = [line async for line in response.lines(1024)]
+            groups = [group async for group in response.line_groups(1024)]
 
     assert (response.status, response.headers["content-type"]) == (200, "application/x-ndjson")
-    assert lines == [b'{"a": 1}\n', b'{"b": 2}\n', b"tail"]
+    assert [line for group in groups for line in group] == [b'{"a": 1}\n', b'{"b": 2}\n', b"tail"]
     port = url.rsplit(":", 1)[1]
     assert server.heads == [
         b"POST /prod/query/stream HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Length: 8\r\n"
@@ -121,13 +121,13 @@ async def test_lines_that_arrive_with_the_end_while_the_reader_is_busy_are_all_r
         await reader.read()
 
     async with serving(answer) as (_, url):
-        lines = []
+        groups = []
         async with BackendHTTP(url, 4, 2).request("POST", "/", b"{}", {}, 5) as response:
-            async for line in response.lines(1024):
-                lines.append(line)
-                await asyncio.sleep(0.2 if len(lines) == 1 else 0)  # the rest, and the end, come meanwhile
+            async for group in response.line_groups(1024):
+                groups.append(group)
+                await asyncio.sleep(0.2 if len(groups) == 1 else 0)  # the rest, and the end, come meanwhile
 
-    assert lines == [b"%d\n" % n for n in range(50)]
+    assert groups == [[b"0\n"], [b"%d\n" % n for n in range(1, 50)]]  # what came in one read, together
 
 
 async def test_a_connection_read_to_its_end_carries_the_next_request() -> None:

@@ -5,8 +5,9 @@ import asyncio
 import grpc
 import pytest
 
-from generated.llm.v1 import llm_pb2
+from generated.llm.v1 import llm_pb2, llm_pb2_grpc
 from tests.fakes.backend import Reply, problem
+from tests.fakes.stack import fake_backend, proxy_channel, running_proxy
 
 
 def stream_request(**fields):
@@ -25,15 +26,29 @@ async def collect(call):
 async def test_pieces_then_a_summary(stub, proxy):
     messages = await collect(stub.GenerateTextStream(stream_request(), metadata=(("x-request-id", "rid-s"),)))
 
-    assert [m.text for m in messages] == ["echo:", " Hi", " there", " you", ""]
-    assert [m.HasField("summary") for m in messages] == [False, False, False, False, True]
+    texts = [m.text for m in messages]  # pieces that reach the proxy in one read go on as one message
+    assert "".join(texts) == "echo: Hi there you" and texts[-1] == ""
+    assert [m.HasField("summary") for m in messages] == [False] * (len(messages) - 1) + [True]
     summary = messages[-1].summary
     assert (summary.model, summary.input_tokens, summary.output_tokens) == ("fake-model", 3, 4)
     assert (summary.finish_reason, summary.request_id) == ("stop", "rid-s")
     headers, body = proxy.fake.requests[-1]
     assert headers["X-Request-ID"] == "rid-s"
-    assert "X-Batch-Ms" not in headers  # each piece as the model makes it
     assert body == {"prompt": "Hi there you", "max_tokens": 10}
+
+
+@pytest.mark.parametrize("ms", [0, 30])
+async def test_a_stream_asks_the_backend_for_the_configured_batch(ms):
+    async with (
+        fake_backend() as fake,
+        running_proxy(fake, stream_batch_ms=ms) as running,
+        proxy_channel(running.target) as channel,
+    ):
+        messages = await collect(llm_pb2_grpc.LlmServiceStub(channel).GenerateTextStream(stream_request()))
+
+    assert messages[-1].summary.output_tokens == 4
+    headers, _ = fake.requests[-1]
+    assert headers.get("X-Batch-Ms") == (str(ms) if ms else None)  # 0: each piece as the model makes it
 
 
 async def test_each_piece_is_forwarded_before_the_backend_sends_the_next(stub, proxy):
@@ -46,7 +61,7 @@ async def test_each_piece_is_forwarded_before_the_backend_sends_the_next(stub, p
     rest = await collect(call)
 
     assert first.text == "echo:"
-    assert [m.text for m in rest] == [" Hi", " there", " you", ""]
+    assert "".join(m.text for m in rest) == " Hi there you" and rest[-1].HasField("summary")
 
 
 @pytest.mark.parametrize(
