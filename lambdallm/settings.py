@@ -93,7 +93,7 @@ class ProxySettings(TraceSettings):
     stream_timeout_s: float = field(default=305.0, metadata=_bounded(0.1, 3600))
     # A stream's tokens made within this many ms of the last message go out with the next one (the first at once;
     # 0: each as it is made): fewer messages through every tier for the same text, first token and pace.
-    stream_batch_ms: int = field(default=30, metadata=_bounded(0, 1000))
+    stream_batch_ms: int = field(default=50, metadata=_bounded(0, 1000))
     connect_timeout_s: float = field(default=2.0, metadata=_bounded(0.01, 60))
     max_connections: int = field(default=100, metadata=_bounded(1, 10_000))
     probe_timeout_s: float = field(default=2.0, metadata=_bounded(0.1, 60))
