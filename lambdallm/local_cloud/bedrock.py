@@ -7,14 +7,14 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -27,6 +27,7 @@ from lambdallm.local_cloud.engines import Cancelled, Completion, GenerationReque
 from lambdallm.local_cloud.eventstream import Frames, exception_event
 from lambdallm.local_cloud.metrics import CloudMetrics, bedrock_route
 from lambdallm.local_cloud.models import ModelHost, ServedModel
+from lambdallm.local_cloud.relay import ChunkedAnswer, batches
 from lambdallm.local_cloud.scheduler import Overloaded, Scheduler
 from lambdallm.metrics import Measured, TokenCounter, exposition
 
@@ -64,8 +65,10 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
 
         return call
 
-    def streaming(parse: Parser, frames: Callable[[Any], Frames]) -> Callable[[Request], Awaitable[Response]]:
-        async def stream(request: Request) -> Response:
+    def streaming(
+        parse: Parser, frames: Callable[[Any], Frames]
+    ) -> Callable[[Request], Awaitable[Response | ChunkedAnswer]]:
+        async def stream(request: Request) -> Response | ChunkedAnswer:
             request_id = _new_request_id()
             try:
                 scheduler, (generation, context) = await _accept(host, request, parse)
@@ -76,10 +79,10 @@ def create_bedrock_app(host: ModelHost, metrics: CloudMetrics) -> ASGIApp:
                 return Response(status_code=499)
             headers = {"X-Amzn-Bedrock-Content-Type": "application/json", "x-amzn-RequestId": request_id}
             traced = (unquote(request.path_params["model_id"]), request_id)
-            return StreamingResponse(
+            return ChunkedAnswer(
                 _stream(scheduler, generation, frames(context), metrics.tokens, traced),
-                media_type="application/vnd.amazon.eventstream",
-                headers=headers,
+                "application/vnd.amazon.eventstream",
+                headers,
             )
 
         return stream
@@ -169,7 +172,7 @@ def _converse_answer(
 
 async def _stream(
     scheduler: Scheduler, request: GenerationRequest, frames: Frames, counter: TokenCounter, traced: tuple[str, str]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue[tuple[str, int] | None] = asyncio.Queue()
 
@@ -184,12 +187,12 @@ async def _stream(
     job.add_done_callback(lambda _: pieces.put_nowait(None))
     tokens = 0
     try:
-        for event in frames.start():
-            yield event
-        while (item := await pieces.get()) is not None:
+        if start := frames.start():
+            yield b"".join(start)
+        async for ready in batches(pieces):  # the pieces made since the last write, in one write
             first_byte = first_byte if first_byte is not None else _ms_since(started)
-            tokens = item[1]
-            yield frames.piece(*item)
+            tokens = ready[-1][1]
+            yield b"".join(frames.piece(*item) for item in ready)
         completion: Completion = job.result()
     except FAILURES as exc:
         error = bedrock_error(exc)
@@ -207,8 +210,7 @@ async def _stream(
     latency = _ms_since(started)
     _log(completion, started, counter)
     model_trace.record(timeline, traced[0], completion, traced[1])
-    for event in frames.end(completion, latency, latency if first_byte is None else first_byte):
-        yield event
+    yield b"".join(frames.end(completion, latency, latency if first_byte is None else first_byte))
 
 
 def _ms_since(started: float) -> int:

@@ -17,6 +17,7 @@ from lambdallm.body import ClientGone
 from lambdallm.disconnect import disconnected, until_disconnect
 from lambdallm.local_cloud.gateway_errors import ProblemError
 from lambdallm.local_cloud.proxy_event import LambdaContext
+from lambdallm.local_cloud.relay import batches
 
 Handler = Callable[[dict[str, Any], Any], Any]  # a proxy response dict, or (streaming) an iterator of bytes
 STREAM_SEPARATOR = b"\0" * 8  # between a streamed response's metadata and its body
@@ -32,7 +33,7 @@ class StreamedResponse:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float, request_id: str) -> None:
         self._loop, self._deadline, self._request_id = loop, deadline, request_id
-        self._pieces: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+        self._pieces: asyncio.Queue[bytes | None] = asyncio.Queue()  # None: the function has ended
         self._stop = threading.Event()
         self._head = b""
         self.status_code = 0
@@ -47,11 +48,10 @@ class StreamedResponse:
                 self._put(bytes(piece))
                 if self._stop.is_set() or time.monotonic() > self._deadline:
                     break
-            self._put(None)
-        except Exception as exc:
-            logger.exception("the function raised")
-            self._put(exc)
+        except Exception:
+            logger.exception("the function raised")  # its answer ends here, as if it had returned
         finally:
+            self._put(None)
             close = getattr(body, "close", None)
             if close:
                 close()
@@ -60,14 +60,14 @@ class StreamedResponse:
         """Make `pump` close the handler at its next piece."""
         self._stop.set()
 
-    def _put(self, item: bytes | BaseException | None) -> None:
+    def _put(self, item: bytes | None) -> None:
         self._loop.call_soon_threadsafe(self._pieces.put_nowait, item)
 
     async def read_metadata(self) -> None:
         """Wait for the metadata and the 8 NUL bytes after it; a function that fails before is a 502."""
         while STREAM_SEPARATOR not in self._head:
             piece = await self._pieces.get()
-            if not isinstance(piece, bytes):
+            if piece is None:
                 self._stop.set()
                 raise ProblemError(502, "the function failed before it wrote its response")
             self._head += piece
@@ -97,9 +97,9 @@ class StreamedResponse:
 
     async def _relay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.headers})
-        piece: bytes | BaseException | None = self._head
-        while isinstance(piece, bytes):
-            if piece:
-                await send({"type": "http.response.body", "body": piece, "more_body": True})
-            piece = await self._pieces.get()
+        if self._head:
+            await send({"type": "http.response.body", "body": self._head, "more_body": True})
+        async for ready in batches(self._pieces):  # what the function wrote since the last write, in one write
+            if body := b"".join(ready):
+                await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -325,5 +325,9 @@ def test_a_long_answer_at_the_instant_models_pace_arrives_whole(instant_chain: S
     events = parse_events(answer.text)
     texts = [data["text"] for event, data in events if event == "text"]
     assert "".join(texts) == " ".join(words)  # none lost; pieces made at once go on as one event (stream_batch_ms)
-    assert texts[0] == "w0" and len(texts) < 400  # the first piece at once, the others joined
+    # Pieces made together travel together at every tier (the local Bedrock's events, the function's lines, the
+    # relays' writes): the first event starts the answer, and there are fewer events than pieces. That the first
+    # piece of a model slower than the window is never held is the function's test (tests/lambda) and the
+    # trickling model's (tests/local_cloud/test_streaming.py).
+    assert texts[0].startswith("w0") and len(texts) < 400
     assert events[-1][0] == "done" and events[-1][1]["output_tokens"] == 400
