@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from lambdallm.coalesced_writes import CoalescedWrites
 from llm_wire import problems
 from llm_wire.problems import problem_bytes
 
@@ -124,6 +125,7 @@ class ProblemHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = CoalescedWrites(transport, self.loop)  # type: ignore[assignment]  # a Transport's methods
         if len(self.connections) > self.limits.max_connections:
             self.drop()
             return
