@@ -15,12 +15,19 @@ _STRING = 7  # header value type: UTF-8 string
 
 def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
     """One message: prelude (total length, headers length, CRC), headers, payload, CRC of all before it."""
-    encoded = b"".join(
+    return _message(_headers(headers), payload)
+
+
+def _headers(headers: dict[str, str]) -> bytes:
+    return b"".join(
         struct.pack("!B", len(name)) + name + struct.pack("!BH", _STRING, len(value)) + value
         for name, value in ((k.encode(), v.encode()) for k, v in headers.items())
     )
-    prelude = struct.pack("!II", 12 + len(encoded) + len(payload) + 4, len(encoded))
-    message = prelude + struct.pack("!I", binascii.crc32(prelude)) + encoded + payload
+
+
+def _message(headers: bytes, payload: bytes) -> bytes:
+    prelude = struct.pack("!II", 12 + len(headers) + len(payload) + 4, len(headers))
+    message = prelude + struct.pack("!I", binascii.crc32(prelude)) + headers + payload
     return message + struct.pack("!I", binascii.crc32(message))
 
 
@@ -30,9 +37,14 @@ def json_event(event_type: str, body: dict[str, Any]) -> bytes:
     return encode_message(headers, json.dumps(body).encode())
 
 
+# A chunk's headers are the same in every chunk: encoded once (a stream has one chunk a token).
+_CHUNK_HEADERS = _headers({":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"})
+
+
 def chunk_event(body: dict[str, Any]) -> bytes:
     """A `chunk` event whose payload carries `body` as base64 JSON, like InvokeModelWithResponseStream."""
-    return json_event("chunk", {"bytes": base64.b64encode(json.dumps(body).encode()).decode()})
+    encoded = base64.b64encode(json.dumps(body).encode())  # base64's alphabet needs no escaping in a JSON string
+    return _message(_CHUNK_HEADERS, b'{"bytes": "' + encoded + b'"}')
 
 
 @dataclass(frozen=True)
