@@ -116,12 +116,11 @@ class ApiGateway:
         # Whichever ends first: the function's timeout, or the integration's (API Gateway stops waiting).
         timeout_s = min(self.timeouts.get(route.function, self.timeout_s), route.timeout_s)
         try:
-            if route.streaming:
-                stream = self._invoke_streaming(self.functions[route.function], event, context, request_id)
-                return await asyncio.wait_for(stream, timeout_s)
-            loop = asyncio.get_running_loop()
-            invocation = loop.run_in_executor(self._executor, self.functions[route.function], event, context)
-            result = await asyncio.wait_for(invocation, timeout_s)
+            async with asyncio.timeout(timeout_s):  # in this task (wait_for would start one more per request)
+                if route.streaming:
+                    return await self._invoke_streaming(self.functions[route.function], event, context, request_id)
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(self._executor, self.functions[route.function], event, context)
         except TimeoutError as exc:
             raise ProblemError(504, f"the function did not answer within {timeout_s:g} s") from exc
         except ProblemError:
