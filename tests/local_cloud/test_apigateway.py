@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -257,3 +258,28 @@ def test_a_trailing_slash_is_not_found_never_a_redirect_to_the_host_header(
 
     assert answer.status == 404, answer.headers
     assert "location" not in answer.headers
+
+
+async def test_a_streaming_function_that_writes_no_metadata_in_time_is_a_504_and_is_stopped() -> None:
+    release, stopped = threading.Event(), threading.Event()
+
+    def silent(event: dict[str, Any], context: Any) -> Iterator[bytes]:
+        try:
+            release.wait(10)
+            yield b'{"statusCode": 200}' + b"\0" * 8  # too late: the gateway has answered
+            yield b"never read"
+        finally:
+            stopped.set()
+
+    gateway = ApiGateway({"QueryStreamFunction": silent}, timeout_s=0.2)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw") as client:
+            response = await client.post(
+                "/query/stream", json={"prompt": "p", "max_tokens": 1}, headers={"Accept": "application/x-ndjson"}
+            )
+    finally:
+        release.set()
+    assert response.status_code == 504
+    assert "did not answer within 0.2 s" in response.json()["detail"]
+    assert stopped.wait(5)  # the function was closed at its next piece
+    gateway.close()
