@@ -111,6 +111,9 @@ def _server(app: Any, grace_s: int, settings: CloudSettings, http: type[ProblemH
         log_config=None,
         lifespan="off",
         access_log=False,
+        # API Gateway's sourceIp is the peer's address: an X-Forwarded-For a client sends does not change it (and
+        # the middleware that would read one cost every request a copy of its headers).
+        proxy_headers=False,
         timeout_graceful_shutdown=grace_s,
         timeout_keep_alive=settings.keep_alive_s,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lambdallm.http_protocol import ProblemHttpProtocol
 from lambdallm.local_cloud.apigateway import ApiGateway
-from lambdallm.local_cloud.server import LocalCloud, running_local_cloud
+from lambdallm.local_cloud.server import LocalCloud, _server, running_local_cloud
 from tests.fakes.raw_http import build_request, send_raw
 from tests.local_cloud.conftest import GatedEngine, settings
 
@@ -283,3 +285,30 @@ async def test_a_streaming_function_that_writes_no_metadata_in_time_is_a_504_and
     assert "did not answer within 0.2 s" in response.json()["detail"]
     assert stopped.wait(5)  # the function was closed at its next piece
     gateway.close()
+
+
+async def test_the_events_source_ip_is_the_peers_whatever_x_forwarded_for_says() -> None:
+    seen: dict[str, Any] = {}
+
+    def record(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen["event"] = event
+        return {"statusCode": 200, "body": "ok"}
+
+    gateway = ApiGateway({"QueryFunction": record}, timeout_s=5)
+    server = _server(gateway, 1, settings(), ProblemHttpProtocol)  # the local cloud's own uvicorn setup
+    sock = socket.create_server(("127.0.0.1", 0))
+    serving = asyncio.create_task(server.serve([sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as client:
+            response = await client.post(
+                "/query", json={"prompt": "p", "max_tokens": 1}, headers={"X-Forwarded-For": "203.0.113.9"}
+            )
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+        gateway.close()
+    assert response.status_code == 200
+    assert seen["event"]["requestContext"]["identity"]["sourceIp"] == "127.0.0.1"
