@@ -97,30 +97,32 @@ class Function:
             answer = _failed(exc).to_response(request_id)
             yield _metadata(answer["statusCode"], answer["headers"]) + answer["body"].encode()
             return
-        lines = self._lines(pieces, started, model_id, request_id)
+        events = self._events(pieces, started, model_id, request_id)
         try:
             yield _metadata(200, {"Content-Type": NDJSON, "X-Request-ID": request_id})
-            yield from (joined(lines, batch_s) if batch_s else lines)
+            yield from (joined(events, batch_s) if batch_s else (_line(event) for event in events))
         finally:
-            lines.close()
+            events.close()
             pieces.close()  # the caller went away, or we are done: Bedrock's stream is closed either way
 
-    def _lines(self, pieces: StreamPieces, started: float, model_id: str, request_id: str) -> Generator[bytes]:
-        """The stream's lines, one an event, for the pieces Bedrock streams; its last a `done` or `error` line."""
+    def _events(
+        self, pieces: StreamPieces, started: float, model_id: str, request_id: str
+    ) -> Generator[dict[str, Any]]:
+        """The stream's events, one a piece Bedrock streams; the last a `done` or `error` event."""
         try:
             for piece in pieces:
                 if isinstance(piece, Generation):
                     _log_answered(started, piece)
                     summary = self._summary(piece, model_id, request_id)
-                    yield _line({"type": "done"} | summary | {"timing": _timing(started, piece)})
+                    yield {"type": "done"} | summary | {"timing": _timing(started, piece)}
                 elif isinstance(piece, ToolCallPiece):
                     fields = {key: value for key, value in dataclasses.asdict(piece).items() if value != ""}
-                    yield _line({"type": "tool_call"} | fields)
+                    yield {"type": "tool_call"} | fields
                 else:
-                    yield _line({"type": "text", "text": piece})
+                    yield {"type": "text", "text": piece}
         except Exception as exc:
             failure = _failed(exc)
-            yield _line({"type": "error", "status": failure.status, "detail": failure.detail})
+            yield {"type": "error", "status": failure.status, "detail": failure.detail}
 
     def _parse(self, event: dict[str, Any], answers: str) -> QueryRequest:
         """The event's request, once its `Accept` allows `answers`, what the function will answer with (API
@@ -187,24 +189,42 @@ def batch_ms(event: dict[str, Any]) -> int:
     return int(value)
 
 
-def joined(lines: Generator[bytes], batch_s: float) -> Iterator[bytes]:
-    """`lines`, those made within `batch_s` of the last write held and written with the next one, the last ones
-    at the end: fewer writes, and fewer pieces for every tier after this one to pass on. The first line goes at
-    once (a stream's first token is not held). A caller's hang-up is seen at the next write, as without: closing
-    this closes `lines`, and so Bedrock's stream."""
-    held: list[bytes] = []
+def joined(events: Generator[dict[str, Any]], batch_s: float) -> Iterator[bytes]:
+    """`events` as lines, those made within `batch_s` of the last write held and written with the next one, the last
+    ones at the end: fewer writes, and fewer pieces for every tier after this one to pass on. A run of text events
+    among those held is one line (its text is the text since the line before, as every text line's is). The first
+    event goes at once (a stream's first token is not held). A caller's hang-up is seen at the next write, as
+    without: closing this closes `events`, and so Bedrock's stream."""
+    held: list[dict[str, Any]] = []
     written = float("-inf")
     try:
-        for line in lines:
-            held.append(line)
+        for event in events:
+            held.append(event)
             if (now := time.perf_counter()) - written >= batch_s:
-                yield b"".join(held)
+                yield _lines(held)
                 held.clear()
                 written = now
         if held:
-            yield b"".join(held)
+            yield _lines(held)
     finally:
-        lines.close()
+        events.close()
+
+
+def _lines(events: list[dict[str, Any]]) -> bytes:
+    """The lines of `events`, each run of text events written as one."""
+    lines: list[bytes] = []
+    text: list[str] = []
+    for event in events:
+        if event["type"] == "text":
+            text.append(event["text"])
+            continue
+        if text:
+            lines.append(_line({"type": "text", "text": "".join(text)}))
+            text = []
+        lines.append(_line(event))
+    if text:
+        lines.append(_line({"type": "text", "text": "".join(text)}))
+    return b"".join(lines)
 
 
 def _failed(exc: Exception) -> BackendError:

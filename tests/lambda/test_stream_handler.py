@@ -307,14 +307,33 @@ def test_a_batched_stream_writes_the_same_lines_in_fewer_writes(
     assert bedrock["stream"].closed
 
 
+def text(piece: str) -> dict[str, Any]:
+    return {"type": "text", "text": piece}
+
+
+def lines(*events: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(event, ensure_ascii=False).encode() + b"\n" for event in events)
+
+
 def test_lines_made_after_the_window_are_written_as_they_come() -> None:
-    def slow() -> Iterator[bytes]:
+    def slow() -> Iterator[dict[str, Any]]:
         for i in range(3):
             time.sleep(0.03)
-            yield f"{i}\n".encode()
+            yield text(str(i))
 
-    assert list(handler.joined(slow(), 0.01)) == [b"0\n", b"1\n", b"2\n"]
-    assert list(handler.joined(slow(), 10)) == [b"0\n", b"1\n2\n"]  # the first at once, however long the window
+    assert list(handler.joined(slow(), 0.01)) == [lines(text("0")), lines(text("1")), lines(text("2"))]
+    # The first at once, however long the window; the text held after it is one line.
+    assert list(handler.joined(slow(), 10)) == [lines(text("0")), lines(text("12"))]
+
+
+def test_the_text_held_together_is_one_line_until_another_kind_of_event() -> None:
+    call = {"type": "tool_call", "index": 0, "id": "c1", "name": "f", "arguments": "{}"}
+    done = {"type": "done", "output_tokens": 5}
+    events = [text("a"), text("b"), text(" c"), call, text("d"), text("é"), done]
+
+    written = list(handler.joined((event for event in events), 10))
+
+    assert written == [lines(text("a")), lines(text("b c"), call, text("dé"), done)]
 
 
 def test_a_caller_that_hangs_up_closes_bedrocks_stream_batched_or_not(
@@ -330,10 +349,10 @@ def test_a_caller_that_hangs_up_closes_bedrocks_stream_batched_or_not(
 
     closed = []
 
-    def endless() -> Iterator[bytes]:
+    def endless() -> Iterator[dict[str, Any]]:
         try:
             while True:
-                yield b"x\n"
+                yield text("x")
         finally:
             closed.append(True)
 
