@@ -22,6 +22,7 @@ import llama_cpp
 import numpy as np
 
 from lambdallm.local_cloud.chat_template import ChatTemplate
+from lambdallm.local_cloud.decode_thread import decode_thread
 from lambdallm.local_cloud.engines import (
     Cancelled,
     Completion,
@@ -210,7 +211,7 @@ class LlamaEngine:
                 sequence.row = rows - 1 if sequence.fed == len(sequence.prompt) else -1
         self._batch.n_tokens = rows
         started = time.perf_counter()
-        status = llama_cpp.llama_decode(self._ctx, self._batch)
+        status = decode_thread().run(lambda: llama_cpp.llama_decode(self._ctx, self._batch))  # one OpenMP team
         self.steps.record(prompt=bool(chunks), seconds=time.perf_counter() - started)
         if status != 0:
             for sequence in list(self._active.values()):

@@ -165,3 +165,28 @@ def test_each_decode_lists_sequences_by_slot_and_reuses_the_lowest_slots(
         assert seq_ids == sorted(seq_ids), batches
         slots_used |= set(seq_ids)
     assert slots_used == {0, 1, 2, 3}
+
+
+def test_every_models_steps_run_on_one_thread(engine: LlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each thread that decodes gets an OpenMP team of its own, and with a team per model libgomp stops spinning at
+    # every team's barriers: the default model's steps took 2.5 times as long for good once the other had run.
+    import llama_cpp
+
+    from lambdallm.local_cloud.llama_engine import LlamaEngine
+    from lambdallm.local_cloud.models import smollm2_file
+
+    decoding: set[int] = set()
+    decode = llama_cpp.llama_decode
+
+    def recorded(ctx: Any, batch: Any) -> int:
+        decoding.add(threading.get_ident())
+        return int(decode(ctx, batch))
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", recorded)
+    other = LlamaEngine(smollm2_file(), threads=2, context_tokens=256, slots=2, chunk_tokens=16)
+    try:
+        for served in (engine, other, engine, other):
+            assert run(served, greedy("The capital of France is", 2)).output_tokens == 2
+    finally:
+        other.close()
+    assert len(decoding) == 1 and threading.get_ident() not in decoding
