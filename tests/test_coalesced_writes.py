@@ -37,6 +37,12 @@ class Recorded(asyncio.Transport):
         return {"peername": ("127.0.0.1", 1)}.get(name, default)
 
 
+def coalesced(transport: Recorded | None = None) -> tuple[Recorded, CoalescedWrites]:
+    """A recorded transport (a new one by default) and its CoalescedWrites on the running loop."""
+    transport = transport or Recorded()
+    return transport, CoalescedWrites(transport, asyncio.get_running_loop())
+
+
 async def next_turn() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -44,8 +50,7 @@ async def next_turn() -> None:
 
 def test_writes_of_one_turn_leave_as_one_write_at_the_next() -> None:
     async def main() -> list[tuple[str, Any]]:
-        transport = Recorded()
-        writes = CoalescedWrites(transport, asyncio.get_running_loop())
+        transport, writes = coalesced()
         writes.write(b"HTTP/1.1 200 OK\r\n\r\n")
         writes.write(bytearray(b"body"))
         writes.write(memoryview(b"!"))
@@ -60,8 +65,7 @@ def test_writes_of_one_turn_leave_as_one_write_at_the_next() -> None:
 
 def test_closing_or_shutting_the_write_side_sends_what_is_held_first() -> None:
     async def main() -> list[tuple[str, Any]]:
-        transport = Recorded()
-        writes = CoalescedWrites(transport, asyncio.get_running_loop())
+        transport, writes = coalesced()
         writes.write(b"answer")
         writes.write_eof()
         writes.write(b"late")
@@ -74,14 +78,12 @@ def test_closing_or_shutting_the_write_side_sends_what_is_held_first() -> None:
 
 def test_an_abort_drops_what_is_held_and_a_closing_transport_is_not_written() -> None:
     async def main() -> list[tuple[str, Any]]:
-        transport = Recorded()
-        writes = CoalescedWrites(transport, asyncio.get_running_loop())
+        transport, writes = coalesced()
         writes.write(b"dropped")
         writes.abort()
         await next_turn()
-        closed = Recorded()
+        closed, after = coalesced(Recorded())
         closed.closing = True  # the client went away under it
-        after = CoalescedWrites(closed, asyncio.get_running_loop())
         after.write(b"nobody reads this")
         await next_turn()
         return transport.calls + closed.calls
@@ -91,7 +93,7 @@ def test_an_abort_drops_what_is_held_and_a_closing_transport_is_not_written() ->
 
 def test_everything_else_is_the_transports() -> None:
     async def main() -> Any:
-        writes = CoalescedWrites(Recorded(), asyncio.get_running_loop())
+        _, writes = coalesced()
         return writes.get_extra_info("peername"), writes.is_closing()
 
     assert asyncio.run(main()) == (("127.0.0.1", 1), False)
