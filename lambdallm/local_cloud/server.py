@@ -20,6 +20,7 @@ from lambdallm.http_protocol import BedrockHttpProtocol, ProblemHttpProtocol, co
 from lambdallm.local_cloud.apigateway import CONCURRENCY, ApiGateway
 from lambdallm.local_cloud.bedrock import create_bedrock_app
 from lambdallm.local_cloud.engines import Engine, create_engine
+from lambdallm.local_cloud.malloc_arenas import bound_malloc_arenas
 from lambdallm.local_cloud.metrics import CloudMetrics, apigateway_route
 from lambdallm.local_cloud.models import MODEL_FILES, MODEL_INSTRUCT, MODEL_NAMES, ModelHost, ServedModel
 from lambdallm.local_cloud.scheduler import Scheduler
@@ -226,6 +227,7 @@ def running_local_cloud(settings: CloudSettings, engine: Engine | None = None) -
 
 def serve(settings: CloudSettings) -> int:
     """Run the local cloud until Ctrl-C or SIGTERM; 0 on a clean stop."""
+    bound_malloc_arenas()  # before any thread starts (the tracer's exporter, the Lambda threads)
     logs.configure("local-cloud")
     if tracing.configure(settings, "lambdallm-lambda"):  # the process's own provider is the function's
         tracing.instrument_botocore()
