@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdallm.bench import one_hop
 from lambdallm.bench.abandon import rss_growth_mb
 from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock, query_body
@@ -66,6 +67,35 @@ class PlumbingFigures:
     # Per repetition: a bare grpc.aio client's and server's CPU ms per call and per streamed message
     # (lambdallm/bench/grpc_floor.py), the floor under the REST tier (a client) and the proxy (a server).
     grpc_floor: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    # Issue 28's reference, a one-hop gateway over the same local Bedrock (lambdallm/bench/one_hop.py): one client
+    # beside the chain's REST entry, 64 connections beside its loaded run, and the CPU ms per request of the
+    # gateway's process and of the local cloud (its Bedrock) during the latter.
+    one_hop_c1: list[LoadResult] = field(default_factory=list)
+    one_hop_loaded: list[LoadResult] = field(default_factory=list)
+    one_hop_cpu_ms: list[dict[str, float]] = field(default_factory=list)
+
+    def one_hop(self) -> dict[str, Any]:
+        """The reference gateway's one-client p50, 64-connection requests/s, failed requests and CPU per request
+        (its process and the local cloud's), and the chain's over it within each repetition (issue 28)."""
+        c1, loaded, cpu = self.one_hop_c1, self.one_hop_loaded, self.one_hop_cpu_ms
+        chain_cpu, one_hop_cpu = ([sum(run.values()) for run in runs] for runs in (self.cpu_ms_per_request, cpu))
+
+        def over(mine: list[float], reference: list[float]) -> dict[str, float]:
+            return Spread.of([m / r for m, r in zip(mine, reference, strict=True)]).as_dict()
+
+        return {
+            "p50_ms_c1": Spread.of([r.p50_ms for r in c1]).as_dict(),
+            "rps_c64": Spread.of([r.rps for r in loaded]).as_dict(1),
+            "errors": Spread.of([a.errors + b.errors for a, b in zip(c1, loaded, strict=True)]).as_dict(),
+            "cpu_ms_per_request": {
+                key: Spread.of([run[key] for run in cpu]).as_dict(3) for key in ("gateway", "cloud")
+            },
+            "chain_over_one_hop": {
+                "p50_c1": over([r.p50_ms for r in self.runs["rest"]], [r.p50_ms for r in c1]),
+                "rps_c64": over([r.rps for r in self.loaded], [r.rps for r in loaded]),
+                "cpu_ms_per_request": over(chain_cpu, one_hop_cpu),
+            },
+        }
 
     def growth_mb_per_10k_abandoned(self) -> dict[str, float]:
         """Each tier's RSS growth in MiB per 10,000 abandoned streams (issue 26: at most 2 each)."""
@@ -140,6 +170,24 @@ class PlumbingFigures:
         }
 
 
+def _one_hop_c1(
+    stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, gateway: one_hop.Gateway, f: PlumbingFigures
+) -> None:
+    step(f"one-hop gateway c1, the reference ({rep + 1}/{plan.repetitions})")
+    f.one_hop_c1.append(one_hop.load(gateway, stack, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+
+
+def _one_hop_loaded(
+    stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, gateway: one_hop.Gateway, f: PlumbingFigures
+) -> None:
+    step(f"one-hop gateway c{plan.load_connections}, the reference ({rep + 1}/{plan.repetitions})")
+    pids = {"gateway": gateway.pid, "cloud": stack.processes["local-cloud"].pid}
+    before = {key: cpu_s(pid) for key, pid in pids.items()}
+    result = one_hop.load(gateway, stack, PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s)
+    f.one_hop_cpu_ms.append({key: 1000 * (cpu_s(pid) - before[key]) / max(result.ok, 1) for key, pid in pids.items()})
+    f.one_hop_loaded.append(result)
+
+
 def _without_edge(
     stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, port: int, figures: PlumbingFigures
 ) -> None:
@@ -154,15 +202,17 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
     probes of the local Bedrock (latency before and after a burst)."""
     figures = PlumbingFigures()
     drain(stack)  # warms every tier: imports, connections, first-call paths
-    with baseline_rest(stack) as baseline_port:
+    with baseline_rest(stack) as baseline_port, one_hop.one_hop_gateway(stack) as gateway:
         for rep in range(plan.repetitions):
             for entry in ENTRY_POINTS:
-                if entry == "rest" and rep % 2:  # the baseline first in every other repetition
+                if entry == "rest" and rep % 2:  # the baseline and the reference first in every other repetition
                     _without_edge(stack, plan, step, rep, baseline_port, figures)
+                    _one_hop_c1(stack, plan, step, rep, gateway, figures)
                 step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
                 figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
                 if entry == "rest" and not rep % 2:
                     _without_edge(stack, plan, step, rep, baseline_port, figures)
+                    _one_hop_c1(stack, plan, step, rep, gateway, figures)
             step(f"REST c1 alternating shipped and without issue 18's edge ({rep + 1}/{plan.repetitions})")
             body = query_body(PROMPT, plan.overhead_tokens)
             figures.paired.append(paired(stack, (stack.ports.rest, baseline_port), body, plan.overhead_s))
@@ -173,16 +223,21 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
                 figures.attacked.append(load(stack, "rest", PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
             finally:
                 attack.stop()
-    for rep in range(plan.repetitions):
-        step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
-        pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}
-        quiet = probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)
-        before = {key: cpu_s(pid) for key, pid in pids.items()}
-        result = load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s)
-        used = {key: cpu_s(pid) - before[key] for key, pid in pids.items()}
-        figures.bursts.append(BurstProbe(quiet, probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)))
-        figures.loaded.append(result)
-        figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
+        for rep in range(plan.repetitions):
+            if rep % 2:
+                _one_hop_loaded(stack, plan, step, rep, gateway, figures)
+            step(f"REST c{plan.load_connections} ({rep + 1}/{plan.repetitions})")
+            pids = {key: stack.processes[tier].pid for key, tier in TIERS.items()}
+            quiet = probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)
+            before = {key: cpu_s(pid) for key, pid in pids.items()}
+            result = load(stack, "rest", PROMPT, plan.overhead_tokens, plan.load_connections, plan.load_s)
+            used = {key: cpu_s(pid) - before[key] for key, pid in pids.items()}
+            after = probe_bedrock(stack, PROMPT, plan.overhead_tokens, plan.burst_probe_s)
+            figures.bursts.append(BurstProbe(quiet, after))
+            figures.loaded.append(result)
+            figures.cpu_ms_per_request.append({key: 1000 * s / max(result.ok, 1) for key, s in used.items()})
+            if not rep % 2:
+                _one_hop_loaded(stack, plan, step, rep, gateway, figures)
     for rep in range(plan.repetitions):
         step(f"bare grpc.aio client and server, the floor under REST and the proxy ({rep + 1}/{plan.repetitions})")
         figures.grpc_floor.append(floor_cpu_ms(FloorRun(plan.floor_calls, plan.floor_streams, plan.generation_tokens)))

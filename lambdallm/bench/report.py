@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lambdallm.bench import one_hop
 from lambdallm.bench.generation import GenerationFigures
 from lambdallm.bench.openai_api import OpenAIFigures
 from lambdallm.bench.plumbing import PlumbingFigures
@@ -26,10 +27,8 @@ def build(
     scale_out: ScaleOutFigures | None = None,
 ) -> dict[str, Any]:
     """The keys of latest.json; every repeated figure as {median, min, max, n}."""
-    extra = ({"openai_vs_query": openai.as_dict()} if openai else {}) | (
-        {"tracing_cost": tracing.as_dict()} if tracing else {}
-    )
-    extra |= {"scale_out": scale_out.as_dict()} if scale_out else {}
+    sections = {"openai_vs_query": openai, "tracing_cost": tracing, "scale_out": scale_out}
+    extra = {key: section.as_dict() for key, section in sections.items() if section is not None}
     return extra | {
         "direct_tokens_per_s": generation.direct_tokens_per_s().as_dict(),
         "e2e_tokens_per_s": generation.e2e_tokens_per_s().as_dict(),
@@ -106,9 +105,8 @@ HOPS = {"rest": ("rest", "grpc"), "proxy": ("grpc", "apigw"), "backend": ("apigw
 
 
 def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -> dict[str, Any]:
-    """Issue 28's figures, each within its repetition: the whole chain's one-client p50 and 64-connection
-    requests/s, each hop's one-client p50, and the CPU of the REST tier plus the proxy per request and per
-    streamed token."""
+    """Issue 28's figures, each within its repetition: the chain's one-client p50 and 64-connection requests/s,
+    each hop's one-client p50, REST + proxy CPU per request and per streamed token, the one-hop reference."""
     runs = plumbing.runs
 
     def hop(*entries: str) -> Spread:
@@ -125,6 +123,7 @@ def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -
         "chain_p50_ms_c1": Spread.of([r.p50_ms for r in runs["rest"]]).as_dict(),
         "chain_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "hop_p50_ms_c1": {name: hop(*entries).as_dict() for name, entries in HOPS.items()},
+        "one_hop_gateway": plumbing.one_hop(),
         "rest_plus_proxy_cpu_ms": {
             "per_request": Spread.of(per_request).as_dict(),
             "per_streamed_token": Spread.of(per_token).as_dict(),
@@ -239,6 +238,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{cell(floor['per_request']['both'])} / {cell(floor['per_streamed_token']['both'])}; "
                 f"{cell(over['per_request'])} / {cell(over['per_streamed_token'])}",
             ),
+            one_hop.markdown_row(figures["one_hop_gateway"], cell),
         ]
     if "tracing_cost" in results:
         cost = results["tracing_cost"]

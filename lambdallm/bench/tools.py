@@ -9,6 +9,7 @@ import sys
 
 # Module name -> pip requirement; the same pins as the `bench` extra in pyproject.toml.
 PYTHON_PACKAGES = {
+    "fastapi": "fastapi>=0.110,<1",
     "locust": "locust>=2.30,<3",
     "matplotlib": "matplotlib>=3.8,<4",
     "tqdm": "tqdm>=4.66,<5",

@@ -123,6 +123,9 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
         {"per_request": floor(0.25, 0.5), "per_message": floor(0.1, 0.15)},
         {"per_request": floor(0.5, 1.0), "per_message": floor(0.5, 0.25)},
     ]
+    plumbing.one_hop_c1 = [run(2.5), run(2.0)]
+    plumbing.one_hop_loaded = [run(100.0, ok=800), run(100.0, ok=1000)]
+    plumbing.one_hop_cpu_ms = [{"gateway": 0.5, "cloud": 1.0}, {"gateway": 1.0, "cloud": 1.5}]
 
     figures = plumbing_figures(plumbing, generation)
     assert figures["chain_p50_ms_c1"] == Spread.of([5.0, 6.0]).as_dict()
@@ -141,6 +144,14 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     over = figures["rest_plus_proxy_over_grpc_floor"]
     assert over["per_request"] == Spread.of([2.0, 2.0]).as_dict()  # 1.5 / 0.75 and 3.0 / 1.5
     assert over["per_streamed_token"] == Spread.of([2.0, 1.0]).as_dict()  # 0.5 / 0.25 and 0.75 / 0.75
+    reference = figures["one_hop_gateway"]
+    assert reference["p50_ms_c1"] == Spread.of([2.5, 2.0]).as_dict()
+    assert reference["rps_c64"]["median"] == 900.0
+    assert reference["cpu_ms_per_request"]["cloud"] == Spread.of([1.0, 1.5]).as_dict(3)
+    chain_over = reference["chain_over_one_hop"]
+    assert chain_over["p50_c1"] == Spread.of([2.0, 3.0]).as_dict()  # 5 / 2.5 and 6 / 2, not 6 / 2.5
+    assert chain_over["rps_c64"] == Spread.of([0.5, 0.3]).as_dict()  # 400 / 800 and 300 / 1000
+    assert chain_over["cpu_ms_per_request"] == Spread.of([3.5 / 1.5, 2.0]).as_dict()  # 3.5 / 1.5 and 5 / 2.5
 
 
 def floor(client: float, server: float) -> dict[str, float]:
