@@ -12,6 +12,7 @@ the environment; never shipped.
 from __future__ import annotations
 
 import hmac
+import os
 import subprocess
 import sys
 import tempfile
@@ -128,8 +129,6 @@ def create_app(bedrock: Any, model_id: str, api_key: str) -> FastAPI:
 
 def serve() -> int:
     """Serve the gateway on a free loopback port, announced as `one_hop`, until SIGTERM."""
-    import os
-
     import uvicorn
 
     from lambdallm import settings, tier
