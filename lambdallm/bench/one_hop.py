@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import hmac
 import os
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -30,14 +26,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from lambdallm.bench.beside import beside
 from lambdallm.bench.loadgen import LoadResult, wrk
-from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError, stop_process
-from lambdallm.tier import ANNOUNCE_FILE, TierExited, wait_for_announcement
+from lambdallm.stack import Stack
 
 PATH = "/api/v1/chat/completions"
 KEY_VARIABLE = "LAMBDALLM_ONE_HOP_KEY"  # the bearer key it takes: the REST tier's, so wrk sends the same header
 LOG_NAME = "one-hop"
-STOP_GRACE_S = 10.0
 
 
 class Message(BaseModel):
@@ -157,29 +152,10 @@ class Gateway:
 def one_hop_gateway(stack: Stack) -> Iterator[Gateway]:
     """The reference gateway in front of `stack`'s local Bedrock, taking the stack's API key, once it has answered
     one request; stopped on exit."""
-    with tempfile.TemporaryDirectory(prefix="lambdallm-one-hop-") as folder:
-        announce = Path(folder) / "one-hop.json"
-        key = stack.auth_headers["Authorization"].split()[-1]
-        env = stack.environment() | {ANNOUNCE_FILE: str(announce), KEY_VARIABLE: key}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lambdallm.bench.one_hop"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=_relay, args=(stack, process), daemon=True).start()
-        try:
-            try:
-                port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)["one_hop"]
-            except (TierExited, TimeoutError) as exc:
-                raise StackError(f"the one-hop gateway {exc}") from exc
-            ask(port, stack.auth_headers, "Hello", 1)  # its imports, client and first-call paths warm
-            yield Gateway(port, process.pid)
-        finally:
-            stop_process(process, STOP_GRACE_S)
+    key = stack.auth_headers["Authorization"].split()[-1]
+    with beside(stack, ["lambdallm.bench.one_hop"], LOG_NAME, "one_hop", {KEY_VARIABLE: key}) as (port, process):
+        ask(port, stack.auth_headers, "Hello", 1)  # its imports, client and first-call paths warm
+        yield Gateway(port, process.pid)
 
 
 def load(
@@ -220,14 +196,6 @@ def ask(port: int, headers: dict[str, str], prompt: str, max_tokens: int) -> dic
         raise RuntimeError(f"the one-hop gateway answered {answer.status_code}: {answer.text[:200]}")
     result: dict[str, Any] = answer.json()
     return result
-
-
-def _relay(stack: Stack, process: subprocess.Popen[str]) -> None:
-    out = stack.log or sys.stdout
-    assert process.stdout is not None
-    for line in process.stdout:
-        out.write(f"{LOG_NAME:>11} | {line}")
-        out.flush()
 
 
 if __name__ == "__main__":

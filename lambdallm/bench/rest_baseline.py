@@ -12,22 +12,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from lambdallm.bench.beside import beside
 from lambdallm.bench.entry import drain
-from lambdallm.stack import LISTEN_TIMEOUT_S, Stack, StackError, stop_process
-from lambdallm.tier import ANNOUNCE_FILE, TierExited, wait_for_announcement
+from lambdallm.stack import Stack
 
 LOG_NAME = "rest-base"  # the baseline's lines in stack.log
-STOP_GRACE_S = 15.0
 Samples = list[float]
 
 
@@ -62,28 +57,9 @@ def rest_beside(stack: Stack, module: list[str], log_name: str) -> Iterator[int]
     """A REST tier run as `python -m *module` with `stack`'s REST settings (its proxy, keys and token) on a free
     port, its lines in the stack's log as `log_name`: that port, once it has answered one query; stopped on exit.
     The baseline, and the bench's second REST replica (lambdallm/bench/scale_out.py)."""
-    with tempfile.TemporaryDirectory(prefix="lambdallm-rest-beside-") as folder:
-        announce = Path(folder) / "rest.json"
-        env = stack.environment() | {"LAMBDALLM_REST_PORT": "0", ANNOUNCE_FILE: str(announce)}
-        process = subprocess.Popen(
-            [sys.executable, "-m", *module],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=_relay, args=(stack, process, log_name), daemon=True).start()
-        try:
-            try:
-                port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)["rest"]
-            except (TierExited, TimeoutError) as exc:
-                raise StackError(f"the REST tier {log_name} {exc}") from exc
-            drain(stack, 60.0, f"http://127.0.0.1:{port}")  # its imports, channel and first-call paths warm
-            yield port
-        finally:
-            stop_process(process, STOP_GRACE_S)
+    with beside(stack, module, log_name, "rest", {"LAMBDALLM_REST_PORT": "0"}) as (port, _):
+        drain(stack, 60.0, f"http://127.0.0.1:{port}")  # its imports, channel and first-call paths warm
+        yield port
 
 
 def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_s: float) -> tuple[Samples, Samples]:
@@ -111,14 +87,6 @@ def paired(stack: Stack, ports: tuple[int, int], body: dict[str, Any], duration_
         for connection in connections:
             connection.close()
     return samples
-
-
-def _relay(stack: Stack, process: subprocess.Popen[str], log_name: str) -> None:
-    out = stack.log or sys.stdout
-    assert process.stdout is not None
-    for line in process.stdout:
-        out.write(f"{log_name:>11} | {line}")
-        out.flush()
 
 
 if __name__ == "__main__":
