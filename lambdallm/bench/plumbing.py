@@ -197,9 +197,10 @@ def _without_edge(
 
 def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> PlumbingFigures:
     """Interleave the entry points within each repetition, so that noise falls on all of them alike (the REST
-    tier's one client also at the baseline REST tier without issue 18's edge, just before or after the shipped
-    one in turn, and again under issue 18's attack); then the 64-connection runs, each between two one-client
-    probes of the local Bedrock (latency before and after a burst)."""
+    tier's one client also at the baseline REST tier without issue 18's edge and at the one-hop gateway, just
+    before or after the shipped one in turn, and again under issue 18's attack); then the 64-connection runs, each
+    between two one-client probes of the local Bedrock (latency before and after a burst), and the one-hop
+    gateway's just before or after each in turn."""
     figures = PlumbingFigures()
     drain(stack)  # warms every tier: imports, connections, first-call paths
     with baseline_rest(stack) as baseline_port, one_hop.one_hop_gateway(stack) as gateway:
