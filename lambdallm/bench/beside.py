@@ -38,7 +38,7 @@ def beside(
             try:
                 port = wait_for_announcement(announce, process, LISTEN_TIMEOUT_S)[announced]
             except (TierExited, TimeoutError) as exc:
-                raise StackError(f"{log_name} {exc}") from exc
+                raise StackError(f"the bench's {log_name} server ({' '.join(module)}) {exc}") from exc
             yield port, process
         finally:
             stop_process(process, STOP_GRACE_S)

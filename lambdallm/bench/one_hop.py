@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -187,8 +188,6 @@ def chat_body(prompt: str, max_tokens: int) -> dict[str, Any]:
 
 def ask(port: int, headers: dict[str, str], prompt: str, max_tokens: int) -> dict[str, Any]:
     """One chat completion from the gateway on `port` (a RuntimeError for anything but 200)."""
-    import httpx
-
     answer = httpx.post(
         f"http://127.0.0.1:{port}{PATH}", json=chat_body(prompt, max_tokens), headers=headers, timeout=60
     )
