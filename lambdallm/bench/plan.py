@@ -37,12 +37,12 @@ class Plan:
     @property
     def steps(self) -> int:
         """Progress-bar steps: two stack starts, the load runs (the REST tier's under attack, its baseline
-        without issue 18's edge and the one-hop gateway at one and many clients included), /v1/chat/completions
-        beside /query, the bare grpc.aio floor, llama-server's start, the generation runs (direct, time to first
-        token, streamed pace, chain and llama-server at 1 and many clients, whole and streamed), the abandoned
-        streams, the memory reading, tracing off beside on, and the scale-out (its start, then one step a
-        repetition)."""
-        return 2 + self.repetitions * (4 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 2) + 1 + self.repetitions * 9 + 1 + 1 + 1
+        without issue 18's edge, the one-hop gateway at one and many clients and the Server-Timing client
+        included), /v1/chat/completions beside /query, the bare grpc.aio floor, llama-server's start, the
+        generation runs (direct, time to first token, streamed pace, chain and llama-server at 1 and many clients,
+        whole and streamed), the abandoned streams, the memory reading, tracing off beside on, and the scale-out
+        (its start, then one step a repetition)."""
+        return 2 + self.repetitions * (4 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 2) + 1 + self.repetitions * 9 + 1 + 1 + 1
 
 
 FULL = Plan()

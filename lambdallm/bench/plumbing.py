@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdallm.bench import one_hop
+from lambdallm.bench import one_hop, tier_timing
 from lambdallm.bench.abandon import rss_growth_mb
 from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock, query_body
@@ -73,6 +73,8 @@ class PlumbingFigures:
     one_hop_c1: list[LoadResult] = field(default_factory=list)
     one_hop_loaded: list[LoadResult] = field(default_factory=list)
     one_hop_cpu_ms: list[dict[str, float]] = field(default_factory=list)
+    # Per repetition: one client's requests through the chain, each answer's Server-Timing parts (tier_timing.py).
+    tier_timing: list[dict[str, list[float]]] = field(default_factory=list)
 
     def one_hop(self) -> dict[str, Any]:
         """The reference gateway's one-client p50, 64-connection requests/s, failed requests and CPU per request
@@ -188,6 +190,13 @@ def _one_hop_loaded(
     f.one_hop_loaded.append(result)
 
 
+def _tier_timing(stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, figures: PlumbingFigures) -> None:
+    step(f"REST c1, each answer's Server-Timing ({rep + 1}/{plan.repetitions})")
+    body = query_body(PROMPT, plan.overhead_tokens)
+    run = tier_timing.timed_requests(stack.ports.rest, stack.auth_headers, body, plan.overhead_s)
+    figures.tier_timing.append(run)
+
+
 def _without_edge(
     stack: Stack, plan: Plan, step: Callable[[str], None], rep: int, port: int, figures: PlumbingFigures
 ) -> None:
@@ -211,6 +220,8 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
                     _one_hop_c1(stack, plan, step, rep, gateway, figures)
                 step(f"overhead {entry} c1 ({rep + 1}/{plan.repetitions})")
                 figures.runs[entry].append(load(stack, entry, PROMPT, plan.overhead_tokens, 1, plan.overhead_s))
+                if entry == "rest":
+                    _tier_timing(stack, plan, step, rep, figures)
                 if entry == "rest" and not rep % 2:
                     _without_edge(stack, plan, step, rep, baseline_port, figures)
                     _one_hop_c1(stack, plan, step, rep, gateway, figures)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lambdallm.bench import one_hop
+from lambdallm.bench import one_hop, tier_timing
 from lambdallm.bench.generation import GenerationFigures
 from lambdallm.bench.openai_api import OpenAIFigures
 from lambdallm.bench.plumbing import PlumbingFigures
@@ -123,6 +123,7 @@ def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -
         "chain_p50_ms_c1": Spread.of([r.p50_ms for r in runs["rest"]]).as_dict(),
         "chain_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "hop_p50_ms_c1": {name: hop(*entries).as_dict() for name, entries in HOPS.items()},
+        "tier_p50_ms_c1": tier_timing.tier_p50_ms(plumbing.tier_timing),
         "one_hop_gateway": plumbing.one_hop(),
         "rest_plus_proxy_cpu_ms": {
             "per_request": Spread.of(per_request).as_dict(),
@@ -228,6 +229,7 @@ def markdown(results: dict[str, Any]) -> str:
                 "one client p50 per hop, instant model: REST / proxy / API Gateway + Lambda / Bedrock",
                 " / ".join(cell(hops[name]) for name in HOPS) + " ms",
             ),
+            tier_timing.markdown_row(figures["tier_p50_ms_c1"], cell),
             (
                 "REST + proxy CPU ms: per request (64 connections) / per streamed token (one client)",
                 f"{cell(cpu['per_request'])} / {cell(cpu['per_streamed_token'])}",
@@ -275,14 +277,9 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         ("RSS after the run, MB: rest / proxy / cloud", " / ".join(f"{v:g}" for v in results["rss_mb"].values())),
     ]
-    load = results["meta"].get("machine", {}).get("load_average")
-    if load:
-        rows.append(
-            (
-                "machine load average, 1 / 5 / 15 min: start; end",
-                "; ".join(" / ".join(f"{x:g}" for x in load[when]) for when in ("start", "end")),
-            )
-        )
+    if load := results["meta"].get("machine", {}).get("load_average"):
+        averages = "; ".join(" / ".join(f"{x:g}" for x in load[when]) for when in ("start", "end"))
+        rows.append(("machine load average, 1 / 5 / 15 min: start; end", averages))
     lines = [f"| figure (median of {reps}, min-max) | value |", "| --- | --- |"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines) + "\n"

@@ -64,6 +64,9 @@ def test_quick_bench_writes_every_key_and_file(tmp_path: Path, capsys: pytest.Ca
     assert reference["errors"]["max"] == 0  # the one-hop gateway answered every request over the same Bedrock
     assert reference["cpu_ms_per_request"]["gateway"]["median"] > 0
     spreads += [reference["p50_ms_c1"], reference["rps_c64"], *reference["chain_over_one_hop"].values()]
+    tiers = results["plumbing"]["tier_p50_ms_c1"]
+    assert set(tiers) == {"total", "rest", "proxy", "backend", "model"} and tiers["total"]["median"] > 0
+    spreads += tiers.values()
     assert set(results["after_burst_ms"]) == {"quiet_p99", "first", "settled_p99", "settled_p99_over_quiet"}
     spreads += results["after_burst_ms"].values()
     assert set(results["rest_under_attack_ms"]) == {"p50", "p99", "p99_minus_quiet_p99", "errors"}

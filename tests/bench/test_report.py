@@ -13,6 +13,7 @@ from lambdallm.bench.plumbing import PlumbingFigures
 from lambdallm.bench.report import plumbing_figures
 from lambdallm.bench.stats import Spread, percentile
 from lambdallm.bench.streaming import Stream, StreamBatch, StreamError, read_chain_events, read_llama_server
+from lambdallm.bench.tier_timing import PARTS
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/query
 WRK_JSON {"requests":10,"duration_us":2000000,"ok":8,"non_2xx":2,"tokens":64,"socket_errors":1,"timeouts":0,\
@@ -126,6 +127,7 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     plumbing.one_hop_c1 = [run(2.5), run(2.0)]
     plumbing.one_hop_loaded = [run(100.0, ok=800), run(100.0, ok=1000)]
     plumbing.one_hop_cpu_ms = [{"gateway": 0.5, "cloud": 1.0}, {"gateway": 1.0, "cloud": 1.5}]
+    plumbing.tier_timing = [{part: [1.0, 2.0, 6.0] for part in PARTS}, {part: [0.5, 0.5, 0.7] for part in PARTS}]
 
     figures = plumbing_figures(plumbing, generation)
     assert figures["chain_p50_ms_c1"] == Spread.of([5.0, 6.0]).as_dict()
@@ -135,6 +137,7 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     assert hops["proxy"] == Spread.of([1.0, 1.5]).as_dict()
     assert hops["backend"] == Spread.of([1.5, 1.0]).as_dict()
     assert hops["bedrock"] == Spread.of([0.5, 1.0]).as_dict()
+    assert figures["tier_p50_ms_c1"]["proxy"] == Spread.of([2.0, 0.5]).as_dict()  # each run's p50, not all's
     cpu = figures["rest_plus_proxy_cpu_ms"]
     assert cpu["per_request"] == Spread.of([1.5, 3.0]).as_dict()
     assert cpu["per_streamed_token"] == Spread.of([0.5, 0.75]).as_dict()
