@@ -74,7 +74,7 @@ class PlumbingFigures:
     one_hop_loaded: list[LoadResult] = field(default_factory=list)
     one_hop_cpu_ms: list[dict[str, float]] = field(default_factory=list)
     # Per repetition: one client's requests through the chain, each answer's Server-Timing parts (tier_timing.py).
-    tier_timing: list[dict[str, list[float]]] = field(default_factory=list)
+    server_timing: list[tier_timing.Samples] = field(default_factory=list)
 
     def one_hop(self) -> dict[str, Any]:
         """The reference gateway's one-client p50, 64-connection requests/s, failed requests and CPU per request
@@ -194,7 +194,7 @@ def _tier_timing(stack: Stack, plan: Plan, step: Callable[[str], None], rep: int
     step(f"REST c1, each answer's Server-Timing ({rep + 1}/{plan.repetitions})")
     body = query_body(PROMPT, plan.overhead_tokens)
     run = tier_timing.timed_requests(stack.ports.rest, stack.auth_headers, body, plan.overhead_s)
-    figures.tier_timing.append(run)
+    figures.server_timing.append(run)
 
 
 def _without_edge(

@@ -123,7 +123,7 @@ def plumbing_figures(plumbing: PlumbingFigures, generation: GenerationFigures) -
         "chain_p50_ms_c1": Spread.of([r.p50_ms for r in runs["rest"]]).as_dict(),
         "chain_rps_c64": Spread.of([r.rps for r in plumbing.loaded]).as_dict(1),
         "hop_p50_ms_c1": {name: hop(*entries).as_dict() for name, entries in HOPS.items()},
-        "tier_p50_ms_c1": tier_timing.tier_p50_ms(plumbing.tier_timing),
+        "tier_p50_ms_c1": tier_timing.tier_p50_ms(plumbing.server_timing),
         "one_hop_gateway": plumbing.one_hop(),
         "rest_plus_proxy_cpu_ms": {
             "per_request": Spread.of(per_request).as_dict(),

@@ -19,9 +19,7 @@ PARTS = ("total", *TIERS)  # total, rest, proxy, backend, model: what a REST ans
 Samples = dict[str, list[float]]  # part -> ms, an answer each
 
 
-def timed_requests(
-    port: int, headers: dict[str, str], body: dict[str, Any], duration_s: float
-) -> dict[str, list[float]]:
+def timed_requests(port: int, headers: dict[str, str], body: dict[str, Any], duration_s: float) -> Samples:
     """POST /query to the REST tier on `port` from one keep-alive client for `duration_s` seconds: each part of
     each answer's Server-Timing in ms, by part. An answer that is not a 200 with every part is an error."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -127,7 +127,7 @@ def test_plumbing_figures_are_hops_and_sums_within_each_repetition() -> None:
     plumbing.one_hop_c1 = [run(2.5), run(2.0)]
     plumbing.one_hop_loaded = [run(100.0, ok=800), run(100.0, ok=1000)]
     plumbing.one_hop_cpu_ms = [{"gateway": 0.5, "cloud": 1.0}, {"gateway": 1.0, "cloud": 1.5}]
-    plumbing.tier_timing = [{part: [1.0, 2.0, 6.0] for part in PARTS}, {part: [0.5, 0.5, 0.7] for part in PARTS}]
+    plumbing.server_timing = [{part: [1.0, 2.0, 6.0] for part in PARTS}, {part: [0.5, 0.5, 0.7] for part in PARTS}]
 
     figures = plumbing_figures(plumbing, generation)
     assert figures["chain_p50_ms_c1"] == Spread.of([5.0, 6.0]).as_dict()
