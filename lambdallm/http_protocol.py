@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 import struct
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -252,24 +253,30 @@ class ProblemHttpProtocol(HttpToolsProtocol):
         # uvicorn stops the keep-alive timer only when the connection ended cleanly: after a reset its timer kept
         # the protocol, its parser and its last request alive for keep_alive_s (issue 26: abandoned streams).
         self._unset_keepalive_if_required()
+        # Each request refers to the protocol (its answer's end is a callback): without these, the connection
+        # would be a cycle for the garbage collector. Requests queued behind the running one never start now.
+        self.cycle = self._running = None  # type: ignore[assignment]  # uvicorn's own attribute is not Optional
+        self.pipeline.clear()
 
 
 class CycleTransport(asyncio.Transport):
     """The connection as one request's cycle sees it: an answer that starts before the request's whole body came
     says `connection: close` (uvicorn would keep the connection and drop the rest of the body without bound), and
-    its close lingers."""
+    its close lingers. It refers to its cycle weakly (only the cycle writes here, so the cycle is alive then):
+    each request would otherwise be a cycle, a few dozen objects, for the garbage collector."""
 
     def __init__(self, protocol: ProblemHttpProtocol, cycle: RequestResponseCycle) -> None:
         super().__init__()
-        self.protocol, self.cycle, self.head_written = protocol, cycle, False
+        self.protocol, self._cycle, self.head_written = protocol, weakref.ref(cycle), False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self.protocol.transport.is_closing():  # closed under it (dropped): the client will never read it
             return
-        if not self.head_written and self.cycle.response_started:  # the answer's head (after any 100 Continue)
+        cycle = self._cycle()
+        if not self.head_written and cycle is not None and cycle.response_started:  # its head (after a 100)
             self.head_written = True
-            if self.cycle.more_body and self.cycle.keep_alive:
-                self.cycle.keep_alive = False  # so the cycle closes the connection once the answer is out
+            if cycle.more_body and cycle.keep_alive:
+                cycle.keep_alive = False  # so the cycle closes the connection once the answer is out
                 data = bytes(data[:-2]) + b"connection: close\r\n\r\n"  # the head ends with an empty line
         self.protocol.transport.write(data)
 
@@ -277,7 +284,8 @@ class CycleTransport(asyncio.Transport):
         return self.protocol.transport.is_closing()
 
     def close(self) -> None:
-        if self.cycle.more_body and not self.cycle.disconnected:
+        cycle = self._cycle()
+        if cycle is not None and cycle.more_body and not cycle.disconnected:
             self.protocol.linger()
         else:
             self.protocol.close()

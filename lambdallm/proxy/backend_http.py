@@ -122,6 +122,14 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.complete and self.failure is None and self.keep_alive
 
+    def release(self) -> None:
+        """Close it for good, and let go of what refers back to it (its parser, which calls it back; the failure
+        raised from it, whose traceback holds its frames): it is freed at once, not left as a cycle to the
+        garbage collector (a backend request cancelled by a client gone ends here)."""
+        if self.transport is not None:
+            self.transport.close()
+        self._parser = self.failure = None  # type: ignore[assignment]  # nothing reads either once released
+
     def send(self, request: bytes) -> None:
         self._reset()
         assert self.transport is not None
@@ -212,8 +220,8 @@ class BackendHTTP:
             if connection is not None and connection.reusable():
                 connection.idle_since = loop.time()
                 self._idle.append(connection)
-            elif connection is not None and connection.transport is not None:
-                connection.transport.close()
+            elif connection is not None:
+                connection.release()
             self._slots.release()
 
     async def _connection(self, deadline: float) -> _Connection:

@@ -42,10 +42,12 @@ class OpenCalls:
         """Make calls opened from now on in this context (and tasks started from it) ours; `untrack` undoes it."""
         return _open.set(self.calls)
 
-    @staticmethod
-    def untrack(token: Token[list[Cancellable] | None]) -> None:
-        """Stop tracking in the current context (tasks already started keep tracking)."""
+    def untrack(self, token: Token[list[Cancellable] | None]) -> None:
+        """Stop tracking, once the request's work has ended, and let go of its calls: each call refers to its
+        task, the task to the context it was started in, and that context to this list, so holding them would
+        leave every request's calls (and what their contexts hold) as a cycle for the garbage collector."""
         _open.reset(token)
+        self.calls.clear()
 
     def cancel(self) -> bool:
         """Cancel every call still running; True if there was one."""
