@@ -33,6 +33,10 @@ from llm_lambda.handler import Function
 logger = logging.getLogger("lambdallm.local_cloud")
 BEDROCK_CONNECT_TIMEOUT_S = 2
 REGION = "us-east-1"  # the local cloud's one region: the Lambda's, and the one requests are signed for
+# The young generation's threshold (Python's is 700): requests here leave no cycles (tests/local_cloud/
+# test_garbage.py), and at 64 connections collections fell from 0.20 to 0.09 ms of CPU a request. At 7,000 they
+# were 0.01, but under abandoned streams the process's memory peaked 2 to 6 MB higher, with no garbage behind it.
+YOUNG_GC_THRESHOLD = 2000
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,7 @@ async def _serve(settings: CloudSettings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with start_local_cloud(settings, on_bound=_announce):
-        tier.settle()
+        tier.settle(young_threshold=YOUNG_GC_THRESHOLD)
         await stop.wait()
         logger.info("stopping")
     return 0
