@@ -48,7 +48,7 @@ from lambdallm.shipped import shipped
 SPEC = shipped("specs") / "openapi.yaml"
 OPENAI_SPEC = shipped("specs") / "openai.yaml"  # served under /v1, its errors in OpenAI's shape
 # The young generation's threshold (Python's is 700). A request here leaves no cycles (tests/rest/test_garbage.py),
-# and 64 in flight made 80 young collections per 1,000 requests, 0.05-0.12 ms of CPU each request; at 7,000, 0.002.
+# and 64 in flight made 80 young collections per 1,000 requests, 0.05-0.17 ms of CPU a request; at 7,000, 0.002.
 # Not in the proxy, whose grpc.aio server leaves a cycle per call; the local cloud has its own.
 YOUNG_GC_THRESHOLD = 7000
 # gRPC's reconnect backoff grows to 120 s: after a proxy outage of a few seconds the channel would still wait
