@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from lambdallm.local_cloud import tool_use
+from lambdallm.local_cloud import call_reader, tool_use
 from lambdallm.local_cloud.bedrock_errors import OTHER_MAX_TOKENS, TITAN_MAX_TOKENS, BedrockError
 from lambdallm.local_cloud.chat_template import ChatTemplate, Conversation, TemplateError, Turn
 from lambdallm.local_cloud.engines import FINISH, LENGTH, STOP, Completion, GenerationRequest, Grammar
@@ -209,7 +209,7 @@ def answer(completion: Completion, latency_ms: int, request: ConverseRequest | N
     content: list[dict[str, Any]] = [{"text": completion.text}]
     stop_reason = STOP_REASONS[completion.reason]
     if request is not None and request.tools is not None:
-        content = list(tool_use.content_blocks(completion.text)) or [{"text": ""}]
+        content = list(call_reader.content_blocks(completion.text)) or [{"text": ""}]
         if completion.reason != LENGTH and any("toolUse" in block for block in content):
             stop_reason = "tool_use"
     return {
@@ -240,7 +240,7 @@ def frames(request: ConverseRequest) -> Frames:
     """ConverseStream's events for `request`: FRAMES for text, or a reader's events when tools may be called."""
     if request.tools is None:
         return FRAMES
-    reader, block = tool_use.CallReader(), _Block()
+    reader, block = call_reader.CallReader(), _Block()
 
     def piece(text: str, _tokens: int) -> bytes:
         return b"".join(block.events(reader.feed(text)))

@@ -1,5 +1,5 @@
-"""Converse's tool use and structured output for the local models: what the model is told, the grammar that holds
-it to the form, and the reading of its text back into Converse's content blocks, whole or as stream events.
+"""Converse's tool use and structured output for the local models: what the model is told and the grammar that
+holds it to the form (`call_reader` reads its text back into Converse's content blocks).
 
 The model sees the tools in its system text and calls one as `<tool_call>{"name": ..., "arguments": {...}}
 </tool_call>`; earlier calls and their results are written into the turns the same way (`<tool_response>`). With
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
-import string
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lambdallm.local_cloud.bedrock_errors import BedrockError
@@ -31,9 +28,6 @@ from lambdallm.local_cloud.grammar import (
 AUTO, ANY = "auto", "any"
 # Bedrock's Titan Text models take neither tools nor structured output in Converse; the local twin does the same.
 NO_TOOLS = ("amazon.titan-text",)
-_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*')
-_CALL_TAIL = re.compile(r"\s*\}\s*</tool_call>$")
-_ID_CHARS = string.ascii_letters + string.digits
 
 
 def validation(message: str) -> BedrockError:
@@ -158,110 +152,3 @@ def call_text(name: str, arguments: Any) -> str:
 def result_text(content: str) -> str:
     """A tool's result as the model reads it (for a user turn's toolResult block)."""
     return f"<tool_response>\n{content}\n</tool_response>"
-
-
-def new_tool_use_id() -> str:
-    """An id like Bedrock's (`tooluse_` and 22 letters and digits)."""
-    return "tooluse_" + "".join(secrets.choice(_ID_CHARS) for _ in range(22))
-
-
-@dataclass
-class CallReader:
-    """Reads a model's text as it comes into events: ("text", piece), ("start", id, name), ("input", fragment),
-    ("stop",). Text that may begin a call is held back until it is known; a call's closing brace and tag never
-    reach its input. The same reader makes the whole answer's blocks, so streamed pieces always add up to them."""
-
-    pending: str = ""
-    in_call: bool = False
-    head_done: bool = False
-    calls: int = 0
-    _events: list[tuple[str, ...]] = field(default_factory=list)
-
-    def feed(self, text: str) -> list[tuple[str, ...]]:
-        """The events `text` completes."""
-        self.pending += text
-        while self._step():
-            pass
-        events, self._events = self._events, []
-        return events
-
-    def finish(self) -> list[tuple[str, ...]]:
-        """The events left at the end of the text (a call cut short ends with what it had)."""
-        if not self.in_call and self.pending:
-            self._events.append(("text", self.pending))
-        elif self.in_call and self.head_done and self.pending:
-            self._events += [("input", self.pending), ("stop",)]
-        elif self.in_call and self.head_done:
-            self._events.append(("stop",))
-        self.pending = ""
-        events, self._events = self._events, []
-        return events
-
-    def _step(self) -> bool:
-        if not self.in_call:
-            start = self.pending.find(TOOL_CALL_OPEN)
-            if start < 0:
-                keep = next(
-                    (k for k in range(len(TOOL_CALL_OPEN) - 1, 0, -1) if self.pending.endswith(TOOL_CALL_OPEN[:k])), 0
-                )
-                if len(self.pending) > keep:
-                    self._events.append(("text", self.pending[: len(self.pending) - keep]))
-                    self.pending = self.pending[len(self.pending) - keep :]
-                return False
-            if self.pending[:start].strip():
-                self._events.append(("text", self.pending[:start]))
-            self.pending, self.in_call, self.head_done = self.pending[start + len(TOOL_CALL_OPEN) :], True, False
-            return True
-        if not self.head_done:
-            head = _CALL_HEAD.match(self.pending)
-            if head is None:
-                return False
-            self._events.append(("start", new_tool_use_id(), json.loads(f'"{head.group(1)}"')))
-            self.pending, self.head_done = self.pending[head.end() :], True
-            return True
-        if tail := _CALL_TAIL.search(self.pending):
-            if self.pending[: tail.start()]:
-                self._events.append(("input", self.pending[: tail.start()]))
-            self._events.append(("stop",))
-            self.pending, self.in_call, self.calls = "", False, self.calls + 1
-            return True
-        keep = _held_tail(self.pending)
-        if len(self.pending) > keep:
-            self._events.append(("input", self.pending[: len(self.pending) - keep]))
-            self.pending = self.pending[len(self.pending) - keep :]
-        return False
-
-
-def _partial_open(text: str) -> int:
-    """How much of `text`'s end may still become a call's opening tag."""
-    return next((k for k in range(len(TOOL_CALL_OPEN) - 1, 0, -1) if text.endswith(TOOL_CALL_OPEN[:k])), 0)
-
-
-def _held_tail(text: str) -> int:
-    """How much of `text`'s end may still turn out to be the call's closing `}` and tag."""
-    for start in range(len(text)):
-        rest = text[start:]
-        match = re.fullmatch(r"\s*\}?\s*(<(/(t(o(o(l(_(c(a(l(l(>)?)?)?)?)?)?)?)?)?)?)?)?", rest)
-        if match and rest.lstrip().startswith("}"):
-            return len(rest)
-    return 0
-
-
-def content_blocks(text: str) -> Iterator[dict[str, Any]]:
-    """A whole answer's text as Converse content blocks: its text, and each call as a toolUse block."""
-    reader = CallReader()
-    call: dict[str, Any] | None = None
-    for event in [*reader.feed(text), *reader.finish()]:
-        if event[0] == "text":
-            yield {"text": event[1]}
-        elif event[0] == "start":
-            call = {"toolUseId": event[1], "name": event[2], "input": ""}
-        elif event[0] == "input" and call is not None:
-            call["input"] += event[1]
-        elif event[0] == "stop" and call is not None:
-            try:
-                call["input"] = json.loads(call["input"])
-            except ValueError:
-                call["input"] = {}  # a call cut short by maxTokens: its stream had the pieces it got to
-            yield {"toolUse": call}
-            call = None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from lambdallm.local_cloud.call_reader import CallReader, content_blocks
 from lambdallm.local_cloud.grammar import (
     SchemaRefused,
     _bounded_number,
@@ -20,7 +21,6 @@ from lambdallm.local_cloud.grammar import (
     json_grammar,
     tool_call_grammar,
 )
-from lambdallm.local_cloud.tool_use import CallReader, content_blocks
 
 
 def as_regex(rule: str) -> re.Pattern[str]:
@@ -115,6 +115,33 @@ def test_streamed_pieces_add_up_to_the_whole_answer_however_the_text_is_split(si
     assert text == "Let me add. "
     assert [e[2] for e in starts] == ["add"] and events[-1] == ("stop",)
     assert json.loads(arguments) == {"a": {"b": [1, "}"]}, "c": 2}
+
+
+# A string may hold what looks like the call's end (Gemma 3 270M once wrote `"}}</tool_call>` inside one).
+TRICKY_ARGUMENTS = {"items": [",", "}}</tool_call>", 'a"}'], "urgent": True}
+TRICKY = f'<tool_call>{{"name": "record", "arguments": {json.dumps(TRICKY_ARGUMENTS)}}}</tool_call>'
+
+
+@pytest.mark.parametrize("size", range(1, 16))
+def test_a_string_that_holds_the_closing_tag_does_not_end_the_call(size: int) -> None:
+    reader = CallReader()
+    events: list[tuple[str, ...]] = []
+    for start in range(0, len(TRICKY), size):
+        events += reader.feed(TRICKY[start : start + size])
+    events += reader.finish()
+    assert [e[0] for e in events if e[0] != "input"] == ["start", "stop"]
+    assert json.loads("".join(e[1] for e in events if e[0] == "input")) == TRICKY_ARGUMENTS
+    (block,) = content_blocks(TRICKY)
+    assert block["toolUse"]["input"] == TRICKY_ARGUMENTS
+
+
+def test_a_call_cut_short_ends_with_what_it_had_and_text_after_a_call_is_text() -> None:
+    reader = CallReader()
+    events = reader.feed('<tool_call>{"name": "add", "arguments": {"a": 1}} </tool_call> done')
+    assert [e[0] for e in events] == ["start", "input", "stop", "text"] and events[-1] == ("text", " done")
+    assert events[1] == ("input", '{"a": 1}') and reader.finish() == []
+    events = reader.feed('<tool_call>{"name": "add", "arguments": {"a": "</tool_call>')
+    assert events[-1] == ("input", '{"a": "</tool_call>') and reader.finish() == [("stop",)]
 
 
 def test_text_that_only_looks_like_a_call_opening_is_released_as_text() -> None:
