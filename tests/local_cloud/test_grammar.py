@@ -102,13 +102,18 @@ def test_an_answer_with_a_call_becomes_a_text_and_a_tool_use_block() -> None:
     assert re.fullmatch(r"tooluse_[A-Za-z0-9]{22}", call["toolUseId"])
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 7])
-def test_streamed_pieces_add_up_to_the_whole_answer_however_the_text_is_split(size: int) -> None:
+def read_in_pieces(text: str, size: int) -> list[tuple[str, ...]]:
+    """A CallReader's events for `text` fed `size` characters at a time, then finished."""
     reader = CallReader()
     events: list[tuple[str, ...]] = []
-    for start in range(0, len(ANSWER), size):
-        events += reader.feed(ANSWER[start : start + size])
-    events += reader.finish()
+    for start in range(0, len(text), size):
+        events += reader.feed(text[start : start + size])
+    return events + reader.finish()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_streamed_pieces_add_up_to_the_whole_answer_however_the_text_is_split(size: int) -> None:
+    events = read_in_pieces(ANSWER, size)
     text = "".join(e[1] for e in events if e[0] == "text")
     starts = [e for e in events if e[0] == "start"]
     arguments = "".join(e[1] for e in events if e[0] == "input")
@@ -124,11 +129,7 @@ TRICKY = f'<tool_call>{{"name": "record", "arguments": {json.dumps(TRICKY_ARGUME
 
 @pytest.mark.parametrize("size", range(1, 16))
 def test_a_string_that_holds_the_closing_tag_does_not_end_the_call(size: int) -> None:
-    reader = CallReader()
-    events: list[tuple[str, ...]] = []
-    for start in range(0, len(TRICKY), size):
-        events += reader.feed(TRICKY[start : start + size])
-    events += reader.finish()
+    events = read_in_pieces(TRICKY, size)
     assert [e[0] for e in events if e[0] != "input"] == ["start", "stop"]
     assert json.loads("".join(e[1] for e in events if e[0] == "input")) == TRICKY_ARGUMENTS
     (block,) = content_blocks(TRICKY)
