@@ -3,13 +3,17 @@ is the Lambda's, llm_wire/jsonlog.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import sys
+from typing import TextIO
 
 from llm_wire import jsonlog
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# How long a line logged off the loop's thread may wait for the loop to write it.
+LOOP_WRITE_S = 0.02
 
 
 def current_request_id(record: logging.LogRecord) -> dict[str, str]:
@@ -38,3 +42,63 @@ def configure(tier: str, level: int = logging.INFO) -> None:
     # Connexion's validators log the rejected value (a whole prompt) before raising; the REST tier logs the
     # problem it answers instead, which names the field and the rule only.
     logging.getLogger("connexion.validators").setLevel(logging.CRITICAL)
+
+
+class LoopWriter(logging.StreamHandler[TextIO]):
+    """A stream handler whose lines only the event loop's thread writes. A record logged on the loop is written at
+    once; one logged on another thread waits, at most about LOOP_WRITE_S, for the loop to write it with the others
+    that came meanwhile. With no loop running, every line is written at once; `logging.shutdown` writes any left.
+
+    Why: the local cloud's 64 function threads log two lines a request each. Each write released the GIL while it
+    held the handler's lock, so the threads queued on both, and the whole chain lost about a sixth of its
+    requests/s (bench/README.md, 4 December). Lambda itself takes a function's output off its hands the same way.
+    """
+
+    def __init__(self, stream: TextIO, formatter: logging.Formatter | None, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(stream)
+        self.setFormatter(formatter)
+        self.loop = loop
+        self.waiting: list[str] = []
+        self.ticking = False  # a write is scheduled on the loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Called with the handler's lock held (`Handler.handle`)."""
+        try:
+            self.waiting.append(self.format(record) + self.terminator)
+            if asyncio._get_running_loop() is self.loop or not self.loop.is_running():
+                self.flush()
+            elif not self.ticking:
+                self.ticking = True
+                self.loop.call_soon_threadsafe(self._tick)
+        except RuntimeError:  # the loop closed in between: write the line here
+            self.flush()
+        except Exception:
+            self.handleError(record)
+
+    def _tick(self) -> None:
+        """On the loop: write what waits, and look again in LOOP_WRITE_S while lines keep coming."""
+        with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
+            if self.waiting:
+                self.flush()
+                self.loop.call_later(LOOP_WRITE_S, self._tick)
+            else:
+                self.ticking = False
+
+    def flush(self) -> None:
+        """Write the waiting lines, in the order they were logged, and flush the stream."""
+        with self.lock:  # type: ignore[union-attr]
+            if self.waiting:
+                lines, self.waiting = "".join(self.waiting), []
+                self.stream.write(lines)
+            self.stream.flush()
+
+
+def write_on_loop(loop: asyncio.AbstractEventLoop, *loggers: logging.Logger) -> None:
+    """Hand the stream handlers of `loggers` (and the root logger's) to `loop`'s thread to write (LoopWriter)."""
+    for each in (logging.getLogger(), *loggers):
+        each.handlers[:] = [
+            LoopWriter(handler.stream, handler.formatter, loop)
+            if type(handler) is logging.StreamHandler  # not its subclasses (files, LoopWriters)
+            else handler
+            for handler in each.handlers
+        ]

@@ -29,6 +29,7 @@ from lambdallm.metrics import Measured
 from lambdallm.settings import CloudSettings
 from llm_lambda.config import FunctionConfig
 from llm_lambda.handler import Function
+from llm_lambda.handler import logger as function_logger
 
 logger = logging.getLogger("lambdallm.local_cloud")
 BEDROCK_CONNECT_TIMEOUT_S = 2
@@ -244,6 +245,7 @@ async def _serve(settings: CloudSettings) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with start_local_cloud(settings, on_bound=_announce):
+        logs.write_on_loop(loop, function_logger)  # the function threads' lines, as Lambda takes a function's output
         tier.settle(young_threshold=YOUNG_GC_THRESHOLD)
         await stop.wait()
         logger.info("stopping")
