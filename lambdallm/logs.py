@@ -49,9 +49,9 @@ class LoopWriter(logging.StreamHandler[TextIO]):
     once; one logged on another thread waits, at most about LOOP_WRITE_S, for the loop to write it with the others
     that came meanwhile. With no loop running, every line is written at once; `logging.shutdown` writes any left.
 
-    Why: the local cloud's 64 function threads log two lines a request each. Each write released the GIL while it
-    held the handler's lock, so the threads queued on both, and the whole chain lost about a sixth of its
-    requests/s (bench/README.md, 4 December). Lambda itself takes a function's output off its hands the same way.
+    Why: the local cloud's 64 function threads log two lines a request each, and their writes cost the whole
+    chain about 13 % of its requests/s (bench/README.md, 4 December): likely each write released the GIL while it
+    held the handler's lock, and the threads queued on both. Lambda itself takes a function's output off its hands.
     """
 
     def __init__(self, stream: TextIO, formatter: logging.Formatter | None, loop: asyncio.AbstractEventLoop) -> None:
