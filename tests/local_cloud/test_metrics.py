@@ -82,7 +82,14 @@ def test_the_model_queue_and_busy_slots_are_read_from_the_scheduler() -> None:
 def test_the_model_forward_passes_and_their_time_are_counted_by_kind(model_cloud: LocalCloud) -> None:
     before = scrape(metrics_url(model_cloud))
     answer = bedrock_client(model_cloud).invoke_model(
-        modelId=MODEL_ID, body=json.dumps({"inputText": "Name a colour.", "textGenerationConfig": {"maxTokenCount": 5}})
+        # Greedy, and a prompt whose answer is long, so 5 tokens cut it (a sampled colour ended within them in CI).
+        modelId=MODEL_ID,
+        body=json.dumps(
+            {
+                "inputText": "Write a long story about a lighthouse keeper.",
+                "textGenerationConfig": {"maxTokenCount": 5, "temperature": 0},
+            }
+        ),
     )
     result = json.loads(answer["body"].read())["results"][0]
     after = scrape(metrics_url(model_cloud))
