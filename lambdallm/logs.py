@@ -64,16 +64,29 @@ class LoopWriter(logging.StreamHandler[TextIO]):
     def emit(self, record: logging.LogRecord) -> None:
         """Called with the handler's lock held (`Handler.handle`)."""
         try:
-            self.waiting.append(self.format(record) + self.terminator)
+            line = self.format(record) + self.terminator
+        except RecursionError:  # let through, as logging.StreamHandler.emit does
+            raise
+        except Exception:
+            self.handleError(record)
+            return
+        self.waiting.append(line)
+        try:
             if asyncio._get_running_loop() is self.loop or not self.loop.is_running():
                 self.flush()
             elif not self.ticking:
-                self.ticking = True
-                self.loop.call_soon_threadsafe(self._tick)
-        except RuntimeError:  # the loop closed in between: write the line here
-            self.flush()
+                self._schedule()
         except Exception:
             self.handleError(record)
+
+    def _schedule(self) -> None:
+        """Have the loop write what waits; if it closed in between, write it here."""
+        try:
+            self.loop.call_soon_threadsafe(self._tick)
+        except RuntimeError:  # the loop is closed
+            self.flush()
+        else:
+            self.ticking = True
 
     def _tick(self) -> None:
         """On the loop: write what waits, and look again in LOOP_WRITE_S while lines keep coming."""

@@ -119,3 +119,34 @@ def test_write_on_loop_hands_over_plain_stream_handlers_only(logger: logging.Log
     finally:
         root.handlers[:] = kept_root
         loop.close()
+
+
+class Failing(logging.Formatter):
+    def __init__(self, error: type[Exception]) -> None:
+        super().__init__()
+        self.error = error
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.msg == "fails":
+            raise self.error("formatting")
+        return str(record.msg)
+
+
+@pytest.mark.parametrize("error", [RecursionError, ValueError])
+def test_a_line_that_fails_to_format_fails_as_with_logging_s_own_stream_handler(
+    logger: logging.Logger, error: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # handleError's report stays out of the test's output
+    outcomes, loop = [], asyncio.new_event_loop()
+    for handler in (logging.StreamHandler(io.StringIO()), LoopWriter(io.StringIO(), None, loop)):
+        handler.setFormatter(Failing(error))
+        logger.handlers[:] = [handler]
+        try:
+            logger.info("fails")
+            raised = None
+        except Exception as exc:
+            raised = type(exc)
+        logger.info("goes on")
+        outcomes.append((raised, handler.stream.getvalue()))
+    loop.close()
+    assert outcomes[0] == outcomes[1] == (RecursionError if error is RecursionError else None, "goes on\n")

@@ -34,6 +34,7 @@ def _any_prefix(literal: str) -> str:
 
 _CALL_TAIL = re.compile(r"\s*\}\s*" + re.escape(TOOL_CALL_CLOSE))
 _CALL_TAIL_SO_FAR = re.compile(r"\s*(?:\}\s*" + _any_prefix(TOOL_CALL_CLOSE) + ")?")
+_OPEN_SO_FAR = re.compile(_any_prefix(TOOL_CALL_OPEN[:-1]) + r"\Z")  # the text's end that may still open a call
 TEXT, HEAD, ARGUMENTS, TAIL = "text", "head", "arguments", "tail"
 
 
@@ -151,8 +152,8 @@ class CallReader:
 
 
 def _partial_open(text: str) -> int:
-    """How much of `text`'s end may still become a call's opening tag."""
-    return next((k for k in range(len(TOOL_CALL_OPEN) - 1, 0, -1) if text.endswith(TOOL_CALL_OPEN[:k])), 0)
+    """How much of `text`'s end may still become a call's opening tag (the longest such end: the leftmost match)."""
+    return len(_OPEN_SO_FAR.search(text).group())  # type: ignore[union-attr]  # matches the empty end at least
 
 
 def content_blocks(text: str) -> Iterator[dict[str, Any]]:
