@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import random
+import statistics
 from urllib.parse import urlsplit
 
 from lambdallm.bench.memory import rss_mb
@@ -71,3 +72,23 @@ def rss_growth_mb(stack: Stack, count: int, warm_up: int, events: tuple[int, ...
     before = {tier: rss_mb(process.pid) for tier, process in stack.processes.items()}
     abandon_streams(stack, count, seed=27, events=events)
     return {tier: rss_mb(process.pid) - before[tier] for tier, process in stack.processes.items()}
+
+
+def rss_trend_mb(
+    stack: Stack, streams: int, warm_up: int, windows: int, per: int, events: tuple[int, ...] = EVENTS_READ
+) -> dict[str, float]:
+    """Each tier's RSS growth in MiB per `per` abandoned streams, after `warm_up` of them: the slope of the line
+    that fits its RSS best (least squares), read before and after each of `windows` equal shares of `streams`.
+
+    A leak grows every share. An allocator that reaches a new high-water mark grows one share by a step: the
+    proxy's heap did, a megabyte or two now and then, while its bytes in use and Python's blocks stayed flat. A
+    difference of two readings takes such a step whole; the fitted line spreads it over all the shares."""
+    abandon_streams(stack, warm_up, events=events)
+    share = streams // windows
+    done = [share * k for k in range(windows + 1)]
+    readings = {tier: [rss_mb(process.pid)] for tier, process in stack.processes.items()}
+    for k in range(windows):
+        abandon_streams(stack, share, seed=27 + k, events=events)
+        for tier, process in stack.processes.items():
+            readings[tier].append(rss_mb(process.pid))
+    return {tier: statistics.linear_regression(done, rss).slope * per for tier, rss in readings.items()}
