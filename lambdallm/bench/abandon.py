@@ -66,14 +66,6 @@ def abandon_streams(
     asyncio.run(_abandon(url.hostname or "127.0.0.1", url.port or 80, authorization, count, connections, seed, events))
 
 
-def rss_growth_mb(stack: Stack, count: int, warm_up: int, events: tuple[int, ...] = EVENTS_READ) -> dict[str, float]:
-    """Each tier's RSS growth in MiB over `count` abandoned streams, after `warm_up` of them."""
-    abandon_streams(stack, warm_up, events=events)
-    before = {tier: rss_mb(process.pid) for tier, process in stack.processes.items()}
-    abandon_streams(stack, count, seed=27, events=events)
-    return {tier: rss_mb(process.pid) - before[tier] for tier, process in stack.processes.items()}
-
-
 def rss_trend_mb(
     stack: Stack, streams: int, warm_up: int, windows: int, per: int, events: tuple[int, ...] = EVENTS_READ
 ) -> dict[str, float]:
@@ -82,7 +74,8 @@ def rss_trend_mb(
 
     A leak grows every share. An allocator that reaches a new high-water mark grows one share by a step: the
     proxy's heap did, a megabyte or two now and then, while its bytes in use and Python's blocks stayed flat. A
-    difference of two readings takes such a step whole; the fitted line spreads it over all the shares."""
+    difference of two readings takes such a step whole; the fitted line spreads it over all the shares. One window
+    with `per` = `streams` is that difference (the bench's figure)."""
     abandon_streams(stack, warm_up, events=events)
     share = streams // windows
     done = [share * k for k in range(windows + 1)]

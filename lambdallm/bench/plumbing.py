@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lambdallm.bench import one_hop, tier_timing
-from lambdallm.bench.abandon import rss_growth_mb
+from lambdallm.bench.abandon import rss_trend_mb
 from lambdallm.bench.attack import Attack
 from lambdallm.bench.entry import ENTRY_POINTS, drain, load, probe_bedrock, query_body
 from lambdallm.bench.grpc_floor import FloorRun, floor_cpu_ms
@@ -254,6 +254,8 @@ def measure_plumbing(stack: Stack, plan: Plan, step: Callable[[str], None]) -> P
         step(f"bare grpc.aio client and server, the floor under REST and the proxy ({rep + 1}/{plan.repetitions})")
         figures.grpc_floor.append(floor_cpu_ms(FloorRun(plan.floor_calls, plan.floor_streams, plan.generation_tokens)))
     step(f"{plan.abandoned_streams} abandoned streams")
-    figures.abandoned_growth_mb = rss_growth_mb(stack, plan.abandoned_streams, plan.abandon_warm_up)
+    figures.abandoned_growth_mb = rss_trend_mb(
+        stack, plan.abandoned_streams, plan.abandon_warm_up, 1, plan.abandoned_streams
+    )
     figures.abandoned_streams = plan.abandoned_streams
     return figures
